@@ -1,0 +1,1 @@
+//! Event types of the fundledger log.

@@ -1,0 +1,1 @@
+//! Policies as data and pure decisions.
