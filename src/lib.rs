@@ -1,1 +1,10 @@
-//! fundledger
+//! fundledger: an event-sourced ledger of unemployment-insurance fund payouts.
+//!
+//! See ARCHITECTURE.md for the map. In short: [`store`] is the append-only log on
+//! PostgreSQL, [`postgres`] connects to (or starts) the database, [`http`] serves the API,
+//! [`cli`] is the command line.
+
+pub mod cli;
+pub mod http;
+pub mod postgres;
+pub mod store;

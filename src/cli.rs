@@ -1,0 +1,97 @@
+//! The command line: `fundledger serve`, and the administrative commands to come.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::http::{router, AppState};
+use crate::postgres::{Database, PoolSettings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fundledger",
+    version,
+    about = "Event-sourced ledger of unemployment-insurance fund payouts"
+)]
+pub struct Cli {
+    /// PostgreSQL to use. Without it, a private cluster is started under --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the private PostgreSQL cluster (and, later, of the key files).
+    #[arg(
+        long,
+        env = "FUNDLEDGER_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database and serve the HTTP API until Ctrl-C or SIGTERM.
+    Serve {
+        #[arg(long, env = "FUNDLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Connections in the database pool.
+        #[arg(long, env = "FUNDLEDGER_DB_CONNECTIONS", default_value_t = 16)]
+        db_connections: u32,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            db_connections,
+        } => {
+            let settings = PoolSettings {
+                max_connections: db_connections,
+                ..PoolSettings::default()
+            };
+            let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
+            let served = serve(
+                listen,
+                AppState {
+                    pool: db.pool.clone(),
+                },
+            )
+            .await;
+            db.close().await;
+            served
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, "fundledger is serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("in-flight requests finished; shutting down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,434 @@
+//! A private PostgreSQL cluster started from the server binaries on this machine.
+//!
+//! Used when no `DATABASE_URL` is given: by `serve` (under `--data-dir`), by the test suite
+//! (one cluster shared by all test processes) and by the benchmarks. The cluster listens on a
+//! Unix socket only, so it never collides with another server's TCP port.
+//!
+//! PostgreSQL refuses to run as root. When we are root (containers, CI), every server process
+//! is started as an unprivileged user (`postgres` if the machine has one, else `nobody`,
+//! `FUNDLEDGER_PG_USER` to choose) and the data directory is handed to that user.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The superuser created by `initdb` in a private cluster.
+pub const SUPERUSER: &str = "fundledger";
+
+/// Oldest server major version we rely on (`xid8`, `pg_current_xact_id`, `WITH (FORCE)`).
+pub const SERVER_MAJOR_MIN: u32 = 15;
+
+const INSTALL_HINT: &str = "Install the PostgreSQL server binaries (version 15 or newer): \
+on Debian or Ubuntu `apt-get install postgresql`, on Fedora `dnf install postgresql-server`, \
+on macOS `brew install postgresql@16`. Or set DATABASE_URL to a server you already run.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH nor under \
+         /usr/lib/postgresql/*/bin. {INSTALL_HINT}"
+    )]
+    BinariesNotFound,
+    #[error("PostgreSQL server {found} found at {dir} is too old: version {SERVER_MAJOR_MIN} or newer is needed. {INSTALL_HINT}")]
+    ServerTooOld { found: String, dir: PathBuf },
+    #[error("running as root, but no unprivileged user to run PostgreSQL as: {0}")]
+    NoUnprivilegedUser(String),
+    #[error(
+        "the data directory {dir} is not reachable by user `{user}`, who runs the PostgreSQL \
+         server (it needs search permission on every parent directory). Choose a data directory \
+         such as /var/lib/fundledger with --data-dir"
+    )]
+    DataDirNotReachable { dir: PathBuf, user: String },
+    #[error("{action} failed: {detail}")]
+    Command { action: String, detail: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let context = context.into();
+    move |source| ClusterError::Io { context, source }
+}
+
+/// The directory holding `initdb`, `pg_ctl`, `postgres`, `pgbench`, ….
+#[derive(Debug, Clone)]
+pub struct ServerBinaries {
+    pub dir: PathBuf,
+    pub major: u32,
+}
+
+impl ServerBinaries {
+    /// Looks on PATH first, then under `/usr/lib/postgresql/*/bin` (newest version first),
+    /// which is where Debian and Ubuntu install the server without putting it on PATH.
+    pub fn locate() -> Result<Self, ClusterError> {
+        let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect();
+        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
+
+        let dir = candidates
+            .into_iter()
+            .find(|dir| {
+                ["initdb", "pg_ctl", "postgres"]
+                    .iter()
+                    .all(|b| dir.join(b).is_file())
+            })
+            .ok_or(ClusterError::BinariesNotFound)?;
+        let out = run(
+            Command::new(dir.join("postgres")).arg("--version"),
+            "postgres --version",
+        )?;
+        let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let major = parse_major(&found).unwrap_or(0);
+        if major < SERVER_MAJOR_MIN {
+            return Err(ClusterError::ServerTooOld { found, dir });
+        }
+        Ok(Self { dir, major })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// "postgres (PostgreSQL) 15.18 (Debian …)" → 15
+fn parse_major(version_line: &str) -> Option<u32> {
+    let after = version_line.split(')').nth(1)?.trim();
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The account the server processes run as.
+#[derive(Debug, Clone)]
+struct RunAs {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+fn current_uid() -> u32 {
+    // The owner of /proc/self is the effective user; this avoids `unsafe` libc calls.
+    fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// When root: the unprivileged account to run PostgreSQL as; otherwise `None`.
+fn unprivileged_account() -> Result<Option<RunAs>, ClusterError> {
+    if current_uid() != 0 {
+        return Ok(None);
+    }
+    let passwd = fs::read_to_string("/etc/passwd").map_err(io_err("reading /etc/passwd"))?;
+    let wanted: Vec<String> = match std::env::var("FUNDLEDGER_PG_USER") {
+        Ok(u) if !u.is_empty() => vec![u],
+        _ => vec!["postgres".into(), "nobody".into()],
+    };
+    for name in &wanted {
+        for line in passwd.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 4 && f[0] == name {
+                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
+                    if uid != 0 {
+                        return Ok(Some(RunAs {
+                            name: name.clone(),
+                            uid,
+                            gid,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    Err(ClusterError::NoUnprivilegedUser(format!(
+        "none of the users {wanted:?} exists in /etc/passwd; create one (`useradd postgres`) or set FUNDLEDGER_PG_USER"
+    )))
+}
+
+/// Settings appended to `postgresql.conf` of a new cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is flushed to disk before it is acknowledged (the service, benchmarks).
+    Durable,
+    /// fsync off: for throw-away test clusters only, where speed beats crash safety.
+    Disposable,
+}
+
+/// A private cluster under `root`: `root/pg` is PGDATA, `root/socket` the socket directory.
+#[derive(Debug)]
+pub struct Cluster {
+    bins: ServerBinaries,
+    root: PathBuf,
+    pgdata: PathBuf,
+    socket_dir: PathBuf,
+    run_as: Option<RunAs>,
+}
+
+/// A Unix socket path must fit in `sun_path` (108 bytes on Linux) with `/.s.PGSQL.5432`.
+const SOCKET_DIR_LEN_MAX: usize = 90;
+
+impl Cluster {
+    pub fn new(root: &Path) -> Result<Self, ClusterError> {
+        let bins = ServerBinaries::locate()?;
+        fs::create_dir_all(root).map_err(io_err(format!("creating {}", root.display())))?;
+        let root = root
+            .canonicalize()
+            .map_err(io_err(format!("resolving {}", root.display())))?;
+        let run_as = unprivileged_account()?;
+        let mut socket_dir = root.join("socket");
+        if socket_dir.as_os_str().len() > SOCKET_DIR_LEN_MAX {
+            socket_dir = std::env::temp_dir()
+                .join(format!("fundledger-sock-{:016x}", fnv1a(root.as_os_str())));
+        }
+        Ok(Self {
+            bins,
+            pgdata: root.join("pg"),
+            root,
+            socket_dir,
+            run_as,
+        })
+    }
+
+    pub fn binaries(&self) -> &ServerBinaries {
+        &self.bins
+    }
+
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    pub fn pgdata(&self) -> &Path {
+        &self.pgdata
+    }
+
+    /// Connection options for database `db` as the cluster's superuser, over the Unix socket.
+    pub fn connect_options(&self, db: &str) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .username(SUPERUSER)
+            .database(db)
+    }
+
+    /// Connection URL for database `db` as the cluster's superuser, over the Unix socket.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@localhost/{db}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.pgdata.join("PG_VERSION").is_file()
+    }
+
+    /// Creates the cluster if it does not exist yet (a second start reuses it).
+    pub fn init(&self, durability: Durability) -> Result<(), ClusterError> {
+        if self.is_initialized() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.pgdata)
+            .map_err(io_err(format!("creating {}", self.pgdata.display())))?;
+        fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("setting PGDATA permissions"))?;
+        self.hand_over(&self.pgdata)?;
+        let mut cmd = Command::new(self.bins.path("initdb"));
+        cmd.arg("-D").arg(&self.pgdata).args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]);
+        self.run_server_tool(cmd, "initdb")?;
+        let mut conf = String::from("\n# fundledger private cluster\nlisten_addresses = ''\n");
+        conf.push_str(&format!(
+            "unix_socket_directories = '{}'\n",
+            self.socket_dir.display()
+        ));
+        conf.push_str(
+            "unix_socket_permissions = 0700\nmax_connections = 300\nshared_buffers = 256MB\n",
+        );
+        conf.push_str("logging_collector = off\n");
+        if durability == Durability::Disposable {
+            conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        let conf_path = self.pgdata.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf_path).map_err(io_err("reading postgresql.conf"))?;
+        text.push_str(&conf);
+        fs::write(&conf_path, text).map_err(io_err("writing postgresql.conf"))?;
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        let mut cmd = Command::new(self.bins.path("pg_ctl"));
+        cmd.arg("status").arg("-D").arg(&self.pgdata);
+        self.as_server_user(&mut cmd);
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Starts the server and waits until it accepts connections. Returns `false` if it was
+    /// already running (then it is not ours to stop).
+    pub fn start(&self) -> Result<bool, ClusterError> {
+        if self.is_running() {
+            return Ok(false);
+        }
+        fs::create_dir_all(&self.socket_dir).map_err(io_err("creating the socket directory"))?;
+        self.hand_over(&self.socket_dir)?;
+        let log = self.pgdata.join("server.log");
+        let mut cmd = Command::new(self.bins.path("pg_ctl"));
+        cmd.arg("start")
+            .arg("-D")
+            .arg(&self.pgdata)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60"]);
+        self.run_server_tool(cmd, "pg_ctl start")
+            .map_err(|e| match e {
+                ClusterError::Command { action, detail } => ClusterError::Command {
+                    action,
+                    detail: format!(
+                        "{detail}\nserver log ({}):\n{}",
+                        log.display(),
+                        tail(&log, 20)
+                    ),
+                },
+                other => other,
+            })?;
+        Ok(true)
+    }
+
+    /// Fast shutdown: rolls back open transactions and stops.
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        let mut cmd = Command::new(self.bins.path("pg_ctl"));
+        cmd.arg("stop")
+            .arg("-D")
+            .arg(&self.pgdata)
+            .args(["-m", "fast", "-w", "-t", "60"]);
+        self.run_server_tool(cmd, "pg_ctl stop")?;
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Gives `dir` to the unprivileged server account and checks that it can reach it.
+    fn hand_over(&self, dir: &Path) -> Result<(), ClusterError> {
+        let Some(run_as) = &self.run_as else {
+            return Ok(());
+        };
+        let meta = fs::metadata(dir).map_err(io_err(format!("reading {}", dir.display())))?;
+        if meta.uid() != run_as.uid {
+            let out = run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{}:{}", run_as.uid, run_as.gid))
+                    .arg(dir),
+                "chown",
+            )?;
+            drop(out);
+        }
+        let mut probe = Command::new("test");
+        probe.arg("-x").arg(dir);
+        self.as_server_user(&mut probe);
+        let reachable = probe.status().map(|s| s.success()).unwrap_or(false);
+        if !reachable {
+            return Err(ClusterError::DataDirNotReachable {
+                dir: dir.to_path_buf(),
+                user: run_as.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn as_server_user(&self, cmd: &mut Command) {
+        if let Some(run_as) = &self.run_as {
+            cmd.uid(run_as.uid)
+                .gid(run_as.gid)
+                .env("HOME", &self.root)
+                .current_dir("/");
+        }
+    }
+
+    fn run_server_tool(&self, mut cmd: Command, action: &str) -> Result<Output, ClusterError> {
+        self.as_server_user(&mut cmd);
+        run(&mut cmd, action)
+    }
+}
+
+fn run(cmd: &mut Command, action: &str) -> Result<Output, ClusterError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_err(format!("starting {action}")))?;
+    if !out.status.success() {
+        return Err(ClusterError::Command {
+            action: action.to_string(),
+            detail: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .trim()
+            .to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A stable short name for a path (FNV-1a), for socket directories of deep data paths.
+fn fnv1a(s: &OsStr) -> u64 {
+    s.as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_server_major_version() {
+        assert_eq!(
+            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(parse_major("postgres (PostgreSQL) 9.6.1"), Some(9));
+        assert_eq!(parse_major("garbage"), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! Appending to the log. See `fundledger_append` in `migrations/0001_event_log.sql` for the
+//! statement that runs under the append lock, and ARCHITECTURE.md for why it is correct.
+
+use chrono::NaiveDate;
+use events::{Metadata, Tag};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::Position;
+
+/// Most events one append may carry: a bulk import is split into appends of this size.
+pub const APPEND_EVENTS_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub stream_id: String,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: Value,
+    pub metadata: Metadata,
+    pub tags: Vec<Tag>,
+    pub business_date: Option<NaiveDate>,
+}
+
+/// What the command believes a stream's current version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event has exactly this version.
+    Exact(i64),
+}
+
+impl ExpectedVersion {
+    fn as_sql(self) -> i64 {
+        match self {
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(v) => v,
+        }
+    }
+}
+
+/// "No event carrying any of `tags` was appended after `after`": the read a decision was based
+/// on is still the whole truth for those tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendCondition {
+    pub tags: Vec<Tag>,
+    pub after: Position,
+}
+
+/// One atomic append: all events are recorded, or none.
+#[derive(Debug, Clone, Default)]
+pub struct Append {
+    pub events: Vec<NewEvent>,
+    pub expected: Vec<(String, ExpectedVersion)>,
+    pub condition: Option<AppendCondition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Position and stream version of each event, in the order given.
+    pub events: Vec<(Position, i64)>,
+}
+
+impl Appended {
+    pub fn last_position(&self) -> Position {
+        self.events.last().map(|e| e.0).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Optimistic concurrency: someone appended to the stream since the command read it.
+    #[error("stream {stream} is at version {actual}, the command expected {expected}")]
+    StreamVersionConflict {
+        stream: String,
+        expected: i64,
+        actual: i64,
+    },
+    /// The tag condition failed: what the decision read has changed.
+    #[error("an event tagged {tag} was appended at position {position}, after the decision read position {after}")]
+    TagConflict {
+        tag: String,
+        position: Position,
+        after: Position,
+    },
+    #[error("invalid append: {0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl AppendError {
+    /// A conflict means "read again, decide again, append again"; nothing else is retryable
+    /// by the caller.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            AppendError::StreamVersionConflict { .. } | AppendError::TagConflict { .. }
+        )
+    }
+}
+
+/// Appends atomically in the caller's transaction (which must be READ COMMITTED, the
+/// default). This takes the append lock, held until the caller commits or rolls back: call it
+/// as the last statement before commit, so the lock covers one insert and one commit only.
+pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended, AppendError> {
+    if append.events.is_empty() {
+        return Err(AppendError::Invalid("an append needs at least one event"));
+    }
+    if append.events.len() > APPEND_EVENTS_MAX {
+        return Err(AppendError::Invalid(
+            "an append carries at most APPEND_EVENTS_MAX events",
+        ));
+    }
+    let n = append.events.len();
+    let mut streams = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut schema_versions = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    let mut metadata = Vec::with_capacity(n);
+    let mut business_dates = Vec::with_capacity(n);
+    let mut tags = Vec::with_capacity(n);
+    for e in &append.events {
+        streams.push(e.stream_id.as_str());
+        types.push(e.event_type.as_str());
+        schema_versions.push(e.schema_version);
+        data.push(&e.data);
+        metadata.push(serde_json::to_value(&e.metadata).expect("metadata serialises"));
+        business_dates.push(e.business_date);
+        tags.push(Value::from(
+            e.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        ));
+    }
+    let expect_streams: Vec<&str> = append.expected.iter().map(|(s, _)| s.as_str()).collect();
+    let expect_versions: Vec<i64> = append.expected.iter().map(|(_, v)| v.as_sql()).collect();
+    let (condition_tags, condition_after) = match &append.condition {
+        Some(c) => (
+            c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            Some(c.after.0),
+        ),
+        None => (Vec::new(), None),
+    };
+
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT event_position, event_stream_id, event_stream_version
+           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&streams)
+    .bind(&types)
+    .bind(&schema_versions)
+    .bind(&data)
+    .bind(&metadata)
+    .bind(&business_dates)
+    .bind(&tags)
+    .bind(&expect_streams)
+    .bind(&expect_versions)
+    .bind(&condition_tags)
+    .bind(condition_after)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(classify)?;
+
+    assert_eq!(rows.len(), n, "the append returns one row per event");
+    Ok(Appended {
+        events: rows.into_iter().map(|(p, _, v)| (Position(p), v)).collect(),
+    })
+}
+
+/// Turns the SQLSTATEs raised by `fundledger_append` into typed conflicts.
+fn classify(err: sqlx::Error) -> AppendError {
+    let Some(db) = err.as_database_error() else {
+        return AppendError::Database(err);
+    };
+    let detail = || -> Option<Value> {
+        let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+        serde_json::from_str(pg.detail()?).ok()
+    };
+    match db.code().as_deref() {
+        Some("FL001") => match detail() {
+            Some(d) => AppendError::StreamVersionConflict {
+                stream: d["stream"].as_str().unwrap_or_default().to_string(),
+                expected: d["expected"].as_i64().unwrap_or_default(),
+                actual: d["actual"].as_i64().unwrap_or_default(),
+            },
+            None => AppendError::Database(err),
+        },
+        Some("FL002") => match detail() {
+            Some(d) => AppendError::TagConflict {
+                tag: d["tag"].as_str().unwrap_or_default().to_string(),
+                position: Position(d["position"].as_i64().unwrap_or_default()),
+                after: Position(d["after"].as_i64().unwrap_or_default()),
+            },
+            None => AppendError::Database(err),
+        },
+        // A racing insert of the same stream version can only happen if the lock was bypassed;
+        // report it as the conflict it is rather than as a crash.
+        Some("23505") if db.constraint() == Some("events_stream_version_key") => {
+            AppendError::StreamVersionConflict {
+                stream: String::new(),
+                expected: -1,
+                actual: -1,
+            }
+        }
+        _ => AppendError::Database(err),
+    }
+}

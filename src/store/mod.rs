@@ -1,0 +1,50 @@
+//! The event store: the append-only log on PostgreSQL.
+//!
+//! - [`append`] writes events atomically with per-stream expected versions and a condition
+//!   across streams (no event with these tags after position P), under the append lock.
+//! - [`read_stream`], [`read_all`] and [`read_tagged`] read in order.
+//! - [`Subscription`] follows the log live and never skips a committed event.
+//!
+//! Every function takes the connection or transaction it works in: the command handler owns
+//! the transaction, so its reads, its inline projections and its append commit together.
+
+mod append;
+mod read;
+mod subscription;
+
+pub use append::{
+    append, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
+};
+pub use read::{
+    head, read_all, read_stream, read_tagged, RecordedEvent, TaggedRead, READ_PAGE_LIMIT_MAX,
+};
+pub use subscription::{Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};
+
+use std::fmt;
+
+/// A place in the global order of the log. Position 0 is "before the first event".
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Position(pub i64);
+
+impl Position {
+    pub const START: Position = Position(0);
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

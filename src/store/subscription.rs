@@ -1,0 +1,111 @@
+//! Following the log live.
+//!
+//! Correctness does not depend on notifications: positions are gapless and assigned in commit
+//! order, so "read everything after my checkpoint" can never miss an event that commits later.
+//! LISTEN/NOTIFY only cuts the wait; polling every [`POLL_INTERVAL`] covers a lost
+//! notification or a dropped listener connection.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+
+use super::{read_all, Position, RecordedEvent, READ_PAGE_LIMIT_MAX};
+
+/// Channel `fundledger_append` notifies on commit, with the new head position as payload.
+pub const NOTIFY_CHANNEL: &str = "fundledger_events";
+
+/// Longest a subscriber waits before looking again without a notification.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub struct Subscription {
+    pool: PgPool,
+    listener: Option<PgListener>,
+    checkpoint: Position,
+    page_limit: i64,
+}
+
+impl Subscription {
+    /// Starts after `checkpoint`. The listener is set up before the first read, so a commit
+    /// between the read and the wait still wakes us.
+    pub async fn start(pool: &PgPool, checkpoint: Position) -> Result<Self, sqlx::Error> {
+        let listener = match PgListener::connect_with(pool).await {
+            Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN failed; the subscription polls instead");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no listener connection; the subscription polls instead");
+                None
+            }
+        };
+        Ok(Self {
+            pool: pool.clone(),
+            listener,
+            checkpoint,
+            page_limit: READ_PAGE_LIMIT_MAX,
+        })
+    }
+
+    pub fn with_page_limit(mut self, limit: i64) -> Self {
+        self.page_limit = limit.clamp(1, READ_PAGE_LIMIT_MAX);
+        self
+    }
+
+    /// The position of the last event handed out.
+    pub fn checkpoint(&self) -> Position {
+        self.checkpoint
+    }
+
+    /// The events committed after the checkpoint, without waiting (possibly none).
+    pub async fn poll(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let page = read_all(&mut conn, self.checkpoint, self.page_limit).await?;
+        for (i, e) in page.iter().enumerate() {
+            // Positions are gapless (ARCHITECTURE.md, "never skip"); a hole here would mean
+            // the append lock was bypassed. Refuse to hand out anything past it.
+            assert_eq!(
+                e.position.0,
+                self.checkpoint.0 + 1 + i as i64,
+                "the log has a hole after position {}",
+                self.checkpoint
+            );
+        }
+        if let Some(last) = page.last() {
+            self.checkpoint = last.position;
+        }
+        Ok(page)
+    }
+
+    /// Waits until at least one event after the checkpoint has committed, and returns a page.
+    pub async fn next_page(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        loop {
+            let page = self.poll().await?;
+            if !page.is_empty() {
+                return Ok(page);
+            }
+            self.wait().await;
+        }
+    }
+
+    async fn wait(&mut self) {
+        let Some(listener) = self.listener.as_mut() else {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            return;
+        };
+        match tokio::time::timeout(POLL_INTERVAL, listener.try_recv()).await {
+            Ok(Ok(Some(_))) | Err(_) => {}
+            // The listener connection dropped; sqlx reconnects on the next call. Until then
+            // polling carries on, so nothing is missed, only later.
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "listener failed; falling back to polling");
+                self.listener = None;
+            }
+        }
+    }
+}
