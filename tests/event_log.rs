@@ -1,0 +1,323 @@
+//! The log's contract, one statement at a time, against real PostgreSQL.
+
+use events::{Metadata, Tag};
+use fundledger::postgres::testing::TestDatabase;
+use fundledger::store::{
+    append, head, read_all, read_stream, read_tagged, Append, AppendCondition, AppendError,
+    ExpectedVersion, NewEvent, Position,
+};
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+
+fn event(stream: &str, tags: &[&str]) -> NewEvent {
+    NewEvent {
+        stream_id: stream.to_string(),
+        event_type: "TestHappened".to_string(),
+        schema_version: 1,
+        data: json!({ "stream": stream }),
+        metadata: Metadata {
+            actor: Some("test".into()),
+            ..Metadata::default()
+        },
+        tags: tags.iter().map(|t| Tag::parse(t).unwrap()).collect(),
+        business_date: chrono::NaiveDate::from_ymd_opt(2024, 5, 6),
+    }
+}
+
+async fn append_now(
+    conn: &mut PgConnection,
+    a: Append,
+) -> Result<fundledger::store::Appended, AppendError> {
+    let mut tx = conn.begin().await?;
+    let out = append(&mut tx, &a).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn count(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("s-1", &["t:1"])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut owner = db.owner_connection().await;
+    for sql in [
+        "UPDATE events SET data = '{\"forged\":true}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE event_tags SET tag = 'x'",
+        "DELETE FROM event_tags",
+        "TRUNCATE event_tags",
+    ] {
+        let err = owner.execute(sql).await.expect_err(sql);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(code.as_deref(), Some("FL010"), "{sql}: {err}");
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    // Even a statement matching no row is refused: the triggers are per statement.
+    let err = owner
+        .execute("DELETE FROM events WHERE position < 0")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"));
+
+    let stored = read_all(&mut conn, Position::START, 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].data, json!({ "stream": "s-1" }));
+}
+
+#[tokio::test]
+async fn the_service_role_may_only_read_and_insert() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let role: String = sqlx::query_scalar("SELECT current_user")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(role, fundledger::postgres::WRITER_ROLE);
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("s-1", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE events SET data = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "ALTER TABLE events DISABLE TRIGGER events_append_only",
+    ] {
+        let err = conn.execute(sql).await.expect_err(sql);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        // 42501 insufficient_privilege; ALTER by a non-owner is 42501 as well.
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+    }
+    assert_eq!(count(&mut conn).await, 1);
+}
+
+#[tokio::test]
+async fn appends_get_gapless_positions_and_per_stream_versions() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let first = append_now(
+        &mut conn,
+        Append {
+            events: vec![event("a", &[]), event("b", &[]), event("a", &[])],
+            expected: vec![
+                ("a".into(), ExpectedVersion::NoStream),
+                ("b".into(), ExpectedVersion::NoStream),
+            ],
+            condition: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first.events,
+        vec![(Position(1), 1), (Position(2), 1), (Position(3), 2)]
+    );
+    let second = append_now(
+        &mut conn,
+        Append {
+            events: vec![event("a", &[])],
+            expected: vec![("a".into(), ExpectedVersion::Exact(2))],
+            condition: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.events, vec![(Position(4), 3)]);
+
+    let a = read_stream(&mut conn, "a").await.unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|e| (e.position.0, e.stream_version))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (3, 2), (4, 3)]
+    );
+    assert_eq!(a[0].metadata.actor.as_deref(), Some("test"));
+    assert_eq!(
+        a[0].business_date,
+        chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+    );
+    let page = read_all(&mut conn, Position(1), 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(head(&mut conn).await.unwrap(), Position(4));
+}
+
+#[tokio::test]
+async fn a_wrong_expected_version_is_a_typed_conflict_and_records_nothing() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("a", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(2)] {
+        let err = append_now(
+            &mut conn,
+            Append {
+                events: vec![event("a", &[]), event("b", &[])],
+                expected: vec![("a".into(), expected)],
+                condition: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_conflict(), "{err}");
+        match err {
+            AppendError::StreamVersionConflict { stream, actual, .. } => {
+                assert_eq!((stream.as_str(), actual), ("a", 1));
+            }
+            other => panic!("expected a stream version conflict, got {other}"),
+        }
+    }
+    assert_eq!(
+        count(&mut conn).await,
+        1,
+        "a refused append records nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let quota = Tag::parse("pool:371500/year:2024").unwrap();
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("q-1", &[quota.as_str()])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let read = read_tagged(&mut conn, std::slice::from_ref(&quota))
+        .await
+        .unwrap();
+    assert_eq!((read.events.len(), read.position), (1, Position(1)));
+
+    // An event on another tag in between does not disturb this decision.
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("other", &["pool:370800/year:2024"])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    let cond = AppendCondition {
+        tags: vec![quota.clone()],
+        after: read.position,
+    };
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("q-2", &[quota.as_str()])],
+            condition: Some(cond.clone()),
+            ..Append::default()
+        },
+    )
+    .await
+    .expect("nothing with the tag came after the read");
+
+    // The same decision again is now stale: the append above carries the tag.
+    let err = append_now(
+        &mut conn,
+        Append {
+            events: vec![event("q-3", &[quota.as_str()])],
+            condition: Some(cond),
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    match err {
+        AppendError::TagConflict {
+            tag,
+            position,
+            after,
+        } => {
+            assert_eq!(
+                (tag.as_str(), position, after),
+                (quota.as_str(), Position(3), Position(1))
+            );
+        }
+        other => panic!("expected a tag conflict, got {other}"),
+    }
+    assert_eq!(count(&mut conn).await, 3);
+    let tagged = read_tagged(&mut conn, &[quota]).await.unwrap();
+    assert_eq!(
+        tagged
+            .events
+            .iter()
+            .map(|e| e.stream_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["q-1", "q-2"]
+    );
+}
+
+#[tokio::test]
+async fn appends_outside_read_committed_are_refused() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    let err = append(
+        &mut tx,
+        &Append {
+            events: vec![event("a", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("READ COMMITTED"), "{err}");
+    tx.rollback().await.unwrap();
+    assert_eq!(count(&mut conn).await, 0);
+}
+
+#[tokio::test]
+async fn an_empty_append_is_refused() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let err = append_now(&mut conn, Append::default()).await.unwrap_err();
+    assert!(matches!(err, AppendError::Invalid(_)), "{err}");
+}

@@ -1,0 +1,564 @@
+//! Races against real PostgreSQL: optimistic concurrency, the cross-stream tag condition, and
+//! the live reader that must never skip a committed event. The failure modes of the event
+//! stores that went before are regression tests here: out-of-order commits, a rolled-back
+//! append, a writer idle in its transaction, a bulk import racing a reader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{Metadata, Tag};
+use fundledger::postgres::testing::TestDatabase;
+use fundledger::store::{
+    append, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent, Position,
+    Subscription,
+};
+use rand::Rng;
+use serde_json::json;
+use sqlx::{Connection, Executor, PgPool};
+use tokio::sync::Barrier;
+
+fn event(stream: &str, tags: &[&Tag]) -> NewEvent {
+    NewEvent {
+        stream_id: stream.to_string(),
+        event_type: "TestHappened".to_string(),
+        schema_version: 1,
+        data: json!({}),
+        metadata: Metadata::default(),
+        tags: tags.iter().map(|t| (*t).clone()).collect(),
+        business_date: None,
+    }
+}
+
+async fn all_positions(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Follows the log until it has seen `until` (or the head once `stop` says writers are done),
+/// and returns every position it was handed, in the order it was handed them.
+async fn follow(pool: PgPool, stop: Arc<tokio::sync::Notify>) -> Vec<i64> {
+    let mut sub = Subscription::start(&pool, Position::START)
+        .await
+        .unwrap()
+        .with_page_limit(37);
+    let mut seen = Vec::new();
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            page = sub.next_page() => seen.extend(page.unwrap().iter().map(|e| e.position.0)),
+            () = &mut stopped => break,
+        }
+    }
+    // Writers are done: drain what is left.
+    loop {
+        let page = sub.poll().await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|e| e.position.0));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_many_writers_expecting_one_version_exactly_one_wins() {
+    const WRITERS: usize = 32;
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    append(
+        &mut tx,
+        &Append {
+            events: vec![event("app-1", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    drop(conn);
+
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (pool, barrier) = (db.pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.unwrap();
+                barrier.wait().await;
+                let a = Append {
+                    events: vec![event("app-1", &[])],
+                    expected: vec![("app-1".into(), ExpectedVersion::Exact(1))],
+                    condition: None,
+                };
+                let out = append(&mut tx, &a).await;
+                if out.is_ok() {
+                    tx.commit().await.unwrap();
+                }
+                out
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(AppendError::StreamVersionConflict {
+                actual: 2,
+                expected: 1,
+                ..
+            }) => {}
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(all_positions(&db.pool).await, vec![1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_many_writers_deciding_on_one_tag_read_only_one_appends() {
+    const WRITERS: usize = 32;
+    let db = TestDatabase::new().await;
+    let quota = Tag::pool_year("371500", 2024);
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (pool, barrier, quota) = (db.pool.clone(), barrier.clone(), quota.clone());
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.unwrap();
+                let read = read_tagged(&mut tx, std::slice::from_ref(&quota))
+                    .await
+                    .unwrap();
+                // Everyone has read the same state before anyone appends.
+                barrier.wait().await;
+                let a = Append {
+                    events: vec![event(&format!("approval-{i}"), &[&quota])],
+                    expected: vec![],
+                    condition: Some(AppendCondition {
+                        tags: vec![quota],
+                        after: read.position,
+                    }),
+                };
+                let out = append(&mut tx, &a).await;
+                if out.is_ok() {
+                    tx.commit().await.unwrap();
+                }
+                (read.position, out)
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        let (read_at, out) = t.await.unwrap();
+        assert_eq!(read_at, Position::START);
+        match out {
+            Ok(_) => wins += 1,
+            Err(AppendError::TagConflict {
+                position: Position(1),
+                ..
+            }) => {}
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!(wins, 1, "two appends succeeded on the same read of one tag");
+    assert_eq!(all_positions(&db.pool).await, vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_on_unrelated_tags_never_conflict() {
+    const WRITERS: usize = 16;
+    let db = TestDatabase::new().await;
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (pool, barrier) = (db.pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let tag = Tag::pool_year(&format!("3708{i:02}"), 2024);
+                let mut tx = pool.begin().await.unwrap();
+                let read = read_tagged(&mut tx, std::slice::from_ref(&tag))
+                    .await
+                    .unwrap();
+                barrier.wait().await;
+                let a = Append {
+                    events: vec![event(&format!("s-{i}"), &[&tag])],
+                    expected: vec![],
+                    condition: Some(AppendCondition {
+                        tags: vec![tag],
+                        after: read.position,
+                    }),
+                };
+                append(&mut tx, &a).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        all_positions(&db.pool).await,
+        (1..=WRITERS as i64).collect::<Vec<_>>()
+    );
+}
+
+/// Many writers, of which some hold their transaction open before and after appending and some
+/// roll back, race a live reader. The reader's sequence must equal the final log exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers() {
+    const WRITERS: usize = 16;
+    const APPENDS_PER_WRITER: usize = 25;
+    let db = TestDatabase::new().await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let reader = tokio::spawn(follow(db.pool.clone(), stop.clone()));
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                let mut committed = 0;
+                for n in 0..APPENDS_PER_WRITER {
+                    let (events, hold_before, hold_after, roll_back) = {
+                        let mut rng = rand::thread_rng();
+                        (
+                            rng.gen_range(1..=4),
+                            rng.gen_bool(0.2),
+                            rng.gen_bool(0.1),
+                            rng.gen_bool(0.1),
+                        )
+                    };
+                    let mut tx = pool.begin().await.unwrap();
+                    if hold_before {
+                        tx.execute("SELECT pg_sleep(0.005)").await.unwrap();
+                    }
+                    let tag = Tag::parse(&format!("writer:{w}")).unwrap();
+                    let batch = (0..events)
+                        .map(|_| event(&format!("w{w}-{n}"), &[&tag]))
+                        .collect();
+                    append(
+                        &mut tx,
+                        &Append {
+                            events: batch,
+                            ..Append::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    if hold_after {
+                        // Holding the append lock: every other writer queues behind us.
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    if roll_back {
+                        tx.rollback().await.unwrap();
+                    } else {
+                        tx.commit().await.unwrap();
+                        committed += events;
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let mut committed = 0;
+    for w in writers {
+        committed += w.await.unwrap();
+    }
+    stop.notify_one();
+    let seen = reader.await.unwrap();
+    let log = all_positions(&db.pool).await;
+    assert_eq!(
+        log.len(),
+        committed,
+        "the log holds exactly the committed events"
+    );
+    assert_eq!(seen, log, "the reader's sequence equals the final log");
+    assert_eq!(
+        log,
+        (1..=committed as i64).collect::<Vec<_>>(),
+        "positions are gapless"
+    );
+}
+
+/// The gap problem of sequences: transaction A takes a position, B takes the next and commits
+/// first; a reader that then reads "after the highest I saw" loses A's event for good. Here B
+/// cannot take a position before A has committed or rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_later_writer_cannot_commit_ahead_of_an_earlier_one() {
+    let db = TestDatabase::new().await;
+    let mut sub = Subscription::start(&db.pool, Position::START)
+        .await
+        .unwrap();
+
+    let mut a = db.pool.begin().await.unwrap();
+    let a_out = append(
+        &mut a,
+        &Append {
+            events: vec![event("a", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = tokio::spawn({
+        let pool = db.pool.clone();
+        async move {
+            let mut b = pool.begin().await.unwrap();
+            let out = append(
+                &mut b,
+                &Append {
+                    events: vec![event("b", &[])],
+                    ..Append::default()
+                },
+            )
+            .await
+            .unwrap();
+            b.commit().await.unwrap();
+            out
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !b.is_finished(),
+        "B appended while A held its position uncommitted"
+    );
+    assert!(
+        sub.poll().await.unwrap().is_empty(),
+        "nothing is visible before A commits"
+    );
+
+    a.commit().await.unwrap();
+    let b_out = b.await.unwrap();
+    assert!(b_out.last_position() > a_out.last_position());
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.extend(
+            sub.next_page()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.stream_id),
+        );
+    }
+    assert_eq!(seen, vec!["a", "b"]);
+}
+
+/// A rolled-back append must neither leave a hole a reader waits on forever nor let the next
+/// event be numbered past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
+    let db = TestDatabase::new().await;
+    let mut sub = Subscription::start(&db.pool, Position::START)
+        .await
+        .unwrap();
+    let mut tx = db.pool.begin().await.unwrap();
+    let doomed = append(
+        &mut tx,
+        &Append {
+            events: vec![event("doomed", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(doomed.last_position(), Position(1));
+    tx.rollback().await.unwrap();
+
+    let mut tx = db.pool.begin().await.unwrap();
+    let kept = append(
+        &mut tx,
+        &Append {
+            events: vec![event("kept", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        kept.last_position(),
+        Position(1),
+        "the rolled-back position is reused, not skipped"
+    );
+
+    let page = tokio::time::timeout(Duration::from_secs(5), sub.next_page())
+        .await
+        .expect("reader stalled")
+        .unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|e| e.stream_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["kept"]
+    );
+}
+
+/// A writer idle in its transaction before appending delays nobody; one idle after appending
+/// holds back the writers behind it, and the reader sees nothing out of order meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_idle_in_its_transaction_never_makes_the_reader_skip() {
+    let db = TestDatabase::new().await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let reader = tokio::spawn(follow(db.pool.clone(), stop.clone()));
+
+    // Idle before appending: others append and are read meanwhile.
+    let mut idle = db.pool.begin().await.unwrap();
+    idle.execute("SELECT count(*) FROM events").await.unwrap();
+    for i in 0..5 {
+        let mut tx = db.pool.begin().await.unwrap();
+        append(
+            &mut tx,
+            &Append {
+                events: vec![event(&format!("other-{i}"), &[])],
+                ..Append::default()
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // Idle after appending: holds the append lock while other writers queue.
+    append(
+        &mut idle,
+        &Append {
+            events: vec![event("idle", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    let queued: Vec<_> = (0..8)
+        .map(|i| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.unwrap();
+                append(
+                    &mut tx,
+                    &Append {
+                        events: vec![event(&format!("queued-{i}"), &[])],
+                        ..Append::default()
+                    },
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        queued.iter().all(|t| !t.is_finished()),
+        "writers wait behind the open append"
+    );
+    idle.commit().await.unwrap();
+    for t in queued {
+        t.await.unwrap();
+    }
+    stop.notify_one();
+    let seen = reader.await.unwrap();
+    assert_eq!(seen, all_positions(&db.pool).await);
+    assert_eq!(seen.len(), 14);
+}
+
+/// One transaction appending 10,000 events races small writers and a live reader: the reader
+/// sees the import whole, in order, between the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bulk_import_racing_a_reader_is_seen_whole_and_in_order() {
+    const IMPORTED: usize = 10_000;
+    let db = TestDatabase::new().await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let reader = tokio::spawn(follow(db.pool.clone(), stop.clone()));
+    let small: Vec<_> = (0..8)
+        .map(|w| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    let mut tx = pool.begin().await.unwrap();
+                    append(
+                        &mut tx,
+                        &Append {
+                            events: vec![event(&format!("s{w}-{n}"), &[])],
+                            ..Append::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let import = {
+        let pool = db.pool.clone();
+        tokio::spawn(async move {
+            let tag = Tag::parse("import:1").unwrap();
+            let batch = (0..IMPORTED)
+                .map(|i| event(&format!("import-{}", i % 100), &[&tag]))
+                .collect();
+            let mut tx = pool.begin().await.unwrap();
+            let out = append(
+                &mut tx,
+                &Append {
+                    events: batch,
+                    ..Append::default()
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            out
+        })
+    };
+    for t in small {
+        t.await.unwrap();
+    }
+    let imported = import.await.unwrap();
+    stop.notify_one();
+    let seen = reader.await.unwrap();
+    assert_eq!(seen, all_positions(&db.pool).await);
+    assert_eq!(seen.len(), IMPORTED + 160);
+    let first = imported.events.first().unwrap().0 .0;
+    let last = imported.last_position().0;
+    assert_eq!(
+        last - first + 1,
+        IMPORTED as i64,
+        "the import occupies one contiguous run"
+    );
+}
+
+/// The harness has teeth: the same out-of-order commit against a plain sequence-numbered table
+/// makes a naive "read after the highest position" reader lose an event. This is the failure
+/// the store's design rules out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_a_naive_sequence_log_does_skip_under_out_of_order_commits() {
+    let db = TestDatabase::new().await;
+    let mut owner = db.owner_connection().await;
+    owner
+        .execute("CREATE TABLE naive (position bigserial PRIMARY KEY, body text)")
+        .await
+        .unwrap();
+    let opts = db.owner.clone();
+    let mut a = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    let mut b = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    a.execute("BEGIN; INSERT INTO naive (body) VALUES ('a')")
+        .await
+        .unwrap();
+    b.execute("BEGIN; INSERT INTO naive (body) VALUES ('b'); COMMIT")
+        .await
+        .unwrap();
+    let first = naive_read(&mut owner, 0).await.unwrap();
+    assert_eq!(first, vec![2]);
+    a.execute("COMMIT").await.unwrap();
+    let second = naive_read(&mut owner, 2).await.unwrap();
+    assert!(
+        second.is_empty(),
+        "position 1 committed after the reader moved past it: skipped"
+    );
+}
+
+async fn naive_read(conn: &mut sqlx::PgConnection, after: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT position FROM naive WHERE position > $1 ORDER BY position")
+        .bind(after)
+        .fetch_all(conn)
+        .await
+}
