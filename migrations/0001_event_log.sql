@@ -1,13 +1,20 @@
 -- The event log: the ground truth of fundledger. Everything else is derived from it.
 --
 -- Never edit this file once applied anywhere: sqlx checks its checksum. Change the schema
--- with a new migration.
+-- with a new migration. ARCHITECTURE.md ("The log") explains the design; in short:
+--
+-- * `events` holds what was appended. Appends run concurrently: they lock only the consistency
+--   tags and streams they touch, so unrelated commands never wait for each other and commits
+--   share WAL flushes (group commit).
+-- * `log` gives every committed event its global `position`: gapless and in commit order. The
+--   sequencer (fundledger_sequence) assigns positions only to events whose transaction is older
+--   than every transaction still running (pg_snapshot_xmin), so no event can ever commit behind
+--   a position already handed out. A reader following `log` by position never skips.
 
 CREATE TABLE events (
-    -- Global order of all events. Assigned under the append lock (see fundledger_append), so
-    -- positions are gapless and increase in commit order: a reader that has seen position N
-    -- has seen every event at or below N, for good.
-    position        bigint      PRIMARY KEY,
+    -- Identity of the event; unique, increasing in insertion (not commit) order. The global
+    -- order is `log.position`.
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     stream_id       text        NOT NULL CHECK (stream_id <> ''),
     stream_version  bigint      NOT NULL CHECK (stream_version >= 1),
     event_type      text        NOT NULL CHECK (event_type <> ''),
@@ -20,25 +27,43 @@ CREATE TABLE events (
     -- The date the fact happened in the world (Asia/Shanghai), as opposed to recorded_at.
     business_date   date,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
-    -- The writing transaction, for diagnostics ("which events did one command write").
+    -- The writing transaction: what the sequencer orders by and waits on.
     transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
-    -- Audit hash chain: hash = H(canonical encoding of this event, prev_hash). Filled by the
-    -- append once the chain is introduced; NULL on rows written before that.
-    prev_hash       bytea,
-    hash            bytea,
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
 );
+CREATE INDEX events_transaction_id_idx ON events (transaction_id, id);
 
--- One row per (tag, event): lets the append check "no event with these tags after position P"
--- with a short index range scan whose cost does not grow with the log.
+-- One row per (tag, event): the conditional append checks "no event with these tags that my
+-- read did not see" with a short index range scan whose cost does not grow with the log.
 CREATE TABLE event_tags (
-    tag      text   NOT NULL,
-    position bigint NOT NULL,
-    PRIMARY KEY (tag, position)
+    tag            text   NOT NULL,
+    event_id       bigint NOT NULL,
+    transaction_id xid8   NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY (tag, event_id)
+);
+CREATE INDEX event_tags_tag_transaction_idx ON event_tags (tag, transaction_id);
+
+-- The global order. Written only by the sequencer, one batch at a time.
+CREATE TABLE log (
+    position     bigint PRIMARY KEY CHECK (position >= 1),
+    event_id     bigint NOT NULL UNIQUE,
+    -- Every transaction below this id had ended when the batch was sequenced: the next batch
+    -- starts there.
+    sealed_below xid8   NOT NULL,
+    -- Audit hash chain over log order: filled once the chain is introduced.
+    prev_hash    bytea,
+    hash         bytea
 );
 
+-- For auditors reading SQL: the log in global order.
+CREATE VIEW ledger AS
+SELECT l.position, e.id AS event_id, e.stream_id, e.stream_version, e.event_type,
+       e.schema_version, e.data, e.metadata, e.tags, e.business_date, e.recorded_at,
+       e.transaction_id, l.prev_hash, l.hash
+  FROM log l JOIN events e ON e.id = l.event_id;
+
 -- Append-only, enforced by the database. Statement-level, so even an UPDATE or DELETE that
--- matches no row is refused: nobody gets to probe what would have happened.
+-- matches no row is refused.
 CREATE FUNCTION fundledger_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -48,70 +73,76 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER events_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON events
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION fundledger_refuse_change();
-CREATE TRIGGER event_tags_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON event_tags
+CREATE TRIGGER event_tags_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON event_tags
+    FOR EACH STATEMENT EXECUTE FUNCTION fundledger_refuse_change();
+CREATE TRIGGER log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON log
     FOR EACH STATEMENT EXECUTE FUNCTION fundledger_refuse_change();
 
--- Appends events atomically, in one round trip, under the append lock.
+-- Appends events atomically, in one round trip.
 --
 -- Per event (arrays of equal length, 1-based index i): stream, type, schema version, data,
 -- metadata, business date, and tags as a JSON array of strings.
 -- p_expect_streams / p_expect_versions: expected current version per stream; 0 means "the
 -- stream must not exist yet"; streams not listed are not checked.
--- p_condition_tags / p_condition_after: fail if any event carrying one of these tags has a
--- position above p_condition_after (NULL: no condition).
+-- p_condition_tags / p_condition_snapshot: fail if an event carrying one of these tags was
+-- committed by a transaction the decision's read (taken at that snapshot) did not see.
 --
--- Conflicts raise SQLSTATE FL001 (stream version) or FL002 (tag condition) with a JSON
--- DETAIL; the caller rolls back and retries with a fresh read.
---
--- Why one global lock: positions must increase in commit order so that no reader can ever see
--- position N+1 before N commits (the gap problem of sequences), and the audit hash chain needs
--- the previous event's hash inside the writing transaction. The lock is taken here, as the last
--- step before the caller commits, and released by the commit: it covers one insert and one
--- WAL flush, never a command's reads or decision. ARCHITECTURE.md has the argument.
+-- Locks: one transaction-level advisory lock per stream and per tag involved, taken in a fixed
+-- order (no deadlocks) and held to commit. Writers of one tag or stream queue; everyone else
+-- runs in parallel. Conflicts raise SQLSTATE FL001 (stream version) or FL002 (tag condition)
+-- with a JSON DETAIL; the caller rolls back, reads again and decides again.
 CREATE FUNCTION fundledger_append(
-    p_streams          text[],
-    p_types            text[],
-    p_schema_versions  integer[],
-    p_data             jsonb[],
-    p_metadata         jsonb[],
-    p_business_dates   date[],
-    p_tags             jsonb[],
-    p_expect_streams   text[],
-    p_expect_versions  bigint[],
-    p_condition_tags   text[],
-    p_condition_after  bigint
-) RETURNS TABLE (event_position bigint, event_stream_id text, event_stream_version bigint)
+    p_streams            text[],
+    p_types              text[],
+    p_schema_versions    integer[],
+    p_data               jsonb[],
+    p_metadata           jsonb[],
+    p_business_dates     date[],
+    p_tags               jsonb[],
+    p_expect_streams     text[],
+    p_expect_versions    bigint[],
+    p_condition_tags     text[],
+    p_condition_snapshot pg_snapshot
+) RETURNS TABLE (event_id bigint, event_stream_id text, event_stream_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_head     bigint;
+    v_key      integer;
     v_conflict record;
 BEGIN
-    -- Under REPEATABLE READ the snapshot would predate the lock and miss the previous
-    -- holder's events; only READ COMMITTED takes a fresh snapshot per statement.
+    -- Each statement below must see what the previous lock holder committed: only READ
+    -- COMMITTED takes a fresh snapshot per statement.
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'events can only be appended in a READ COMMITTED transaction'
             USING ERRCODE = 'FL003';
     END IF;
 
-    PERFORM pg_advisory_xact_lock(7378645687612630630);  -- 'fundledge' as a number; the append lock
+    FOR v_key IN
+        SELECT DISTINCT hashtext(k) FROM (
+            SELECT 'stream:' || s FROM unnest(p_streams) s
+            UNION ALL SELECT 'tag:' || t FROM unnest(p_condition_tags) t
+            UNION ALL SELECT 'tag:' || jsonb_array_elements_text(j) FROM unnest(p_tags) j
+        ) keys(k)
+        ORDER BY 1
+    LOOP
+        -- Class 1718183012 ('fund' as int4) keeps these keys apart from other advisory locks.
+        PERFORM pg_advisory_xact_lock(1718183012, v_key);
+    END LOOP;
 
-    IF p_condition_after IS NOT NULL THEN
-        SELECT t.tag, t.position INTO v_conflict
+    IF p_condition_snapshot IS NOT NULL THEN
+        SELECT t.tag, t.event_id INTO v_conflict
           FROM event_tags t
-         WHERE t.tag = ANY (p_condition_tags) AND t.position > p_condition_after
-         ORDER BY t.position
+         WHERE t.tag = ANY (p_condition_tags)
+           AND t.transaction_id >= pg_snapshot_xmin(p_condition_snapshot)
+           AND NOT pg_visible_in_snapshot(t.transaction_id, p_condition_snapshot)
          LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION 'an event tagged % was appended at position % after the decision read position %',
-                    v_conflict.tag, v_conflict.position, p_condition_after
+            RAISE EXCEPTION 'event % tagged % was appended after the decision read the tag',
+                    v_conflict.event_id, v_conflict.tag
                 USING ERRCODE = 'FL002',
                       DETAIL = json_build_object('tag', v_conflict.tag,
-                                                 'position', v_conflict.position,
-                                                 'after', p_condition_after)::text;
+                                                 'event_id', v_conflict.event_id)::text;
         END IF;
     END IF;
 
@@ -132,8 +163,6 @@ BEGIN
                                              'actual', v_conflict.actual)::text;
     END IF;
 
-    SELECT coalesce(max(e.position), 0) INTO v_head FROM events e;
-
     RETURN QUERY
     WITH input AS (
         SELECT i AS idx, p_streams[i] AS stream_id
@@ -147,27 +176,68 @@ BEGIN
                  ORDER BY e.stream_version DESC LIMIT 1) cur ON true
     ), numbered AS (
         SELECT input.idx, input.stream_id,
-               v_head + input.idx AS pos,
                h.version + row_number() OVER (PARTITION BY input.stream_id ORDER BY input.idx) AS ver
           FROM input JOIN stream_heads h USING (stream_id)
     ), inserted AS (
-        INSERT INTO events (position, stream_id, stream_version, event_type, schema_version,
+        INSERT INTO events (stream_id, stream_version, event_type, schema_version,
                             data, metadata, tags, business_date)
-        SELECT n.pos, n.stream_id, n.ver, p_types[n.idx], p_schema_versions[n.idx],
+        SELECT n.stream_id, n.ver, p_types[n.idx], p_schema_versions[n.idx],
                p_data[n.idx], p_metadata[n.idx],
                ARRAY(SELECT DISTINCT t FROM jsonb_array_elements_text(p_tags[n.idx]) AS t ORDER BY t),
                p_business_dates[n.idx]
           FROM numbered n
          ORDER BY n.idx
-        RETURNING events.position, events.stream_id, events.stream_version, events.tags
+        RETURNING events.id, events.stream_id, events.stream_version, events.tags
     ), tagged AS (
-        INSERT INTO event_tags (tag, position)
-        SELECT unnest(i.tags), i.position FROM inserted i
+        INSERT INTO event_tags (tag, event_id)
+        SELECT unnest(i.tags), i.id FROM inserted i
     )
-    SELECT i.position, i.stream_id, i.stream_version FROM inserted i ORDER BY i.position;
+    SELECT i.id, i.stream_id, i.stream_version FROM inserted i ORDER BY i.id;
+END
+$$;
 
-    -- Wakes live subscribers when (and only if) this transaction commits.
-    PERFORM pg_notify('fundledger_events', (v_head + coalesce(array_length(p_streams, 1), 0))::text);
+-- Gives positions to every event whose transaction ended before the oldest transaction still
+-- running anywhere in the cluster started writing. Returns the head position afterwards, or
+-- NULL when another sequencer holds the lock (it is doing the same work).
+--
+-- Why this never skips: a transaction that has not ended has an id >= pg_snapshot_xmin(now),
+-- and any transaction that starts writing later gets a larger id still. So once every event
+-- below the horizon is positioned, no event can ever appear below it: positions handed out
+-- are final. Events of one transaction get consecutive positions, in insertion order.
+CREATE FUNCTION fundledger_sequence() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_from xid8;
+    v_to   xid8;
+    v_head bigint;
+    v_n    bigint;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'the log can only be sequenced in a READ COMMITTED transaction'
+            USING ERRCODE = 'FL003';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(1718183012, 0) THEN
+        RETURN NULL;
+    END IF;
+    -- Taken after the lock, so it is at least as new as the previous batch's horizon.
+    v_to := pg_snapshot_xmin(pg_current_snapshot());
+    SELECT l.position, l.sealed_below INTO v_head, v_from FROM log l ORDER BY l.position DESC LIMIT 1;
+    v_head := coalesce(v_head, 0);
+    v_from := coalesce(v_from, '0'::xid8);
+    IF v_to <= v_from THEN
+        RETURN v_head;
+    END IF;
+    INSERT INTO log (position, event_id, sealed_below)
+    SELECT v_head + row_number() OVER (ORDER BY e.transaction_id, e.id), e.id, v_to
+      FROM events e
+     WHERE e.transaction_id >= v_from AND e.transaction_id < v_to;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 THEN
+        -- Wakes live subscribers when this batch commits. Only the sequencer notifies: a
+        -- NOTIFY serialises the commits of the transactions that send it.
+        PERFORM pg_notify('fundledger_log', (v_head + v_n)::text);
+    END IF;
+    RETURN v_head + v_n;
 END
 $$;
 
@@ -186,9 +256,8 @@ BEGIN
         END;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_writer') THEN
-        GRANT SELECT, INSERT ON events, event_tags TO fundledger_writer;
-        GRANT EXECUTE ON FUNCTION fundledger_append(text[], text[], integer[], jsonb[], jsonb[],
-            date[], jsonb[], text[], bigint[], text[], bigint) TO fundledger_writer;
+        GRANT SELECT, INSERT ON events, event_tags, log TO fundledger_writer;
+        GRANT SELECT ON ledger TO fundledger_writer;
     END IF;
 END
 $$;

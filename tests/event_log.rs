@@ -3,8 +3,8 @@
 use events::{Metadata, Tag};
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::store::{
-    append, head, read_all, read_stream, read_tagged, Append, AppendCondition, AppendError,
-    ExpectedVersion, NewEvent, Position,
+    append, head, read_all, read_stream, read_tagged, sequence, Append, AppendCondition,
+    AppendError, ExpectedVersion, NewEvent, Position,
 };
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
@@ -32,6 +32,27 @@ async fn append_now(
     let out = append(&mut tx, &a).await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// Runs the sequencer until the head reaches `head`. Other tests share the cluster, and any
+/// transaction open anywhere in it holds sequencing back for a moment (ARCHITECTURE.md).
+async fn sequenced(conn: &mut PgConnection, head: Position) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = sequence(conn).await.unwrap();
+        if now == Some(head) {
+            return;
+        }
+        assert!(
+            now.unwrap_or_default() <= head,
+            "sequenced past {head}: {now:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not sequenced to {head}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 async fn count(conn: &mut PgConnection) -> i64 {
@@ -63,6 +84,9 @@ async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
         "UPDATE event_tags SET tag = 'x'",
         "DELETE FROM event_tags",
         "TRUNCATE event_tags",
+        "UPDATE log SET hash = 'x'",
+        "DELETE FROM log",
+        "TRUNCATE log",
     ] {
         let err = owner.execute(sql).await.expect_err(sql);
         let code = err
@@ -74,11 +98,12 @@ async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
     }
     // Even a statement matching no row is refused: the triggers are per statement.
     let err = owner
-        .execute("DELETE FROM events WHERE position < 0")
+        .execute("DELETE FROM events WHERE id < 0")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"));
 
+    sequenced(&mut conn, Position(1)).await;
     let stored = read_all(&mut conn, Position::START, 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].data, json!({ "stream": "s-1" }));
@@ -137,8 +162,9 @@ async fn appends_get_gapless_positions_and_per_stream_versions() {
     .await
     .unwrap();
     assert_eq!(
-        first.events,
-        vec![(Position(1), 1), (Position(2), 1), (Position(3), 2)]
+        first.events.iter().map(|e| e.1).collect::<Vec<_>>(),
+        vec![1, 1, 2],
+        "stream versions"
     );
     let second = append_now(
         &mut conn,
@@ -150,12 +176,24 @@ async fn appends_get_gapless_positions_and_per_stream_versions() {
     )
     .await
     .unwrap();
-    assert_eq!(second.events, vec![(Position(4), 3)]);
+    assert_eq!(second.events[0].1, 3);
+
+    // Not sequenced yet: positions come once the sequencer has seen the transactions end.
+    assert!(read_all(&mut conn, Position::START, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    sequenced(&mut conn, Position(4)).await;
+    assert_eq!(
+        sequence(&mut conn).await.unwrap(),
+        Some(Position(4)),
+        "idempotent"
+    );
 
     let a = read_stream(&mut conn, "a").await.unwrap();
     assert_eq!(
         a.iter()
-            .map(|e| (e.position.0, e.stream_version))
+            .map(|e| (e.position.unwrap().0, e.stream_version))
             .collect::<Vec<_>>(),
         vec![(1, 1), (3, 2), (4, 3)]
     );
@@ -166,7 +204,9 @@ async fn appends_get_gapless_positions_and_per_stream_versions() {
     );
     let page = read_all(&mut conn, Position(1), 2).await.unwrap();
     assert_eq!(
-        page.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        page.iter()
+            .map(|e| e.position.unwrap().0)
+            .collect::<Vec<_>>(),
         vec![2, 3]
     );
     assert_eq!(head(&mut conn).await.unwrap(), Position(4));
@@ -229,7 +269,7 @@ async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read(
     let read = read_tagged(&mut conn, std::slice::from_ref(&quota))
         .await
         .unwrap();
-    assert_eq!((read.events.len(), read.position), (1, Position(1)));
+    assert_eq!(read.events.len(), 1);
 
     // An event on another tag in between does not disturb this decision.
     append_now(
@@ -243,7 +283,7 @@ async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read(
     .unwrap();
     let cond = AppendCondition {
         tags: vec![quota.clone()],
-        after: read.position,
+        after: read.read_point,
     };
     append_now(
         &mut conn,
@@ -268,15 +308,8 @@ async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read(
     .await
     .unwrap_err();
     match err {
-        AppendError::TagConflict {
-            tag,
-            position,
-            after,
-        } => {
-            assert_eq!(
-                (tag.as_str(), position, after),
-                (quota.as_str(), Position(3), Position(1))
-            );
+        AppendError::TagConflict { tag, event_id } => {
+            assert_eq!((tag.as_str(), event_id), (quota.as_str(), 3));
         }
         other => panic!("expected a tag conflict, got {other}"),
     }
@@ -320,4 +353,40 @@ async fn an_empty_append_is_refused() {
     let mut conn = db.pool.acquire().await.unwrap();
     let err = append_now(&mut conn, Append::default()).await.unwrap_err();
     assert!(matches!(err, AppendError::Invalid(_)), "{err}");
+}
+
+#[tokio::test]
+async fn an_open_transaction_holds_back_sequencing_but_nothing_is_lost() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut open = db.pool.begin().await.unwrap();
+    append(
+        &mut open,
+        &Append {
+            events: vec![event("early", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    append_now(
+        &mut conn,
+        Append {
+            events: vec![event("late", &[])],
+            ..Append::default()
+        },
+    )
+    .await
+    .unwrap();
+    // "late" committed, but an older transaction is still open: nothing may be positioned
+    // after a place "early" could still take.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sequence(&mut conn).await.unwrap(), Some(Position(0)));
+    open.commit().await.unwrap();
+    sequenced(&mut conn, Position(2)).await;
+    let log = read_all(&mut conn, Position::START, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(),
+        vec!["early", "late"]
+    );
 }

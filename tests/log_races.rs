@@ -9,8 +9,8 @@ use std::time::Duration;
 use events::{Metadata, Tag};
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::store::{
-    append, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent, Position,
-    Subscription,
+    append, read_tagged, sequence, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent,
+    Position, Subscription,
 };
 use rand::Rng;
 use serde_json::json;
@@ -29,15 +29,35 @@ fn event(stream: &str, tags: &[&Tag]) -> NewEvent {
     }
 }
 
+/// The final log once every committed event has its position (other tests share the cluster,
+/// and their open transactions hold sequencing back for a moment).
 async fn all_positions(pool: &PgPool) -> Vec<i64> {
-    sqlx::query_scalar("SELECT position FROM events ORDER BY position")
-        .fetch_all(pool)
+    let mut conn = pool.acquire().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        sequence(&mut conn).await.unwrap();
+        let (events, logged): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM log)")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        if events == logged {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not fully sequenced"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query_scalar("SELECT position FROM log ORDER BY position")
+        .fetch_all(&mut *conn)
         .await
         .unwrap()
 }
 
-/// Follows the log until it has seen `until` (or the head once `stop` says writers are done),
-/// and returns every position it was handed, in the order it was handed them.
+/// Follows the log until `stop` says the writers are done and every committed event has been
+/// handed out; returns every position it was handed, in the order it was handed them.
 async fn follow(pool: PgPool, stop: Arc<tokio::sync::Notify>) -> Vec<i64> {
     let mut sub = Subscription::start(&pool, Position::START)
         .await
@@ -48,19 +68,40 @@ async fn follow(pool: PgPool, stop: Arc<tokio::sync::Notify>) -> Vec<i64> {
     tokio::pin!(stopped);
     loop {
         tokio::select! {
-            page = sub.next_page() => seen.extend(page.unwrap().iter().map(|e| e.position.0)),
+            page = sub.next_page() => seen.extend(page.unwrap().iter().map(|e| e.position.unwrap().0)),
             () = &mut stopped => break,
         }
     }
-    // Writers are done: drain what is left.
-    loop {
-        let page = sub.poll().await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        seen.extend(page.iter().map(|e| e.position.0));
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    while sub.checkpoint().0 < committed {
+        let page = tokio::time::timeout(Duration::from_secs(30), sub.next_page())
+            .await
+            .expect("the reader stopped short of the committed log")
+            .unwrap();
+        seen.extend(page.iter().map(|e| e.position.unwrap().0));
     }
     seen
+}
+
+/// The reader's sequence equals the log, position for position (without printing thousands
+/// of numbers when it does not).
+fn assert_same_sequence(seen: &[i64], log: &[i64]) {
+    assert_eq!(
+        seen.len(),
+        log.len(),
+        "the reader saw {} events, the log holds {}",
+        seen.len(),
+        log.len()
+    );
+    if let Some(i) = seen.iter().zip(log).position(|(a, b)| a != b) {
+        panic!(
+            "the reader diverges from the log at index {i}: saw {}, log has {}",
+            seen[i], log[i]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -138,27 +179,24 @@ async fn of_many_writers_deciding_on_one_tag_read_only_one_appends() {
                     expected: vec![],
                     condition: Some(AppendCondition {
                         tags: vec![quota],
-                        after: read.position,
+                        after: read.read_point,
                     }),
                 };
                 let out = append(&mut tx, &a).await;
                 if out.is_ok() {
                     tx.commit().await.unwrap();
                 }
-                (read.position, out)
+                (read.events.len(), out)
             })
         })
         .collect();
     let mut wins = 0;
     for t in tasks {
-        let (read_at, out) = t.await.unwrap();
-        assert_eq!(read_at, Position::START);
+        let (read_events, out) = t.await.unwrap();
+        assert_eq!(read_events, 0);
         match out {
             Ok(_) => wins += 1,
-            Err(AppendError::TagConflict {
-                position: Position(1),
-                ..
-            }) => {}
+            Err(AppendError::TagConflict { .. }) => {}
             Err(other) => panic!("unexpected outcome: {other}"),
         }
     }
@@ -186,7 +224,7 @@ async fn writers_on_unrelated_tags_never_conflict() {
                     expected: vec![],
                     condition: Some(AppendCondition {
                         tags: vec![tag],
-                        after: read.position,
+                        after: read.read_point,
                     }),
                 };
                 append(&mut tx, &a).await.unwrap();
@@ -272,7 +310,7 @@ async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers()
         committed,
         "the log holds exactly the committed events"
     );
-    assert_eq!(seen, log, "the reader's sequence equals the final log");
+    assert_same_sequence(&seen, &log);
     assert_eq!(
         log,
         (1..=committed as i64).collect::<Vec<_>>(),
@@ -280,71 +318,56 @@ async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers()
     );
 }
 
-/// The gap problem of sequences: transaction A takes a position, B takes the next and commits
-/// first; a reader that then reads "after the highest I saw" loses A's event for good. Here B
-/// cannot take a position before A has committed or rolled back.
+/// The gap problem of sequences: transaction A takes an id, B takes the next and commits
+/// first; a reader that then reads "after the highest I saw" loses A's event for good. Here
+/// B's event gets no position while A, which started writing before it, is still open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_later_writer_cannot_commit_ahead_of_an_earlier_one() {
+async fn an_event_committed_out_of_order_waits_for_the_earlier_writer() {
     let db = TestDatabase::new().await;
     let mut sub = Subscription::start(&db.pool, Position::START)
         .await
         .unwrap();
 
     let mut a = db.pool.begin().await.unwrap();
-    let a_out = append(
-        &mut a,
-        &Append {
-            events: vec![event("a", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
-    let b = tokio::spawn({
-        let pool = db.pool.clone();
-        async move {
-            let mut b = pool.begin().await.unwrap();
-            let out = append(
-                &mut b,
-                &Append {
-                    events: vec![event("b", &[])],
-                    ..Append::default()
-                },
-            )
-            .await
-            .unwrap();
-            b.commit().await.unwrap();
-            out
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !b.is_finished(),
-        "B appended while A held its position uncommitted"
-    );
+    append(&mut a, &one("a")).await.unwrap();
+    // B is not blocked by A: they share no stream and no tag.
+    let mut b = db.pool.begin().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), append(&mut b, &one("b")))
+        .await
+        .expect("unrelated writers never wait for each other")
+        .unwrap();
+    b.commit().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         sub.poll().await.unwrap().is_empty(),
-        "nothing is visible before A commits"
+        "B is withheld while A may still commit before it"
     );
 
     a.commit().await.unwrap();
-    let b_out = b.await.unwrap();
-    assert!(b_out.last_position() > a_out.last_position());
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.extend(
-            sub.next_page()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.stream_id),
-        );
-    }
-    assert_eq!(seen, vec!["a", "b"]);
+    assert_eq!(drain(&mut sub, 2).await, vec!["a", "b"]);
 }
 
-/// A rolled-back append must neither leave a hole a reader waits on forever nor let the next
-/// event be numbered past it.
+/// The other order: B started writing first (smaller transaction id), A appends later and
+/// stays open, B commits. B may be handed out at once, since A can only come after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_writer_that_commits_first_is_not_held_back_by_a_younger_one() {
+    let db = TestDatabase::new().await;
+    let mut sub = Subscription::start(&db.pool, Position::START)
+        .await
+        .unwrap();
+    let mut b = db.pool.begin().await.unwrap();
+    b.execute("SELECT pg_current_xact_id()").await.unwrap();
+    let mut a = db.pool.begin().await.unwrap();
+    append(&mut a, &one("a")).await.unwrap();
+    append(&mut b, &one("b")).await.unwrap();
+    b.commit().await.unwrap();
+    assert_eq!(drain(&mut sub, 1).await, vec!["b"]);
+    a.commit().await.unwrap();
+    assert_eq!(drain(&mut sub, 1).await, vec!["a"]);
+}
+
+/// A rolled-back append must neither leave a hole a reader waits on forever nor stall it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
     let db = TestDatabase::new().await;
@@ -352,36 +375,14 @@ async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
         .await
         .unwrap();
     let mut tx = db.pool.begin().await.unwrap();
-    let doomed = append(
-        &mut tx,
-        &Append {
-            events: vec![event("doomed", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(doomed.last_position(), Position(1));
+    append(&mut tx, &one("doomed")).await.unwrap();
     tx.rollback().await.unwrap();
 
     let mut tx = db.pool.begin().await.unwrap();
-    let kept = append(
-        &mut tx,
-        &Append {
-            events: vec![event("kept", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
+    append(&mut tx, &one("kept")).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        kept.last_position(),
-        Position(1),
-        "the rolled-back position is reused, not skipped"
-    );
 
-    let page = tokio::time::timeout(Duration::from_secs(5), sub.next_page())
+    let page = tokio::time::timeout(Duration::from_secs(10), sub.next_page())
         .await
         .expect("reader stalled")
         .unwrap();
@@ -391,73 +392,87 @@ async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
             .collect::<Vec<_>>(),
         vec!["kept"]
     );
+    assert_eq!(
+        page[0].position,
+        Some(Position(1)),
+        "the rolled-back event takes no position"
+    );
+    assert_eq!(all_positions(&db.pool).await, vec![1]);
 }
 
-/// A writer idle in its transaction before appending delays nobody; one idle after appending
-/// holds back the writers behind it, and the reader sees nothing out of order meanwhile.
+/// A writer idle in its transaction before it writes delays nobody. One idle after appending
+/// delays the feed (nothing may be positioned past a place it could still take) but blocks no
+/// other writer, and the reader sees everything, in order, once it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_idle_in_its_transaction_never_makes_the_reader_skip() {
     let db = TestDatabase::new().await;
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let reader = tokio::spawn(follow(db.pool.clone(), stop.clone()));
+    let mut sub = Subscription::start(&db.pool, Position::START)
+        .await
+        .unwrap();
 
-    // Idle before appending: others append and are read meanwhile.
     let mut idle = db.pool.begin().await.unwrap();
     idle.execute("SELECT count(*) FROM events").await.unwrap();
     for i in 0..5 {
         let mut tx = db.pool.begin().await.unwrap();
-        append(
-            &mut tx,
-            &Append {
-                events: vec![event(&format!("other-{i}"), &[])],
-                ..Append::default()
-            },
-        )
-        .await
-        .unwrap();
+        append(&mut tx, &one(&format!("before-{i}"))).await.unwrap();
         tx.commit().await.unwrap();
     }
-    // Idle after appending: holds the append lock while other writers queue.
-    append(
-        &mut idle,
-        &Append {
-            events: vec![event("idle", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
-    let queued: Vec<_> = (0..8)
+    assert_eq!(
+        drain(&mut sub, 5).await.len(),
+        5,
+        "a reading transaction delays nothing"
+    );
+
+    append(&mut idle, &one("idle")).await.unwrap();
+    let others: Vec<_> = (0..8)
         .map(|i| {
             let pool = db.pool.clone();
             tokio::spawn(async move {
                 let mut tx = pool.begin().await.unwrap();
-                append(
-                    &mut tx,
-                    &Append {
-                        events: vec![event(&format!("queued-{i}"), &[])],
-                        ..Append::default()
-                    },
-                )
-                .await
-                .unwrap();
+                append(&mut tx, &one(&format!("after-{i}"))).await.unwrap();
                 tx.commit().await.unwrap();
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for t in others {
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .expect("other writers do not wait for the idle one")
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        queued.iter().all(|t| !t.is_finished()),
-        "writers wait behind the open append"
+        sub.poll().await.unwrap().is_empty(),
+        "nothing is positioned past the open append"
     );
     idle.commit().await.unwrap();
-    for t in queued {
-        t.await.unwrap();
+    let rest = drain(&mut sub, 9).await;
+    assert_eq!(
+        rest[0], "idle",
+        "the idle writer started first, so it comes first"
+    );
+    assert_eq!(all_positions(&db.pool).await, (1..=14).collect::<Vec<_>>());
+}
+
+fn one(stream: &str) -> Append {
+    Append {
+        events: vec![event(stream, &[])],
+        ..Append::default()
     }
-    stop.notify_one();
-    let seen = reader.await.unwrap();
-    assert_eq!(seen, all_positions(&db.pool).await);
-    assert_eq!(seen.len(), 14);
+}
+
+/// Reads from the subscription until `n` more events came, and returns their streams.
+async fn drain(sub: &mut Subscription, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let page = tokio::time::timeout(Duration::from_secs(30), sub.next_page())
+            .await
+            .expect("the reader got nothing new")
+            .unwrap();
+        seen.extend(page.into_iter().map(|e| e.stream_id));
+    }
+    assert_eq!(seen.len(), n, "more events than expected");
+    seen
 }
 
 /// One transaction appending 10,000 events races small writers and a live reader: the reader
@@ -515,12 +530,18 @@ async fn a_bulk_import_racing_a_reader_is_seen_whole_and_in_order() {
     let imported = import.await.unwrap();
     stop.notify_one();
     let seen = reader.await.unwrap();
-    assert_eq!(seen, all_positions(&db.pool).await);
+    assert_same_sequence(&seen, &all_positions(&db.pool).await);
     assert_eq!(seen.len(), IMPORTED + 160);
-    let first = imported.events.first().unwrap().0 .0;
-    let last = imported.last_position().0;
+    let ids: Vec<i64> = imported.events.iter().map(|e| e.0).collect();
+    let positions: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM log WHERE event_id = ANY ($1) ORDER BY position")
+            .bind(&ids)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(positions.len(), IMPORTED);
     assert_eq!(
-        last - first + 1,
+        positions[IMPORTED - 1] - positions[0] + 1,
         IMPORTED as i64,
         "the import occupies one contiguous run"
     );

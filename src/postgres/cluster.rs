@@ -80,7 +80,7 @@ impl ServerBinaries {
                 Some((major, e.path().join("bin")))
             })
             .collect();
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
 
         let dir = candidates
@@ -91,6 +91,12 @@ impl ServerBinaries {
                     .all(|b| dir.join(b).is_file())
             })
             .ok_or(ClusterError::BinariesNotFound)?;
+        // PATH often holds symlinks (/usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb);
+        // the real directory also has the tools PATH may lack, such as pgbench.
+        let dir = fs::canonicalize(dir.join("initdb"))
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or(dir);
         let out = run(
             Command::new(dir.join("postgres")).arg("--version"),
             "postgres --version",

@@ -1,12 +1,12 @@
 //! Appending to the log. See `fundledger_append` in `migrations/0001_event_log.sql` for the
-//! statement that runs under the append lock, and ARCHITECTURE.md for why it is correct.
+//! statement, and ARCHITECTURE.md for why the locking is correct.
 
 use chrono::NaiveDate;
 use events::{Metadata, Tag};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use super::Position;
+use super::ReadPoint;
 
 /// Most events one append may carry: a bulk import is split into appends of this size.
 pub const APPEND_EVENTS_MAX: usize = 10_000;
@@ -45,7 +45,7 @@ impl ExpectedVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendCondition {
     pub tags: Vec<Tag>,
-    pub after: Position,
+    pub after: ReadPoint,
 }
 
 /// One atomic append: all events are recorded, or none.
@@ -58,14 +58,9 @@ pub struct Append {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
-    /// Position and stream version of each event, in the order given.
-    pub events: Vec<(Position, i64)>,
-}
-
-impl Appended {
-    pub fn last_position(&self) -> Position {
-        self.events.last().map(|e| e.0).unwrap_or_default()
-    }
+    /// Event id and stream version of each event, in the order given. The global position
+    /// follows once the sequencer has seen the transaction end.
+    pub events: Vec<(i64, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +73,8 @@ pub enum AppendError {
         actual: i64,
     },
     /// The tag condition failed: what the decision read has changed.
-    #[error("an event tagged {tag} was appended at position {position}, after the decision read position {after}")]
-    TagConflict {
-        tag: String,
-        position: Position,
-        after: Position,
-    },
+    #[error("event {event_id} tagged {tag} was appended after the decision read the tag")]
+    TagConflict { tag: String, event_id: i64 },
     #[error("invalid append: {0}")]
     Invalid(&'static str),
     #[error(transparent)]
@@ -102,8 +93,9 @@ impl AppendError {
 }
 
 /// Appends atomically in the caller's transaction (which must be READ COMMITTED, the
-/// default). This takes the append lock, held until the caller commits or rolls back: call it
-/// as the last statement before commit, so the lock covers one insert and one commit only.
+/// default). This locks the streams and tags involved until the caller commits or rolls back:
+/// call it as the last statement before commit, so that writers of the same tags queue for one
+/// insert and one commit only.
 pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended, AppendError> {
     if append.events.is_empty() {
         return Err(AppendError::Invalid("an append needs at least one event"));
@@ -137,14 +129,14 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
     let (condition_tags, condition_after) = match &append.condition {
         Some(c) => (
             c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-            Some(c.after.0),
+            Some(c.after.0.as_str()),
         ),
         None => (Vec::new(), None),
     };
 
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT event_position, event_stream_id, event_stream_version
-           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT event_id, event_stream_id, event_stream_version
+           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_snapshot)",
     )
     .bind(&streams)
     .bind(&types)
@@ -163,7 +155,7 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
 
     assert_eq!(rows.len(), n, "the append returns one row per event");
     Ok(Appended {
-        events: rows.into_iter().map(|(p, _, v)| (Position(p), v)).collect(),
+        events: rows.into_iter().map(|(id, _, v)| (id, v)).collect(),
     })
 }
 
@@ -188,13 +180,12 @@ fn classify(err: sqlx::Error) -> AppendError {
         Some("FL002") => match detail() {
             Some(d) => AppendError::TagConflict {
                 tag: d["tag"].as_str().unwrap_or_default().to_string(),
-                position: Position(d["position"].as_i64().unwrap_or_default()),
-                after: Position(d["after"].as_i64().unwrap_or_default()),
+                event_id: d["event_id"].as_i64().unwrap_or_default(),
             },
             None => AppendError::Database(err),
         },
-        // A racing insert of the same stream version can only happen if the lock was bypassed;
-        // report it as the conflict it is rather than as a crash.
+        // A racing insert of the same stream version can only happen if the stream lock was
+        // bypassed; report it as the conflict it is rather than as a crash.
         Some("23505") if db.constraint() == Some("events_stream_version_key") => {
             AppendError::StreamVersionConflict {
                 stream: String::new(),

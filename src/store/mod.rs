@@ -1,7 +1,9 @@
 //! The event store: the append-only log on PostgreSQL.
 //!
 //! - [`append`] writes events atomically with per-stream expected versions and a condition
-//!   across streams (no event with these tags after position P), under the append lock.
+//!   across streams (no event with these tags since the decision's read), locking only the
+//!   streams and tags involved.
+//! - [`sequence`] gives committed events their global, gapless, commit-ordered position.
 //! - [`read_stream`], [`read_all`] and [`read_tagged`] read in order.
 //! - [`Subscription`] follows the log live and never skips a committed event.
 //!
@@ -16,7 +18,8 @@ pub use append::{
     append, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
 };
 pub use read::{
-    head, read_all, read_stream, read_tagged, RecordedEvent, TaggedRead, READ_PAGE_LIMIT_MAX,
+    head, read_all, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
+    READ_PAGE_LIMIT_MAX,
 };
 pub use subscription::{Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};
 
@@ -48,3 +51,9 @@ impl fmt::Display for Position {
         self.0.fmt(f)
     }
 }
+
+/// The state of the log a decision read, for its [`AppendCondition`]: the PostgreSQL snapshot
+/// (`pg_snapshot` text form) its read ran under. An event is "after" it when its transaction
+/// was not visible to that snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPoint(pub String);

@@ -5,14 +5,16 @@ use events::{Metadata, Tag};
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 
-use super::Position;
+use super::{Position, ReadPoint};
 
 /// Largest page [`read_all`] returns: bounds memory and the time one query holds a snapshot.
 pub const READ_PAGE_LIMIT_MAX: i64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecordedEvent {
-    pub position: Position,
+    pub id: i64,
+    /// Global position; `None` until the sequencer has seen the writing transaction end.
+    pub position: Option<Position>,
     pub stream_id: String,
     pub stream_version: i64,
     pub event_type: String,
@@ -24,13 +26,15 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "position, stream_id, stream_version, event_type, schema_version, data, \
-                       metadata, tags, business_date, recorded_at";
+const COLUMNS: &str =
+    "e.id, l.position, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
+                       e.data, e.metadata, e.tags, e.business_date, e.recorded_at";
 
 fn from_row(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, sqlx::Error> {
     let metadata: Value = row.try_get("metadata")?;
     Ok(RecordedEvent {
-        position: Position(row.try_get("position")?),
+        id: row.try_get("id")?,
+        position: row.try_get::<Option<i64>, _>("position")?.map(Position),
         stream_id: row.try_get("stream_id")?,
         stream_version: row.try_get("stream_version")?,
         event_type: row.try_get("event_type")?,
@@ -43,12 +47,15 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, sqlx::Error> {
     })
 }
 
-/// One stream, in version order.
+/// One stream, in version order (sequenced or not yet).
 pub async fn read_stream(
     conn: &mut PgConnection,
     stream_id: &str,
 ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e LEFT JOIN log l ON l.event_id = e.id
+          WHERE e.stream_id = $1 ORDER BY e.stream_version"
+    );
     sqlx::query(&sql)
         .bind(stream_id)
         .fetch_all(conn)
@@ -58,17 +65,29 @@ pub async fn read_stream(
         .collect()
 }
 
-/// The whole log after `after`, in global order, at most `limit` (capped at
-/// [`READ_PAGE_LIMIT_MAX`]) events. Positions are assigned in commit order, so a page ends
-/// at a position below which nothing can ever be added: the next page starts after it.
+/// Gives every event whose transaction has ended its global position (see
+/// `fundledger_sequence`), and returns the head position. Runs in its own transaction.
+/// Returns `None` when another sequencer is busy doing the same.
+pub async fn sequence(conn: &mut PgConnection) -> Result<Option<Position>, sqlx::Error> {
+    let head: Option<i64> = sqlx::query_scalar("SELECT fundledger_sequence()")
+        .fetch_one(conn)
+        .await?;
+    Ok(head.map(Position))
+}
+
+/// The log after `after`, in global order, at most `limit` (capped at [`READ_PAGE_LIMIT_MAX`])
+/// events. Only sequenced events are returned, and no event can ever be sequenced below one
+/// already returned: the next page starts after the last position of this one.
 pub async fn read_all(
     conn: &mut PgConnection,
     after: Position,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
     let limit = limit.clamp(1, READ_PAGE_LIMIT_MAX);
-    let sql =
-        format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM log l JOIN events e ON e.id = l.event_id
+          WHERE l.position > $1 ORDER BY l.position LIMIT $2"
+    );
     sqlx::query(&sql)
         .bind(after.0)
         .bind(limit)
@@ -79,37 +98,40 @@ pub async fn read_all(
         .collect()
 }
 
-/// Events carrying any of `tags`, in global order, and the position to use as the
+/// Events carrying any of `tags` and the read point to use as the
 /// [`AppendCondition`](super::AppendCondition) of a decision based on them.
 #[derive(Debug, Clone)]
 pub struct TaggedRead {
+    /// In id order, which for the events of any one tag is their commit order (writers of a
+    /// tag hold its lock from insert to commit).
     pub events: Vec<RecordedEvent>,
-    /// The highest position read. Every event with these tags at or below it was read, and
-    /// any later one will have a higher position, because positions follow commit order.
-    pub position: Position,
+    pub read_point: ReadPoint,
 }
 
 pub async fn read_tagged(conn: &mut PgConnection, tags: &[Tag]) -> Result<TaggedRead, sqlx::Error> {
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+    // One statement, so the snapshot it reports is the one its rows were read under.
     let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE position IN
-           (SELECT DISTINCT position FROM event_tags WHERE tag = ANY ($1))
-         ORDER BY position"
+        "SELECT snap.s::text AS read_point, {COLUMNS}
+           FROM (SELECT pg_current_snapshot() AS s) snap
+           LEFT JOIN (events e LEFT JOIN log l ON l.event_id = e.id)
+             ON e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = ANY ($1))
+          ORDER BY e.id"
     );
-    let events: Vec<RecordedEvent> = sqlx::query(&sql)
-        .bind(&tags)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
-    let position = events.last().map(|e| e.position).unwrap_or_default();
-    Ok(TaggedRead { events, position })
+    let rows = sqlx::query(&sql).bind(&tags).fetch_all(conn).await?;
+    let read_point = ReadPoint(rows[0].try_get("read_point")?);
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("id")?.is_some() {
+            events.push(from_row(row)?);
+        }
+    }
+    Ok(TaggedRead { events, read_point })
 }
 
-/// The position of the last committed event (0 for an empty log).
+/// The position of the last sequenced event (0 for an empty log).
 pub async fn head(conn: &mut PgConnection) -> Result<Position, sqlx::Error> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM log")
         .fetch_one(conn)
         .await?;
     Ok(Position(p.unwrap_or(0)))

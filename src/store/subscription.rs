@@ -1,22 +1,24 @@
 //! Following the log live.
 //!
-//! Correctness does not depend on notifications: positions are gapless and assigned in commit
-//! order, so "read everything after my checkpoint" can never miss an event that commits later.
-//! LISTEN/NOTIFY only cuts the wait; polling every [`POLL_INTERVAL`] covers a lost
-//! notification or a dropped listener connection.
+//! Correctness does not depend on notifications: positions are gapless and final once handed
+//! out (see `fundledger_sequence`), so "read everything after my checkpoint" can never miss an
+//! event that commits later. Each poll first runs the sequencer itself, so a subscriber makes
+//! progress with no other process running. LISTEN/NOTIFY (sent by the sequencer of another
+//! process) only cuts the wait; polling every [`POLL_INTERVAL`] covers the rest.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
-use super::{read_all, Position, RecordedEvent, READ_PAGE_LIMIT_MAX};
+use super::{read_all, sequence, Position, RecordedEvent, READ_PAGE_LIMIT_MAX};
 
-/// Channel `fundledger_append` notifies on commit, with the new head position as payload.
-pub const NOTIFY_CHANNEL: &str = "fundledger_events";
+/// Channel `fundledger_sequence` notifies on commit, with the new head position as payload.
+pub const NOTIFY_CHANNEL: &str = "fundledger_log";
 
-/// Longest a subscriber waits before looking again without a notification.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest a subscriber waits before looking again without a notification. Appends do not
+/// notify (a NOTIFY would serialise their commits), so this bounds the feed's latency.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub struct Subscription {
@@ -64,19 +66,20 @@ impl Subscription {
     /// The events committed after the checkpoint, without waiting (possibly none).
     pub async fn poll(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
+        sequence(&mut conn).await?;
         let page = read_all(&mut conn, self.checkpoint, self.page_limit).await?;
         for (i, e) in page.iter().enumerate() {
             // Positions are gapless (ARCHITECTURE.md, "never skip"); a hole here would mean
-            // the append lock was bypassed. Refuse to hand out anything past it.
+            // the sequencer's invariant broke. Refuse to hand out anything past it.
             assert_eq!(
-                e.position.0,
-                self.checkpoint.0 + 1 + i as i64,
+                e.position,
+                Some(Position(self.checkpoint.0 + 1 + i as i64)),
                 "the log has a hole after position {}",
                 self.checkpoint
             );
         }
-        if let Some(last) = page.last() {
-            self.checkpoint = last.position;
+        if let Some(last) = page.last().and_then(|e| e.position) {
+            self.checkpoint = last;
         }
         Ok(page)
     }

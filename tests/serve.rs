@@ -1,0 +1,109 @@
+//! The first of the two commands: `fundledger serve` with no DATABASE_URL starts a private
+//! cluster, answers /healthz, stops the cluster on SIGTERM, and reuses its data next time.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fundledger::postgres::Cluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(data_dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+async fn wait_healthy(port: u16, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("serve exited early with {status}: {err}");
+        }
+        if let Some(resp) = get(port, "/healthz").await {
+            return resp;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("serve did not answer /healthz within 60 s");
+}
+
+fn terminate(child: Child) -> String {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "serve exited with {}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn serve_without_database_url_runs_a_private_cluster_and_reuses_it() {
+    let data_dir = std::env::temp_dir().join(format!(
+        "fundledger-serve-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+
+    let port = free_port();
+    let first = start(&data_dir, port);
+    let mut first = first;
+    let resp = wait_healthy(port, &mut first).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains(r#"{"status":"ok"}"#), "{resp}");
+    let log = terminate(first);
+    assert!(
+        log.contains("creating a private PostgreSQL cluster"),
+        "{log}"
+    );
+    let cluster = Cluster::new(&data_dir).unwrap();
+    assert!(
+        !cluster.is_running(),
+        "the cluster is stopped with the service"
+    );
+
+    let port = free_port();
+    let second = start(&data_dir, port);
+    let mut second = second;
+    wait_healthy(port, &mut second).await;
+    let log = terminate(second);
+    assert!(
+        !log.contains("creating a private PostgreSQL cluster"),
+        "{log}"
+    );
+    assert!(log.contains("reused=true"), "{log}");
+    assert!(!cluster.is_running());
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}
