@@ -19,7 +19,8 @@ use events::{Metadata, Tag};
 use fundledger::postgres::testing::start_private;
 use fundledger::postgres::{migrate, writer_pool, Durability, PoolSettings};
 use fundledger::store::{
-    append, read_all, Append, AppendCondition, ExpectedVersion, NewEvent, Position,
+    append, read_all, read_point, sequence, Append, AppendCondition, ExpectedVersion, NewEvent,
+    Position,
 };
 use serde_json::json;
 use sqlx::{ConnectOptions, Executor};
@@ -66,11 +67,7 @@ async fn run(duration: Duration) {
     migrate(&owner).await.unwrap();
     let mut owner_conn = owner.connect().await.unwrap();
     owner_conn
-        .execute(
-            "CREATE TABLE bare_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-             CREATE SEQUENCE bare_events_position_seq OWNED BY bare_events.position;
-             ALTER TABLE bare_events ALTER COLUMN position SET DEFAULT nextval('bare_events_position_seq');",
-        )
+        .execute("CREATE TABLE bare_events (LIKE events INCLUDING ALL)")
         .await
         .unwrap();
     let settings = PoolSettings {
@@ -108,13 +105,18 @@ async fn run(duration: Duration) {
         .await
         .unwrap();
     let mut conn = pool.acquire().await.unwrap();
+    let sequencing = Instant::now();
+    while sequence(&mut conn).await.unwrap() != Some(Position(total)) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("sequenced the last events in {:?}", sequencing.elapsed());
     let started = Instant::now();
     let mut after = Position::START;
     let mut read = 0usize;
     loop {
         let page = read_all(&mut conn, after, 10_000).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = last.position;
+        after = last.position.expect("read_all returns sequenced events");
         read += page.len();
     }
     let read_rate = read as f64 / started.elapsed().as_secs_f64();
@@ -171,12 +173,13 @@ async fn bench_store(pool: &sqlx::PgPool, writers: usize, duration: Duration) ->
                 let stream = format!("bench-{run_id}-{w}");
                 let tag = Tag::parse(&format!("bench:{run_id}:{w}")).unwrap();
                 let mut version = 0i64;
-                let mut last = Position::START;
                 let mut latencies = Vec::new();
                 barrier.wait().await;
                 while Instant::now() < deadline {
                     let t0 = Instant::now();
                     let mut tx = pool.begin().await.unwrap();
+                    // A decision reads before it appends; the cheapest read is the read point.
+                    let read_at = read_point(&mut tx).await.unwrap();
                     let a = Append {
                         events: vec![bench_event(&stream, &tag)],
                         expected: vec![(
@@ -189,14 +192,13 @@ async fn bench_store(pool: &sqlx::PgPool, writers: usize, duration: Duration) ->
                         )],
                         condition: Some(AppendCondition {
                             tags: vec![tag.clone()],
-                            after: last,
+                            after: read_at,
                         }),
                     };
                     let out = append(&mut tx, &a).await.unwrap();
                     tx.commit().await.unwrap();
                     latencies.push(t0.elapsed().as_micros() as u64);
                     version = out.events[0].1;
-                    last = out.last_position();
                 }
                 latencies
             })

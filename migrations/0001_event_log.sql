@@ -84,16 +84,19 @@ CREATE TRIGGER log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON log
 --
 -- Per event (arrays of equal length, 1-based index i): stream, type, schema version, data,
 -- metadata, business date, and tags as a JSON array of strings.
+-- p_lock_keys: the advisory lock keys of every stream and tag involved (the client hashes
+-- 'stream:<id>' and 'tag:<tag>'), sorted and distinct, so every writer locks in one order and
+-- no two writers deadlock.
 -- p_expect_streams / p_expect_versions: expected current version per stream; 0 means "the
 -- stream must not exist yet"; streams not listed are not checked.
 -- p_condition_tags / p_condition_snapshot: fail if an event carrying one of these tags was
 -- committed by a transaction the decision's read (taken at that snapshot) did not see.
 --
--- Locks: one transaction-level advisory lock per stream and per tag involved, taken in a fixed
--- order (no deadlocks) and held to commit. Writers of one tag or stream queue; everyone else
--- runs in parallel. Conflicts raise SQLSTATE FL001 (stream version) or FL002 (tag condition)
--- with a JSON DETAIL; the caller rolls back, reads again and decides again.
+-- The locks are transaction-level and held to commit. Writers of one tag or stream queue;
+-- everyone else runs in parallel. Conflicts raise SQLSTATE FL001 (stream version) or FL002
+-- (tag condition) with a JSON DETAIL; the caller rolls back, reads again and decides again.
 CREATE FUNCTION fundledger_append(
+    p_lock_keys          bigint[],
     p_streams            text[],
     p_types              text[],
     p_schema_versions    integer[],
@@ -108,27 +111,20 @@ CREATE FUNCTION fundledger_append(
 ) RETURNS TABLE (event_id bigint, event_stream_id text, event_stream_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_key      integer;
     v_conflict record;
+    v_versions bigint[];
+    v_heads    jsonb := '{}';
+    v_head     bigint;
+    v_expect   integer;
 BEGIN
-    -- Each statement below must see what the previous lock holder committed: only READ
+    -- Each statement below must see what the previous holder of a lock committed: only READ
     -- COMMITTED takes a fresh snapshot per statement.
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'events can only be appended in a READ COMMITTED transaction'
             USING ERRCODE = 'FL003';
     END IF;
 
-    FOR v_key IN
-        SELECT DISTINCT hashtext(k) FROM (
-            SELECT 'stream:' || s FROM unnest(p_streams) s
-            UNION ALL SELECT 'tag:' || t FROM unnest(p_condition_tags) t
-            UNION ALL SELECT 'tag:' || jsonb_array_elements_text(j) FROM unnest(p_tags) j
-        ) keys(k)
-        ORDER BY 1
-    LOOP
-        -- Class 1718183012 ('fund' as int4) keeps these keys apart from other advisory locks.
-        PERFORM pg_advisory_xact_lock(1718183012, v_key);
-    END LOOP;
+    PERFORM pg_advisory_xact_lock(k) FROM unnest(p_lock_keys) WITH ORDINALITY AS u(k, n) ORDER BY n;
 
     IF p_condition_snapshot IS NOT NULL THEN
         SELECT t.tag, t.event_id INTO v_conflict
@@ -146,47 +142,40 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT x.stream_id, x.expected, coalesce(cur.v, 0) AS actual INTO v_conflict
-      FROM unnest(p_expect_streams, p_expect_versions) AS x(stream_id, expected)
-      LEFT JOIN LATERAL (
-            SELECT e.stream_version AS v FROM events e
-             WHERE e.stream_id = x.stream_id
-             ORDER BY e.stream_version DESC LIMIT 1) cur ON true
-     WHERE x.expected <> coalesce(cur.v, 0)
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'stream % is at version %, the command expected %',
-                v_conflict.stream_id, v_conflict.actual, v_conflict.expected
-            USING ERRCODE = 'FL001',
-                  DETAIL = json_build_object('stream', v_conflict.stream_id,
-                                             'expected', v_conflict.expected,
-                                             'actual', v_conflict.actual)::text;
-    END IF;
+    -- Stream versions, under the stream locks. Streams of a bulk append repeat, so each
+    -- stream's head is looked up once.
+    v_versions := array_fill(0::bigint, ARRAY[cardinality(p_streams)]);
+    FOR i IN 1 .. cardinality(p_streams) LOOP
+        v_head := (v_heads ->> p_streams[i])::bigint;
+        IF v_head IS NULL THEN
+            SELECT e.stream_version INTO v_head FROM events e
+             WHERE e.stream_id = p_streams[i] ORDER BY e.stream_version DESC LIMIT 1;
+            v_head := coalesce(v_head, 0);
+            v_expect := array_position(p_expect_streams, p_streams[i]);
+            IF v_expect IS NOT NULL AND p_expect_versions[v_expect] <> v_head THEN
+                RAISE EXCEPTION 'stream % is at version %, the command expected %',
+                        p_streams[i], v_head, p_expect_versions[v_expect]
+                    USING ERRCODE = 'FL001',
+                          DETAIL = json_build_object('stream', p_streams[i],
+                                                     'expected', p_expect_versions[v_expect],
+                                                     'actual', v_head)::text;
+            END IF;
+        END IF;
+        v_versions[i] := v_head + 1;
+        v_heads := jsonb_set(v_heads, ARRAY[p_streams[i]], to_jsonb(v_head + 1));
+    END LOOP;
 
     RETURN QUERY
-    WITH input AS (
-        SELECT i AS idx, p_streams[i] AS stream_id
-          FROM generate_subscripts(p_streams, 1) AS i
-    ), stream_heads AS (
-        SELECT s.stream_id, coalesce(cur.v, 0) AS version
-          FROM (SELECT DISTINCT input.stream_id FROM input) s
-          LEFT JOIN LATERAL (
-                SELECT e.stream_version AS v FROM events e
-                 WHERE e.stream_id = s.stream_id
-                 ORDER BY e.stream_version DESC LIMIT 1) cur ON true
-    ), numbered AS (
-        SELECT input.idx, input.stream_id,
-               h.version + row_number() OVER (PARTITION BY input.stream_id ORDER BY input.idx) AS ver
-          FROM input JOIN stream_heads h USING (stream_id)
-    ), inserted AS (
+    WITH inserted AS (
         INSERT INTO events (stream_id, stream_version, event_type, schema_version,
                             data, metadata, tags, business_date)
-        SELECT n.stream_id, n.ver, p_types[n.idx], p_schema_versions[n.idx],
-               p_data[n.idx], p_metadata[n.idx],
-               ARRAY(SELECT DISTINCT t FROM jsonb_array_elements_text(p_tags[n.idx]) AS t ORDER BY t),
-               p_business_dates[n.idx]
-          FROM numbered n
-         ORDER BY n.idx
+        SELECT u.s, u.v, u.t, u.sv, u.d, u.m,
+               ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(u.tg) AS x ORDER BY x),
+               u.bd
+          FROM unnest(p_streams, v_versions, p_types, p_schema_versions, p_data, p_metadata,
+                      p_tags, p_business_dates)
+               WITH ORDINALITY AS u(s, v, t, sv, d, m, tg, bd, n)
+         ORDER BY u.n
         RETURNING events.id, events.stream_id, events.stream_version, events.tags
     ), tagged AS (
         INSERT INTO event_tags (tag, event_id)

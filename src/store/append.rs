@@ -134,10 +134,12 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
         None => (Vec::new(), None),
     };
 
+    let lock_keys = lock_keys(append);
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT event_id, event_stream_id, event_stream_version
-           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_snapshot)",
+           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_snapshot)",
     )
+    .bind(&lock_keys)
     .bind(&streams)
     .bind(&types)
     .bind(&schema_versions)
@@ -157,6 +159,45 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
     Ok(Appended {
         events: rows.into_iter().map(|(id, _, v)| (id, v)).collect(),
     })
+}
+
+/// The advisory lock keys of every stream and tag the append touches or is conditioned on,
+/// sorted and distinct: every writer takes its locks in the same order, so none deadlock.
+/// Two names hashing alike only make their writers queue; correctness does not depend on it.
+fn lock_keys(append: &Append) -> Vec<i64> {
+    let streams = append
+        .events
+        .iter()
+        .map(|e| ("stream:", e.stream_id.as_str()));
+    let tags = append
+        .events
+        .iter()
+        .flat_map(|e| e.tags.iter())
+        .map(|t| ("tag:", t.as_str()));
+    let conditions = append
+        .condition
+        .iter()
+        .flat_map(|c| c.tags.iter())
+        .map(|t| ("tag:", t.as_str()));
+    let mut keys: Vec<i64> = streams
+        .chain(tags)
+        .chain(conditions)
+        .map(|(kind, name)| lock_key(kind, name))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// FNV-1a, 64 bits: stable across processes and releases, unlike `std`'s hasher.
+fn lock_key(kind: &str, name: &str) -> i64 {
+    let hash = kind
+        .bytes()
+        .chain(name.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// Turns the SQLSTATEs raised by `fundledger_append` into typed conflicts.

@@ -18,7 +18,7 @@ pub use append::{
     append, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
 };
 pub use read::{
-    head, read_all, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
+    head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
     READ_PAGE_LIMIT_MAX,
 };
 pub use subscription::{Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};

@@ -129,6 +129,16 @@ pub async fn read_tagged(conn: &mut PgConnection, tags: &[Tag]) -> Result<Tagged
     Ok(TaggedRead { events, read_point })
 }
 
+/// The current read point, for a decision that read its state some other way (for example
+/// from an inline projection in the same transaction: take the read point in the same
+/// statement as that read, or before it).
+pub async fn read_point(conn: &mut PgConnection) -> Result<ReadPoint, sqlx::Error> {
+    let s: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(conn)
+        .await?;
+    Ok(ReadPoint(s))
+}
+
 /// The position of the last sequenced event (0 for an empty log).
 pub async fn head(conn: &mut PgConnection) -> Result<Position, sqlx::Error> {
     let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM log")
