@@ -232,7 +232,7 @@ fn bench_pgbench(
     let script = work.join("insert.sql");
     std::fs::write(
         &script,
-        "\\set v random(1, 2000000000)\n\
+        "\\set v random(1, 9000000000000000000)\n\
          INSERT INTO bare_events (stream_id, stream_version, event_type, schema_version, data, metadata, tags) \
          VALUES ('bare-' || :client_id || '-' || :v, 1, 'BenchHappened', 1, '{\"n\": 1}', '{\"actor\": \"bench\"}', '{bench}');\n",
     )
