@@ -1,0 +1,785 @@
+//! Vocational-training subsidy (职业培训补贴), paid for a trainee of a
+//! catalog training (Liaocheng 2024: 聊人社字〔2024〕12号, annexes 1 and 2).
+//!
+//! The standard in force is the one on the class start date (以开班之日为准),
+//! so the policy is selected by `training.class_start_on`, not by the
+//! submission date. Graded catalogs (green, urgent, manufacturing) pay by
+//! level; a completion-exam class (结业类) pays the 初级 standard. Special
+//! ability items pay by food / non-food, featured and entrepreneurship items
+//! per item. A class shorter than the standard's hours (补贴课时) is not
+//! subsidized. Who pays: an unemployed person receiving unemployment benefit
+//! is paid from the unemployment-insurance fund under the expansion pilot
+//! (counts against the 15% quota); anyone else from employment subsidy funds.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CatalogBinding, CatalogKind, CatalogPath, SpecialCategory};
+use crate::checks;
+use crate::decision::{Decision, Funding, Ruled};
+use crate::file_error::FieldPath;
+use crate::history::{PriorApplication, Subject};
+use crate::ids::{DivisionCode, OccupationCode};
+use crate::level::Level;
+use crate::money::Money;
+use crate::person::{Applicant, PersonEligibility};
+use crate::policy::{Policy, Program, Rules};
+use crate::rejection::{by_precedence, Rejection, RejectionCode};
+
+/// Parameters of a training policy. File keys:
+///
+/// ```toml
+/// catalog = "catalogs/liaocheng-2024-training.toml"
+/// business_date = "class_start_on"
+/// [graded]            catalogs = ["green", "urgent", "manufacturing"], completion_exam_pays_level = 5
+/// [graded.level_5]    amount = "600.00", hours = 40            (and level_4, level_3)
+/// [special_ability]   food = { amount = "500.00", hours = 24 }, non_food = { … }
+/// [featured."featured-01"]  name = "岗位技能提升", amount = "500.00", hours = 40
+/// [entrepreneurship."entrepreneurship-01"]  name = "…", amount = "300.00", hours = 24
+/// [funding]           receiving_unemployment_benefit = "expansion_pilot", otherwise = "employment_subsidy"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingRules<C = CatalogBinding> {
+    pub catalog: C,
+    pub business_date: TrainingBusinessDate,
+    pub graded: GradedStandards,
+    pub special_ability: SpecialAbilityStandards,
+    #[serde(default)]
+    pub featured: BTreeMap<String, NamedStandard>,
+    #[serde(default)]
+    pub entrepreneurship: BTreeMap<String, NamedStandard>,
+    pub funding: TrainingFunding,
+}
+
+/// Which date selects the training policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainingBusinessDate {
+    /// 开班之日.
+    ClassStartOn,
+}
+
+/// An amount per trainee and the class hours it requires (补贴课时).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standard {
+    pub amount: Money,
+    pub hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedStandard {
+    pub name: String,
+    pub amount: Money,
+    pub hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GradedStandards {
+    /// The catalogs paid by level.
+    pub catalogs: Vec<CatalogKind>,
+    /// The level whose standard a completion-exam class (结业类) pays.
+    pub completion_exam_pays_level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_5: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_4: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_3: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_2: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_1: Option<Standard>,
+}
+
+impl GradedStandards {
+    pub fn get(&self, level: Level) -> Option<Standard> {
+        match level.number() {
+            5 => self.level_5,
+            4 => self.level_4,
+            3 => self.level_3,
+            2 => self.level_2,
+            _ => self.level_1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecialAbilityStandards {
+    /// 食品制作类
+    pub food: Standard,
+    /// 种植类, 手工制作类, 其它类
+    pub non_food: Standard,
+}
+
+/// Where the money comes from, by the trainee's situation at submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingFunding {
+    pub receiving_unemployment_benefit: Funding,
+    pub otherwise: Funding,
+}
+
+impl TrainingRules<CatalogPath> {
+    pub(crate) fn bind<E>(
+        self,
+        bind: impl Fn(&CatalogPath) -> Result<CatalogBinding, E>,
+    ) -> Result<TrainingRules, E> {
+        Ok(TrainingRules {
+            catalog: bind(&self.catalog)?,
+            business_date: self.business_date,
+            graded: self.graded,
+            special_ability: self.special_ability,
+            featured: self.featured,
+            entrepreneurship: self.entrepreneurship,
+            funding: self.funding,
+        })
+    }
+}
+
+impl TrainingRules {
+    pub(crate) fn problems(&self) -> Vec<(FieldPath, String)> {
+        let mut out = Vec::new();
+        let at = FieldPath::parse;
+        let catalog = &self.catalog.catalog;
+        if self.graded.catalogs.is_empty() || self.graded.catalogs.iter().any(|k| !k.is_graded()) {
+            out.push((
+                at("graded.catalogs"),
+                "lists the catalogs paid by level: green, urgent, manufacturing".into(),
+            ));
+        }
+        if self
+            .graded
+            .get(self.graded.completion_exam_pays_level)
+            .is_none()
+        {
+            out.push((
+                at("graded.completion_exam_pays_level"),
+                "names a level without a standard in [graded]".into(),
+            ));
+        }
+        let mut standards: Vec<(String, Standard)> = Level::ALL
+            .into_iter()
+            .filter_map(|l| self.graded.get(l).map(|s| (format!("graded.level_{l}"), s)))
+            .collect();
+        standards.push(("special_ability.food".into(), self.special_ability.food));
+        standards.push((
+            "special_ability.non_food".into(),
+            self.special_ability.non_food,
+        ));
+        for (table, kind) in [
+            ("featured", CatalogKind::Featured),
+            ("entrepreneurship", CatalogKind::Entrepreneurship),
+        ] {
+            let map = if kind == CatalogKind::Featured {
+                &self.featured
+            } else {
+                &self.entrepreneurship
+            };
+            for (key, s) in map {
+                standards.push((
+                    format!("{table}.{key}"),
+                    Standard {
+                        amount: s.amount,
+                        hours: s.hours,
+                    },
+                ));
+                if catalog.find(Some(kind), key).is_none() {
+                    out.push((
+                        at(&format!("{table}.{key}")),
+                        format!("{key} is not a {kind} item of {}", self.catalog.path),
+                    ));
+                }
+            }
+            for item in catalog.items.iter().filter(|i| i.catalog == Some(kind)) {
+                if !map.contains_key(item.key()) {
+                    out.push((
+                        at(table),
+                        format!(
+                            "catalog item {} ({}) has no standard here",
+                            item.key(),
+                            item.name
+                        ),
+                    ));
+                }
+            }
+        }
+        for (path, s) in standards {
+            if s.hours == 0 {
+                out.push((
+                    at(&format!("{path}.hours")),
+                    "must be at least 1 hour".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// How the class was assessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assessment {
+    /// Skill evaluation with a vocational certificate (技能等级评价).
+    Certificate,
+    /// Completion exam with a training certificate (结业考试, 培训合格证书).
+    CompletionExam,
+}
+
+/// `training` of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Training {
+    pub catalog: CatalogKind,
+    /// For the graded catalogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupation_code: Option<OccupationCode>,
+    /// For the other catalogs: the catalog key, e.g. `special_ability-03`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// For the graded catalogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    pub assessment: Assessment,
+    pub class_start_on: NaiveDate,
+    /// Class hours delivered.
+    pub hours: u32,
+}
+
+/// A training request body (`"program": "vocational_training"`), parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingApplication {
+    pub county: DivisionCode,
+    pub submitted_on: NaiveDate,
+    pub applicant: Applicant,
+    pub eligibility: PersonEligibility,
+    pub training: Training,
+    /// Optional: the policy derives it; a stated one must agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<Funding>,
+}
+
+impl TrainingApplication {
+    /// The date that selects the policy: the class start date.
+    pub fn business_date(&self) -> NaiveDate {
+        self.training.class_start_on
+    }
+}
+
+/// What the request is for, once its fields are consistent.
+struct Target {
+    subject: Subject,
+    key: String,
+    field: &'static str,
+    level: Option<Level>,
+}
+
+fn target(t: &Training) -> Result<Target, Vec<Rejection>> {
+    let mut out = Vec::new();
+    let kind = t.catalog;
+    if kind.is_graded() {
+        if t.item.is_some() {
+            out.push(checks::validation(
+                "training.item",
+                format!("the {kind} catalog is of occupations: give training.occupation_code, not an item"),
+            ));
+        }
+        if t.level.is_none() {
+            out.push(checks::validation(
+                "training.level",
+                format!("the {kind} catalog is paid by level: give training.level (5 初级 … 1 高级技师)"),
+            ));
+        }
+        match (&t.occupation_code, t.level, out.is_empty()) {
+            (Some(code), Some(level), true) => Ok(Target {
+                subject: Subject::Occupation(code.clone()),
+                key: code.to_string(),
+                field: "training.occupation_code",
+                level: Some(level),
+            }),
+            (None, _, _) => {
+                out.push(checks::validation(
+                    "training.occupation_code",
+                    format!("the {kind} catalog is of occupations: give training.occupation_code"),
+                ));
+                Err(out)
+            }
+            _ => Err(out),
+        }
+    } else {
+        if t.occupation_code.is_some() {
+            out.push(checks::validation(
+                "training.occupation_code",
+                format!(
+                    "{kind} items have no occupation code: give training.item, e.g. \"{kind}-01\""
+                ),
+            ));
+        }
+        if t.level.is_some() {
+            out.push(checks::validation(
+                "training.level",
+                format!("{kind} items have no levels; leave training.level out"),
+            ));
+        }
+        let item = t.item.as_ref().map(|i| Subject::parse(i).map(|s| (i, s)));
+        match item {
+            Some(Ok((key, subject))) if out.is_empty() => Ok(Target {
+                subject,
+                key: key.clone(),
+                field: "training.item",
+                level: None,
+            }),
+            Some(Ok(_)) => Err(out),
+            Some(Err(e)) => {
+                out.push(checks::validation("training.item", e.to_string()));
+                Err(out)
+            }
+            None => {
+                out.push(checks::validation(
+                    "training.item",
+                    format!("give the catalog item, e.g. \"{kind}-01\""),
+                ));
+                Err(out)
+            }
+        }
+    }
+}
+
+/// Decides a training application. `history` is the person's earlier
+/// training and skill-upgrade applications.
+pub fn decide(
+    app: &TrainingApplication,
+    history: &[PriorApplication],
+    policy: &Policy,
+) -> Result<Decision, Vec<Rejection>> {
+    let Rules::VocationalTraining(rules) = &policy.rules else {
+        return Err(vec![checks::wrong_program(
+            policy,
+            Program::VocationalTraining,
+        )]);
+    };
+    let t = &app.training;
+    let mut out = Vec::new();
+    if t.class_start_on > app.submitted_on {
+        out.push(checks::validation(
+            "training.class_start_on",
+            format!(
+                "the class starts on {}, after the submission date {}; apply once the class has started",
+                t.class_start_on, app.submitted_on
+            ),
+        ));
+    }
+    if app.applicant.name.trim().is_empty() {
+        out.push(checks::validation(
+            "applicant.name",
+            "the applicant's name is empty",
+        ));
+    }
+    let target = match target(t) {
+        Ok(target) => Some(target),
+        Err(rs) => {
+            out.extend(rs);
+            None
+        }
+    };
+    let TrainingBusinessDate::ClassStartOn = rules.business_date;
+    let funding = if app.eligibility.receiving_unemployment_benefit {
+        rules.funding.receiving_unemployment_benefit
+    } else {
+        rules.funding.otherwise
+    };
+    if let Some(stated) = app.funding.filter(|&f| f != funding) {
+        out.push(checks::validation(
+            "funding",
+            format!(
+                "the request says {} but {} assigns {} to a trainee who is {}receiving unemployment \
+                 benefit; leave funding out or correct it",
+                stated.as_str(),
+                policy.document,
+                funding.as_str(),
+                if app.eligibility.receiving_unemployment_benefit { "" } else { "not " }
+            ),
+        ));
+    }
+    let Some(target) = target.filter(|_| out.is_empty()) else {
+        return Err(by_precedence(out));
+    };
+    if let Some(r) = checks::in_force(policy, &app.county, t.class_start_on) {
+        return Err(vec![r]);
+    }
+
+    let catalog = &rules.catalog.catalog;
+    let Some(item) = catalog.find(Some(t.catalog), &target.key) else {
+        return Err(vec![Rejection::new(
+            RejectionCode::UnknownOccupation,
+            target.field,
+            format!(
+                "{} is not in the {} catalog of {} ({}); subsidized training must be in the catalog",
+                target.key, t.catalog, catalog.document, catalog.annex
+            ),
+        )]);
+    };
+
+    let standard: Option<(Standard, &str)> = match t.catalog {
+        k if k.is_graded() => {
+            let level = target.level.expect("graded targets have a level");
+            if !rules.graded.catalogs.contains(&k) {
+                None
+            } else if t.assessment == Assessment::CompletionExam {
+                let pays = rules.graded.completion_exam_pays_level;
+                rules.graded.get(pays).map(|s| (s, "completion_exam_rate"))
+            } else {
+                rules.graded.get(level).map(|s| (s, "graded_standards"))
+            }
+        }
+        CatalogKind::SpecialAbility => match item.category {
+            Some(SpecialCategory::Food) => {
+                Some((rules.special_ability.food, "special_ability_food"))
+            }
+            _ => Some((rules.special_ability.non_food, "special_ability_non_food")),
+        },
+        CatalogKind::Featured => rules.featured.get(&target.key).map(|s| {
+            let s = Standard {
+                amount: s.amount,
+                hours: s.hours,
+            };
+            (s, "featured_standards")
+        }),
+        _ => rules.entrepreneurship.get(&target.key).map(|s| {
+            let s = Standard {
+                amount: s.amount,
+                hours: s.hours,
+            };
+            (s, "entrepreneurship_standards")
+        }),
+    };
+    match standard {
+        None => out.push(Rejection::new(
+            RejectionCode::NoStandardForLevel,
+            "training.level",
+            match target.level {
+                Some(l) => format!(
+                    "{} sets no training standard for level {l} ({}) of the {} catalog; \
+                     only levels 5, 4 and 3 are subsidized",
+                    policy.document,
+                    l.name_zh(),
+                    t.catalog
+                ),
+                None => format!("{} sets no training standard for {}", policy.document, target.key),
+            },
+        )),
+        Some((s, _)) if t.hours < s.hours => out.push(Rejection::new(
+            RejectionCode::NotEligible,
+            "training.hours",
+            format!(
+                "the class had {} hours; this standard subsidizes classes of at least {} hours (补贴课时)",
+                t.hours, s.hours
+            ),
+        )),
+        Some(_) => {}
+    }
+    out.extend(checks::repeats(
+        history,
+        Program::VocationalTraining,
+        Program::SkillUpgrade,
+        &target.subject,
+        target.level,
+        target.field,
+    ));
+    match standard {
+        Some((s, rule)) if out.is_empty() => Ok(Decision {
+            policy: policy.reference(),
+            program: Program::VocationalTraining,
+            business_date: t.class_start_on,
+            amount: Ruled {
+                value: s.amount,
+                rule: policy.rule(rule),
+            },
+            funding: Ruled {
+                value: funding,
+                rule: policy.rule("funding"),
+            },
+            slot: None,
+            lines: Vec::new(),
+        }),
+        _ => Err(by_precedence(out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CatalogTexts;
+    use crate::history::Status;
+    use crate::ids::IdNumber;
+
+    const LIAOCHENG: &str = include_str!("../../policies/liaocheng-2024-training.toml");
+    const CATALOG: &str = include_str!("../../policies/catalogs/liaocheng-2024-training.toml");
+
+    fn policy() -> Policy {
+        let mut texts = CatalogTexts::new();
+        texts.insert(
+            "catalogs/liaocheng-2024-training.toml".into(),
+            CATALOG.into(),
+        );
+        Policy::from_toml_with_catalogs(LIAOCHENG, &texts).unwrap()
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn graded(catalog: CatalogKind, code: &str, level: &str, start: &str) -> TrainingApplication {
+        TrainingApplication {
+            county: DivisionCode::parse("371502").unwrap(),
+            submitted_on: d("2024-10-20"),
+            applicant: Applicant {
+                id_number: IdNumber::parse("11010519491231002X").unwrap(),
+                name: "李四".into(),
+            },
+            eligibility: PersonEligibility {
+                insured_months: None,
+                receiving_unemployment_benefit: true,
+            },
+            training: Training {
+                catalog,
+                occupation_code: Some(OccupationCode::parse(code).unwrap()),
+                item: None,
+                level: Some(Level::parse(level).unwrap()),
+                assessment: Assessment::Certificate,
+                class_start_on: d(start),
+                hours: 56,
+            },
+            funding: None,
+        }
+    }
+
+    fn item(catalog: CatalogKind, key: &str, hours: u32) -> TrainingApplication {
+        let mut a = graded(catalog, "4-10-01-05", "5", "2024-09-10");
+        a.training.occupation_code = None;
+        a.training.level = None;
+        a.training.item = Some(key.into());
+        a.training.hours = hours;
+        a
+    }
+
+    enum Expect {
+        Pays(&'static str, &'static str, Funding),
+        Refused(RejectionCode, &'static str),
+    }
+    use CatalogKind::*;
+    use Expect::*;
+
+    #[test]
+    fn decisions_follow_annex_2() {
+        let nursing = "4-10-01-05"; // 养老护理员, urgent B and green
+        let cases: Vec<(&str, TrainingApplication, Vec<PriorApplication>, Expect)> = vec![
+            (
+                "class starting 2024-08-31: before the catalog",
+                graded(Urgent, nursing, "5", "2024-08-31"),
+                vec![],
+                Refused(RejectionCode::NoPolicyInForce, "training.class_start_on"),
+            ),
+            (
+                "class starting 2024-09-01: 初级 600",
+                graded(Urgent, nursing, "5", "2024-09-01"),
+                vec![],
+                Pays("600.00", "graded_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "中级 700",
+                graded(Green, nursing, "4", "2024-09-10"),
+                vec![],
+                Pays("700.00", "graded_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "高级 800",
+                graded(Manufacturing, "6-18-04-01", "3", "2024-09-10"),
+                vec![],
+                Pays("800.00", "graded_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "completion exam pays 初级 whatever the level",
+                {
+                    let mut a = graded(Urgent, nursing, "3", "2024-09-10");
+                    a.training.assessment = Assessment::CompletionExam;
+                    a
+                },
+                vec![],
+                Pays("600.00", "completion_exam_rate", Funding::ExpansionPilot),
+            ),
+            (
+                "not receiving benefit: employment subsidy funds",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.eligibility.receiving_unemployment_benefit = false;
+                    a
+                },
+                vec![],
+                Pays("600.00", "graded_standards", Funding::EmploymentSubsidy),
+            ),
+            (
+                "a stated funding that disagrees",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.funding = Some(Funding::EmploymentSubsidy);
+                    a
+                },
+                vec![],
+                Refused(RejectionCode::ValidationFailed, "funding"),
+            ),
+            (
+                "level 2",
+                graded(Urgent, nursing, "2", "2024-09-10"),
+                vec![],
+                Refused(RejectionCode::NoStandardForLevel, "training.level"),
+            ),
+            (
+                "美发师 is green, not urgent",
+                graded(Urgent, "4-10-03-02", "5", "2024-09-10"),
+                vec![],
+                Refused(RejectionCode::UnknownOccupation, "training.occupation_code"),
+            ),
+            (
+                "special ability, food",
+                item(SpecialAbility, "special_ability-01", 24),
+                vec![],
+                Pays("500.00", "special_ability_food", Funding::ExpansionPilot),
+            ),
+            (
+                "special ability, planting",
+                item(SpecialAbility, "special_ability-21", 24),
+                vec![],
+                Pays(
+                    "400.00",
+                    "special_ability_non_food",
+                    Funding::ExpansionPilot,
+                ),
+            ),
+            (
+                "数字技术工程师",
+                item(Featured, "featured-03", 80),
+                vec![],
+                Pays("1000.00", "featured_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "数字技术工程师, 79 hours",
+                item(Featured, "featured-03", 79),
+                vec![],
+                Refused(RejectionCode::NotEligible, "training.hours"),
+            ),
+            (
+                "GYB",
+                item(Entrepreneurship, "entrepreneurship-01", 24),
+                vec![],
+                Pays(
+                    "300.00",
+                    "entrepreneurship_standards",
+                    Funding::ExpansionPilot,
+                ),
+            ),
+            (
+                "SYB",
+                item(Entrepreneurship, "entrepreneurship-02", 56),
+                vec![],
+                Pays(
+                    "800.00",
+                    "entrepreneurship_standards",
+                    Funding::ExpansionPilot,
+                ),
+            ),
+            (
+                "no such item",
+                item(Featured, "featured-04", 80),
+                vec![],
+                Refused(RejectionCode::UnknownOccupation, "training.item"),
+            ),
+            (
+                "a level on a flat-rate item",
+                {
+                    let mut a = item(Featured, "featured-01", 40);
+                    a.training.level = Some(Level::parse("5").unwrap());
+                    a
+                },
+                vec![],
+                Refused(RejectionCode::ValidationFailed, "training.level"),
+            ),
+            (
+                "skill-upgrade subsidy for the same occupation and level",
+                graded(Urgent, nursing, "4", "2024-09-10"),
+                vec![PriorApplication {
+                    program: Program::SkillUpgrade,
+                    subject: Subject::parse(nursing).unwrap(),
+                    level: Some(Level::parse("4").unwrap()),
+                    submitted_on: d("2024-03-01"),
+                    status: Status::Paid,
+                    slot: None,
+                }],
+                Refused(
+                    RejectionCode::TrainingAndSkillUpgradeExclusive,
+                    "training.occupation_code",
+                ),
+            ),
+            (
+                "trained at a higher level already",
+                graded(Urgent, nursing, "4", "2024-09-10"),
+                vec![PriorApplication {
+                    program: Program::VocationalTraining,
+                    subject: Subject::parse(nursing).unwrap(),
+                    level: Some(Level::parse("3").unwrap()),
+                    submitted_on: d("2024-09-20"),
+                    status: Status::Pending,
+                    slot: None,
+                }],
+                Refused(
+                    RejectionCode::HigherLevelAlreadySubsidized,
+                    "training.occupation_code",
+                ),
+            ),
+            (
+                "the same special-ability item twice",
+                item(SpecialAbility, "special_ability-01", 24),
+                vec![PriorApplication {
+                    program: Program::VocationalTraining,
+                    subject: Subject::parse("special_ability-01").unwrap(),
+                    level: None,
+                    submitted_on: d("2024-09-20"),
+                    status: Status::Counted,
+                    slot: None,
+                }],
+                Refused(
+                    RejectionCode::OccupationLevelAlreadySubsidized,
+                    "training.item",
+                ),
+            ),
+        ];
+        let policy = policy();
+        let mut in_jining = graded(Urgent, nursing, "5", "2024-09-10");
+        in_jining.county = DivisionCode::parse("370811").unwrap();
+        assert_eq!(
+            decide(&in_jining, &[], &policy).unwrap_err()[0].code,
+            RejectionCode::NoPolicyInForce
+        );
+        for (name, a, history, expect) in cases {
+            match (expect, decide(&a, &history, &policy)) {
+                (Pays(amount, rule, funding), Ok(decision)) => {
+                    assert_eq!(decision.amount.value.to_string(), amount, "{name}");
+                    assert_eq!(
+                        decision.amount.rule.as_str(),
+                        format!("liaocheng-2024-training/{rule}"),
+                        "{name}"
+                    );
+                    assert_eq!(decision.funding.value, funding, "{name}");
+                    assert_eq!(decision.business_date, a.training.class_start_on, "{name}");
+                }
+                (Refused(code, field), Err(rejections)) => {
+                    assert_eq!(
+                        (rejections[0].code, rejections[0].field.as_str()),
+                        (code, field),
+                        "{name}: {rejections:?}"
+                    );
+                }
+                (_, got) => panic!("{name}: unexpected {got:?}"),
+            }
+        }
+    }
+}
