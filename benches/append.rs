@@ -42,14 +42,9 @@ fn percentile(sorted_us: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("FUNDLEDGER_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let secs: u64 =
+        std::env::var("FUNDLEDGER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(run(Duration::from_secs(secs)));
 }
 
@@ -60,30 +55,17 @@ async fn run(duration: Duration) {
     let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let admin = cluster.connect_options("postgres");
     let mut conn = admin.connect().await.unwrap();
-    conn.execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .unwrap();
+    conn.execute(format!("CREATE DATABASE {db}").as_str()).await.unwrap();
     let owner = cluster.connect_options(&db);
     migrate(&owner).await.unwrap();
     let mut owner_conn = owner.connect().await.unwrap();
-    owner_conn
-        .execute("CREATE TABLE bare_events (LIKE events INCLUDING ALL)")
-        .await
-        .unwrap();
-    let settings = PoolSettings {
-        max_connections: 70,
-        ..PoolSettings::default()
-    };
+    owner_conn.execute("CREATE TABLE bare_events (LIKE events INCLUDING ALL)").await.unwrap();
+    let settings = PoolSettings { max_connections: 70, ..PoolSettings::default() };
     let pool = writer_pool(&owner, &settings).await.unwrap();
 
-    let sync_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let fsync: String = sqlx::query_scalar("SHOW fsync")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let sync_commit: String =
+        sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&pool).await.unwrap();
+    let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await.unwrap();
     eprintln!(
         "server: fsync={fsync} synchronous_commit={sync_commit}; {} s per level",
         duration.as_secs()
@@ -100,10 +82,8 @@ async fn run(duration: Duration) {
         rows.push((writers, ours, bare));
     }
 
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let sequencing = Instant::now();
     while sequence(&mut conn).await.unwrap() != Some(Position(total)) {
@@ -141,9 +121,7 @@ async fn run(duration: Duration) {
 
     pool.close().await;
     let mut conn = admin.connect().await.unwrap();
-    conn.execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
+    conn.execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str()).await.unwrap();
     cluster.stop().unwrap();
 }
 
@@ -153,10 +131,7 @@ fn bench_event(stream: &str, tag: &Tag) -> NewEvent {
         event_type: "BenchHappened".into(),
         schema_version: 1,
         data: json!({ "n": 1 }),
-        metadata: Metadata {
-            actor: Some("bench".into()),
-            ..Metadata::default()
-        },
+        metadata: Metadata { actor: Some("bench".into()), ..Metadata::default() },
         tags: vec![tag.clone()],
         business_date: None,
     }
@@ -224,10 +199,8 @@ fn bench_pgbench(
     clients: usize,
     duration: Duration,
 ) -> Run {
-    let work = std::env::temp_dir().join(format!(
-        "fundledger-pgbench-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let work =
+        std::env::temp_dir().join(format!("fundledger-pgbench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&work).unwrap();
     let script = work.join("insert.sql");
     std::fs::write(
@@ -240,12 +213,7 @@ fn bench_pgbench(
     let out = Command::new(cluster.binaries().path("pgbench"))
         .current_dir(&work)
         .args(["-n", "-M", "prepared", "-l", "--log-prefix", "tx"])
-        .args([
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.min(4).to_string(),
-        ])
+        .args(["-c", &clients.to_string(), "-j", &clients.min(4).to_string()])
         .args(["-T", &duration.as_secs().to_string()])
         .arg("-f")
         .arg(&script)
@@ -265,8 +233,7 @@ fn bench_pgbench(
         if entry.file_name().to_string_lossy().starts_with("tx.") {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             latencies.extend(
-                text.lines()
-                    .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
+                text.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
             );
         }
     }

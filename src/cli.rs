@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::http::{router, AppState};
 use crate::postgres::{Database, PoolSettings};
+use crate::publishing::{load_policy_file, publish, PublishError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,12 +20,7 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory of the private PostgreSQL cluster (and, later, of the key files).
-    #[arg(
-        long,
-        env = "FUNDLEDGER_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    #[arg(long, env = "FUNDLEDGER_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -40,28 +36,83 @@ pub enum Command {
         #[arg(long, env = "FUNDLEDGER_DB_CONNECTIONS", default_value_t = 16)]
         db_connections: u32,
     },
+    /// Publish policies and list what is published.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files and record each as a PolicyPublished event. A file with an error
+    /// is refused with its line and field, and nothing of it is recorded.
+    Publish {
+        /// Policy files (TOML), e.g. policies/*.toml. Catalogs are read from catalogs/ beside them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Who publishes (recorded as the actor).
+        #[arg(long, default_value = "administrator")]
+        actor: String,
+    },
+    /// Check policy files without recording anything.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            listen,
-            db_connections,
-        } => {
-            let settings = PoolSettings {
-                max_connections: db_connections,
-                ..PoolSettings::default()
-            };
+        Command::Serve { listen, db_connections } => {
+            let settings =
+                PoolSettings { max_connections: db_connections, ..PoolSettings::default() };
             let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
-            let served = serve(
-                listen,
-                AppState {
-                    pool: db.pool.clone(),
-                },
-            )
-            .await;
+            let served = serve(listen, AppState { pool: db.pool.clone() }).await;
             db.close().await;
             served
+        }
+        Command::Policy(PolicyCommand::Check { files }) => {
+            for file in &files {
+                let policy = load_policy_file(file)?;
+                println!(
+                    "{}: ok ({}, {}, in force from {})",
+                    file.display(),
+                    policy.id,
+                    policy.document,
+                    policy.effective_from
+                );
+            }
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Publish { files, actor }) => {
+            // Validate every file before recording any, so a bad file leaves nothing half done.
+            let policies =
+                files.iter().map(|f| load_policy_file(f)).collect::<Result<Vec<_>, _>>()?;
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings::default(),
+            )
+            .await?;
+            let mut outcome = Ok(());
+            for (file, policy) in files.iter().zip(&policies) {
+                match publish(&db.pool, policy, &actor).await {
+                    Ok(event) => println!(
+                        "{}: published {} ({}) as event {event}",
+                        file.display(),
+                        policy.id,
+                        policy.document
+                    ),
+                    Err(PublishError::AlreadyPublished(id)) => {
+                        println!("{}: {id} is already published; skipped", file.display())
+                    }
+                    Err(e) => {
+                        outcome = Err(e.into());
+                        break;
+                    }
+                }
+            }
+            db.close().await;
+            outcome
         }
     }
 }
@@ -71,9 +122,7 @@ async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "fundledger is serving");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("in-flight requests finished; shutting down");
     Ok(())
 }

@@ -7,4 +7,5 @@
 pub mod cli;
 pub mod http;
 pub mod postgres;
+pub mod publishing;
 pub mod store;

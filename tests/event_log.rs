@@ -15,10 +15,7 @@ fn event(stream: &str, tags: &[&str]) -> NewEvent {
         event_type: "TestHappened".to_string(),
         schema_version: 1,
         data: json!({ "stream": stream }),
-        metadata: Metadata {
-            actor: Some("test".into()),
-            ..Metadata::default()
-        },
+        metadata: Metadata { actor: Some("test".into()), ..Metadata::default() },
         tags: tags.iter().map(|t| Tag::parse(t).unwrap()).collect(),
         business_date: chrono::NaiveDate::from_ymd_opt(2024, 5, 6),
     }
@@ -43,38 +40,23 @@ async fn sequenced(conn: &mut PgConnection, head: Position) {
         if now == Some(head) {
             return;
         }
-        assert!(
-            now.unwrap_or_default() <= head,
-            "sequenced past {head}: {now:?}"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log was not sequenced to {head}"
-        );
+        assert!(now.unwrap_or_default() <= head, "sequenced past {head}: {now:?}");
+        assert!(std::time::Instant::now() < deadline, "the log was not sequenced to {head}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
 async fn count(conn: &mut PgConnection) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(conn)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(conn).await.unwrap()
 }
 
 #[tokio::test]
 async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
-    append_now(
-        &mut conn,
-        Append {
-            events: vec![event("s-1", &["t:1"])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
+    append_now(&mut conn, Append { events: vec![event("s-1", &["t:1"])], ..Append::default() })
+        .await
+        .unwrap();
 
     let mut owner = db.owner_connection().await;
     for sql in [
@@ -89,18 +71,12 @@ async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
         "TRUNCATE log",
     ] {
         let err = owner.execute(sql).await.expect_err(sql);
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .map(|c| c.to_string());
+        let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.to_string());
         assert_eq!(code.as_deref(), Some("FL010"), "{sql}: {err}");
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     // Even a statement matching no row is refused: the triggers are per statement.
-    let err = owner
-        .execute("DELETE FROM events WHERE id < 0")
-        .await
-        .unwrap_err();
+    let err = owner.execute("DELETE FROM events WHERE id < 0").await.unwrap_err();
     assert!(err.to_string().contains("append-only"));
 
     sequenced(&mut conn, Position(1)).await;
@@ -113,20 +89,12 @@ async fn update_delete_and_truncate_are_refused_for_the_owner_by_triggers() {
 async fn the_service_role_may_only_read_and_insert() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
-    let role: String = sqlx::query_scalar("SELECT current_user")
-        .fetch_one(&mut *conn)
+    let role: String =
+        sqlx::query_scalar("SELECT current_user").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(role, fundledger::postgres::WRITER_ROLE);
+    append_now(&mut conn, Append { events: vec![event("s-1", &[])], ..Append::default() })
         .await
         .unwrap();
-    assert_eq!(role, fundledger::postgres::WRITER_ROLE);
-    append_now(
-        &mut conn,
-        Append {
-            events: vec![event("s-1", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
     for sql in [
         "UPDATE events SET data = '{}'",
         "DELETE FROM events",
@@ -134,10 +102,7 @@ async fn the_service_role_may_only_read_and_insert() {
         "ALTER TABLE events DISABLE TRIGGER events_append_only",
     ] {
         let err = conn.execute(sql).await.expect_err(sql);
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .map(|c| c.to_string());
+        let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.to_string());
         // 42501 insufficient_privilege; ALTER by a non-owner is 42501 as well.
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
     }
@@ -179,36 +144,19 @@ async fn appends_get_gapless_positions_and_per_stream_versions() {
     assert_eq!(second.events[0].1, 3);
 
     // Not sequenced yet: positions come once the sequencer has seen the transactions end.
-    assert!(read_all(&mut conn, Position::START, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(read_all(&mut conn, Position::START, 10).await.unwrap().is_empty());
     sequenced(&mut conn, Position(4)).await;
-    assert_eq!(
-        sequence(&mut conn).await.unwrap(),
-        Some(Position(4)),
-        "idempotent"
-    );
+    assert_eq!(sequence(&mut conn).await.unwrap(), Some(Position(4)), "idempotent");
 
     let a = read_stream(&mut conn, "a").await.unwrap();
     assert_eq!(
-        a.iter()
-            .map(|e| (e.position.unwrap().0, e.stream_version))
-            .collect::<Vec<_>>(),
+        a.iter().map(|e| (e.position.unwrap().0, e.stream_version)).collect::<Vec<_>>(),
         vec![(1, 1), (3, 2), (4, 3)]
     );
     assert_eq!(a[0].metadata.actor.as_deref(), Some("test"));
-    assert_eq!(
-        a[0].business_date,
-        chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
-    );
+    assert_eq!(a[0].business_date, chrono::NaiveDate::from_ymd_opt(2024, 5, 6));
     let page = read_all(&mut conn, Position(1), 2).await.unwrap();
-    assert_eq!(
-        page.iter()
-            .map(|e| e.position.unwrap().0)
-            .collect::<Vec<_>>(),
-        vec![2, 3]
-    );
+    assert_eq!(page.iter().map(|e| e.position.unwrap().0).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(head(&mut conn).await.unwrap(), Position(4));
 }
 
@@ -216,15 +164,9 @@ async fn appends_get_gapless_positions_and_per_stream_versions() {
 async fn a_wrong_expected_version_is_a_typed_conflict_and_records_nothing() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
-    append_now(
-        &mut conn,
-        Append {
-            events: vec![event("a", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
+    append_now(&mut conn, Append { events: vec![event("a", &[])], ..Append::default() })
+        .await
+        .unwrap();
     for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(2)] {
         let err = append_now(
             &mut conn,
@@ -244,11 +186,7 @@ async fn a_wrong_expected_version_is_a_typed_conflict_and_records_nothing() {
             other => panic!("expected a stream version conflict, got {other}"),
         }
     }
-    assert_eq!(
-        count(&mut conn).await,
-        1,
-        "a refused append records nothing"
-    );
+    assert_eq!(count(&mut conn).await, 1, "a refused append records nothing");
 }
 
 #[tokio::test]
@@ -258,33 +196,22 @@ async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read(
     let quota = Tag::parse("pool:371500/year:2024").unwrap();
     append_now(
         &mut conn,
-        Append {
-            events: vec![event("q-1", &[quota.as_str()])],
-            ..Append::default()
-        },
+        Append { events: vec![event("q-1", &[quota.as_str()])], ..Append::default() },
     )
     .await
     .unwrap();
 
-    let read = read_tagged(&mut conn, std::slice::from_ref(&quota))
-        .await
-        .unwrap();
+    let read = read_tagged(&mut conn, std::slice::from_ref(&quota)).await.unwrap();
     assert_eq!(read.events.len(), 1);
 
     // An event on another tag in between does not disturb this decision.
     append_now(
         &mut conn,
-        Append {
-            events: vec![event("other", &["pool:370800/year:2024"])],
-            ..Append::default()
-        },
+        Append { events: vec![event("other", &["pool:370800/year:2024"])], ..Append::default() },
     )
     .await
     .unwrap();
-    let cond = AppendCondition {
-        tags: vec![quota.clone()],
-        after: read.read_point,
-    };
+    let cond = AppendCondition { tags: vec![quota.clone()], after: read.read_point };
     append_now(
         &mut conn,
         Append {
@@ -316,11 +243,7 @@ async fn the_tag_condition_refuses_only_when_a_tagged_event_came_after_the_read(
     assert_eq!(count(&mut conn).await, 3);
     let tagged = read_tagged(&mut conn, &[quota]).await.unwrap();
     assert_eq!(
-        tagged
-            .events
-            .iter()
-            .map(|e| e.stream_id.as_str())
-            .collect::<Vec<_>>(),
+        tagged.events.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(),
         vec!["q-1", "q-2"]
     );
 }
@@ -330,18 +253,10 @@ async fn appends_outside_read_committed_are_refused() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
-    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    let err = append(&mut tx, &Append { events: vec![event("a", &[])], ..Append::default() })
         .await
-        .unwrap();
-    let err = append(
-        &mut tx,
-        &Append {
-            events: vec![event("a", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap_err();
+        .unwrap_err();
     assert!(err.to_string().contains("READ COMMITTED"), "{err}");
     tx.rollback().await.unwrap();
     assert_eq!(count(&mut conn).await, 0);
@@ -360,24 +275,12 @@ async fn an_open_transaction_holds_back_sequencing_but_nothing_is_lost() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
     let mut open = db.pool.begin().await.unwrap();
-    append(
-        &mut open,
-        &Append {
-            events: vec![event("early", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
-    append_now(
-        &mut conn,
-        Append {
-            events: vec![event("late", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
+    append(&mut open, &Append { events: vec![event("early", &[])], ..Append::default() })
+        .await
+        .unwrap();
+    append_now(&mut conn, Append { events: vec![event("late", &[])], ..Append::default() })
+        .await
+        .unwrap();
     // "late" committed, but an older transaction is still open: nothing may be positioned
     // after a place "early" could still take.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -385,8 +288,5 @@ async fn an_open_transaction_holds_back_sequencing_but_nothing_is_lost() {
     open.commit().await.unwrap();
     sequenced(&mut conn, Position(2)).await;
     let log = read_all(&mut conn, Position::START, 10).await.unwrap();
-    assert_eq!(
-        log.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(),
-        vec!["early", "late"]
-    );
+    assert_eq!(log.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["early", "late"]);
 }

@@ -44,10 +44,7 @@ async fn all_positions(pool: &PgPool) -> Vec<i64> {
         if events == logged {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log was not fully sequenced"
-        );
+        assert!(std::time::Instant::now() < deadline, "the log was not fully sequenced");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     sqlx::query_scalar("SELECT position FROM log ORDER BY position")
@@ -59,10 +56,7 @@ async fn all_positions(pool: &PgPool) -> Vec<i64> {
 /// Follows the log until `stop` says the writers are done and every committed event has been
 /// handed out; returns every position it was handed, in the order it was handed them.
 async fn follow(pool: PgPool, stop: Arc<tokio::sync::Notify>) -> Vec<i64> {
-    let mut sub = Subscription::start(&pool, Position::START)
-        .await
-        .unwrap()
-        .with_page_limit(37);
+    let mut sub = Subscription::start(&pool, Position::START).await.unwrap().with_page_limit(37);
     let mut seen = Vec::new();
     let stopped = stop.notified();
     tokio::pin!(stopped);
@@ -72,10 +66,8 @@ async fn follow(pool: PgPool, stop: Arc<tokio::sync::Notify>) -> Vec<i64> {
             () = &mut stopped => break,
         }
     }
-    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let committed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
     while sub.checkpoint().0 < committed {
         let page = tokio::time::timeout(Duration::from_secs(30), sub.next_page())
             .await
@@ -110,15 +102,9 @@ async fn of_many_writers_expecting_one_version_exactly_one_wins() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
-    append(
-        &mut tx,
-        &Append {
-            events: vec![event("app-1", &[])],
-            ..Append::default()
-        },
-    )
-    .await
-    .unwrap();
+    append(&mut tx, &Append { events: vec![event("app-1", &[])], ..Append::default() })
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     drop(conn);
 
@@ -146,11 +132,7 @@ async fn of_many_writers_expecting_one_version_exactly_one_wins() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => wins += 1,
-            Err(AppendError::StreamVersionConflict {
-                actual: 2,
-                expected: 1,
-                ..
-            }) => {}
+            Err(AppendError::StreamVersionConflict { actual: 2, expected: 1, .. }) => {}
             Err(other) => panic!("unexpected outcome: {other}"),
         }
     }
@@ -169,18 +151,13 @@ async fn of_many_writers_deciding_on_one_tag_read_only_one_appends() {
             let (pool, barrier, quota) = (db.pool.clone(), barrier.clone(), quota.clone());
             tokio::spawn(async move {
                 let mut tx = pool.begin().await.unwrap();
-                let read = read_tagged(&mut tx, std::slice::from_ref(&quota))
-                    .await
-                    .unwrap();
+                let read = read_tagged(&mut tx, std::slice::from_ref(&quota)).await.unwrap();
                 // Everyone has read the same state before anyone appends.
                 barrier.wait().await;
                 let a = Append {
                     events: vec![event(&format!("approval-{i}"), &[&quota])],
                     expected: vec![],
-                    condition: Some(AppendCondition {
-                        tags: vec![quota],
-                        after: read.read_point,
-                    }),
+                    condition: Some(AppendCondition { tags: vec![quota], after: read.read_point }),
                 };
                 let out = append(&mut tx, &a).await;
                 if out.is_ok() {
@@ -215,17 +192,12 @@ async fn writers_on_unrelated_tags_never_conflict() {
             tokio::spawn(async move {
                 let tag = Tag::pool_year(&format!("3708{i:02}"), 2024);
                 let mut tx = pool.begin().await.unwrap();
-                let read = read_tagged(&mut tx, std::slice::from_ref(&tag))
-                    .await
-                    .unwrap();
+                let read = read_tagged(&mut tx, std::slice::from_ref(&tag)).await.unwrap();
                 barrier.wait().await;
                 let a = Append {
                     events: vec![event(&format!("s-{i}"), &[&tag])],
                     expected: vec![],
-                    condition: Some(AppendCondition {
-                        tags: vec![tag],
-                        after: read.read_point,
-                    }),
+                    condition: Some(AppendCondition { tags: vec![tag], after: read.read_point }),
                 };
                 append(&mut tx, &a).await.unwrap();
                 tx.commit().await.unwrap();
@@ -235,10 +207,7 @@ async fn writers_on_unrelated_tags_never_conflict() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(
-        all_positions(&db.pool).await,
-        (1..=WRITERS as i64).collect::<Vec<_>>()
-    );
+    assert_eq!(all_positions(&db.pool).await, (1..=WRITERS as i64).collect::<Vec<_>>());
 }
 
 /// Many writers, of which some hold their transaction open before and after appending and some
@@ -271,18 +240,8 @@ async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers()
                         tx.execute("SELECT pg_sleep(0.005)").await.unwrap();
                     }
                     let tag = Tag::parse(&format!("writer:{w}")).unwrap();
-                    let batch = (0..events)
-                        .map(|_| event(&format!("w{w}-{n}"), &[&tag]))
-                        .collect();
-                    append(
-                        &mut tx,
-                        &Append {
-                            events: batch,
-                            ..Append::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
+                    let batch = (0..events).map(|_| event(&format!("w{w}-{n}"), &[&tag])).collect();
+                    append(&mut tx, &Append { events: batch, ..Append::default() }).await.unwrap();
                     if hold_after {
                         // Holding the append lock: every other writer queues behind us.
                         tokio::time::sleep(Duration::from_millis(3)).await;
@@ -305,17 +264,9 @@ async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers()
     stop.notify_one();
     let seen = reader.await.unwrap();
     let log = all_positions(&db.pool).await;
-    assert_eq!(
-        log.len(),
-        committed,
-        "the log holds exactly the committed events"
-    );
+    assert_eq!(log.len(), committed, "the log holds exactly the committed events");
     assert_same_sequence(&seen, &log);
-    assert_eq!(
-        log,
-        (1..=committed as i64).collect::<Vec<_>>(),
-        "positions are gapless"
-    );
+    assert_eq!(log, (1..=committed as i64).collect::<Vec<_>>(), "positions are gapless");
 }
 
 /// The gap problem of sequences: transaction A takes an id, B takes the next and commits
@@ -324,9 +275,7 @@ async fn a_live_reader_sees_exactly_the_committed_log_under_concurrent_writers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_committed_out_of_order_waits_for_the_earlier_writer() {
     let db = TestDatabase::new().await;
-    let mut sub = Subscription::start(&db.pool, Position::START)
-        .await
-        .unwrap();
+    let mut sub = Subscription::start(&db.pool, Position::START).await.unwrap();
 
     let mut a = db.pool.begin().await.unwrap();
     append(&mut a, &one("a")).await.unwrap();
@@ -353,9 +302,7 @@ async fn an_event_committed_out_of_order_waits_for_the_earlier_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_older_writer_that_commits_first_is_not_held_back_by_a_younger_one() {
     let db = TestDatabase::new().await;
-    let mut sub = Subscription::start(&db.pool, Position::START)
-        .await
-        .unwrap();
+    let mut sub = Subscription::start(&db.pool, Position::START).await.unwrap();
     let mut b = db.pool.begin().await.unwrap();
     b.execute("SELECT pg_current_xact_id()").await.unwrap();
     let mut a = db.pool.begin().await.unwrap();
@@ -371,9 +318,7 @@ async fn an_older_writer_that_commits_first_is_not_held_back_by_a_younger_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
     let db = TestDatabase::new().await;
-    let mut sub = Subscription::start(&db.pool, Position::START)
-        .await
-        .unwrap();
+    let mut sub = Subscription::start(&db.pool, Position::START).await.unwrap();
     let mut tx = db.pool.begin().await.unwrap();
     append(&mut tx, &one("doomed")).await.unwrap();
     tx.rollback().await.unwrap();
@@ -386,17 +331,8 @@ async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
         .await
         .expect("reader stalled")
         .unwrap();
-    assert_eq!(
-        page.iter()
-            .map(|e| e.stream_id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["kept"]
-    );
-    assert_eq!(
-        page[0].position,
-        Some(Position(1)),
-        "the rolled-back event takes no position"
-    );
+    assert_eq!(page.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["kept"]);
+    assert_eq!(page[0].position, Some(Position(1)), "the rolled-back event takes no position");
     assert_eq!(all_positions(&db.pool).await, vec![1]);
 }
 
@@ -406,9 +342,7 @@ async fn a_rolled_back_append_leaves_no_gap_and_does_not_stall_the_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_idle_in_its_transaction_never_makes_the_reader_skip() {
     let db = TestDatabase::new().await;
-    let mut sub = Subscription::start(&db.pool, Position::START)
-        .await
-        .unwrap();
+    let mut sub = Subscription::start(&db.pool, Position::START).await.unwrap();
 
     let mut idle = db.pool.begin().await.unwrap();
     idle.execute("SELECT count(*) FROM events").await.unwrap();
@@ -417,11 +351,7 @@ async fn a_writer_idle_in_its_transaction_never_makes_the_reader_skip() {
         append(&mut tx, &one(&format!("before-{i}"))).await.unwrap();
         tx.commit().await.unwrap();
     }
-    assert_eq!(
-        drain(&mut sub, 5).await.len(),
-        5,
-        "a reading transaction delays nothing"
-    );
+    assert_eq!(drain(&mut sub, 5).await.len(), 5, "a reading transaction delays nothing");
 
     append(&mut idle, &one("idle")).await.unwrap();
     let others: Vec<_> = (0..8)
@@ -441,24 +371,15 @@ async fn a_writer_idle_in_its_transaction_never_makes_the_reader_skip() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        sub.poll().await.unwrap().is_empty(),
-        "nothing is positioned past the open append"
-    );
+    assert!(sub.poll().await.unwrap().is_empty(), "nothing is positioned past the open append");
     idle.commit().await.unwrap();
     let rest = drain(&mut sub, 9).await;
-    assert_eq!(
-        rest[0], "idle",
-        "the idle writer started first, so it comes first"
-    );
+    assert_eq!(rest[0], "idle", "the idle writer started first, so it comes first");
     assert_eq!(all_positions(&db.pool).await, (1..=14).collect::<Vec<_>>());
 }
 
 fn one(stream: &str) -> Append {
-    Append {
-        events: vec![event(stream, &[])],
-        ..Append::default()
-    }
+    Append { events: vec![event(stream, &[])], ..Append::default() }
 }
 
 /// Reads from the subscription until `n` more events came, and returns their streams.
@@ -507,19 +428,11 @@ async fn a_bulk_import_racing_a_reader_is_seen_whole_and_in_order() {
         let pool = db.pool.clone();
         tokio::spawn(async move {
             let tag = Tag::parse("import:1").unwrap();
-            let batch = (0..IMPORTED)
-                .map(|i| event(&format!("import-{}", i % 100), &[&tag]))
-                .collect();
+            let batch =
+                (0..IMPORTED).map(|i| event(&format!("import-{}", i % 100), &[&tag])).collect();
             let mut tx = pool.begin().await.unwrap();
-            let out = append(
-                &mut tx,
-                &Append {
-                    events: batch,
-                    ..Append::default()
-                },
-            )
-            .await
-            .unwrap();
+            let out =
+                append(&mut tx, &Append { events: batch, ..Append::default() }).await.unwrap();
             tx.commit().await.unwrap();
             out
         })
@@ -554,27 +467,17 @@ async fn a_bulk_import_racing_a_reader_is_seen_whole_and_in_order() {
 async fn control_a_naive_sequence_log_does_skip_under_out_of_order_commits() {
     let db = TestDatabase::new().await;
     let mut owner = db.owner_connection().await;
-    owner
-        .execute("CREATE TABLE naive (position bigserial PRIMARY KEY, body text)")
-        .await
-        .unwrap();
+    owner.execute("CREATE TABLE naive (position bigserial PRIMARY KEY, body text)").await.unwrap();
     let opts = db.owner.clone();
     let mut a = sqlx::PgConnection::connect_with(&opts).await.unwrap();
     let mut b = sqlx::PgConnection::connect_with(&opts).await.unwrap();
-    a.execute("BEGIN; INSERT INTO naive (body) VALUES ('a')")
-        .await
-        .unwrap();
-    b.execute("BEGIN; INSERT INTO naive (body) VALUES ('b'); COMMIT")
-        .await
-        .unwrap();
+    a.execute("BEGIN; INSERT INTO naive (body) VALUES ('a')").await.unwrap();
+    b.execute("BEGIN; INSERT INTO naive (body) VALUES ('b'); COMMIT").await.unwrap();
     let first = naive_read(&mut owner, 0).await.unwrap();
     assert_eq!(first, vec![2]);
     a.execute("COMMIT").await.unwrap();
     let second = naive_read(&mut owner, 2).await.unwrap();
-    assert!(
-        second.is_empty(),
-        "position 1 committed after the reader moved past it: skipped"
-    );
+    assert!(second.is_empty(), "position 1 committed after the reader moved past it: skipped");
 }
 
 async fn naive_read(conn: &mut sqlx::PgConnection, after: i64) -> Result<Vec<i64>, sqlx::Error> {

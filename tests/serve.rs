@@ -9,11 +9,7 @@ use fundledger::postgres::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start(data_dir: &Path, port: u16) -> Child {
@@ -30,9 +26,7 @@ fn start(data_dir: &Path, port: u16) -> Child {
 }
 
 async fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     s.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
     )
@@ -60,11 +54,7 @@ async fn wait_healthy(port: u16, child: &mut Child) -> String {
 }
 
 fn terminate(child: Child) -> String {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "serve exited with {}", out.status);
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -72,10 +62,8 @@ fn terminate(child: Child) -> String {
 
 #[tokio::test]
 async fn serve_without_database_url_runs_a_private_cluster_and_reuses_it() {
-    let data_dir = std::env::temp_dir().join(format!(
-        "fundledger-serve-test-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let data_dir = std::env::temp_dir()
+        .join(format!("fundledger-serve-test-{}", uuid::Uuid::new_v4().simple()));
 
     let port = free_port();
     let first = start(&data_dir, port);
@@ -84,25 +72,16 @@ async fn serve_without_database_url_runs_a_private_cluster_and_reuses_it() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains(r#"{"status":"ok"}"#), "{resp}");
     let log = terminate(first);
-    assert!(
-        log.contains("creating a private PostgreSQL cluster"),
-        "{log}"
-    );
+    assert!(log.contains("creating a private PostgreSQL cluster"), "{log}");
     let cluster = Cluster::new(&data_dir).unwrap();
-    assert!(
-        !cluster.is_running(),
-        "the cluster is stopped with the service"
-    );
+    assert!(!cluster.is_running(), "the cluster is stopped with the service");
 
     let port = free_port();
     let second = start(&data_dir, port);
     let mut second = second;
     wait_healthy(port, &mut second).await;
     let log = terminate(second);
-    assert!(
-        !log.contains("creating a private PostgreSQL cluster"),
-        "{log}"
-    );
+    assert!(!log.contains("creating a private PostgreSQL cluster"), "{log}");
     assert!(log.contains("reused=true"), "{log}");
     assert!(!cluster.is_running());
     std::fs::remove_dir_all(&data_dir).unwrap();

@@ -42,10 +42,7 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, r#"{"actor":"县经办 王五","pool":"370800"}"#);
         assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), m);
-        assert_eq!(
-            serde_json::from_str::<Metadata>("{}").unwrap(),
-            Metadata::default()
-        );
+        assert_eq!(serde_json::from_str::<Metadata>("{}").unwrap(), Metadata::default());
     }
 
     #[test]

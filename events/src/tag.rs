@@ -80,14 +80,8 @@ mod tests {
 
     #[test]
     fn builds_the_documented_tag_shapes() {
-        assert_eq!(
-            Tag::pool_year("371500", 2024).as_str(),
-            "pool:371500/year:2024"
-        );
-        assert_eq!(
-            Tag::person_year("ab12", 2025).as_str(),
-            "person:ab12/year:2025"
-        );
+        assert_eq!(Tag::pool_year("371500", 2024).as_str(), "pool:371500/year:2024");
+        assert_eq!(Tag::person_year("ab12", 2025).as_str(), "person:ab12/year:2025");
     }
 
     #[test]

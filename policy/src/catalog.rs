@@ -49,10 +49,7 @@ impl CatalogKind {
     /// Catalogs of occupations with codes and levels (paid by level); the
     /// others list items paid at a flat rate.
     pub fn is_graded(self) -> bool {
-        matches!(
-            self,
-            CatalogKind::Green | CatalogKind::Urgent | CatalogKind::Manufacturing
-        )
+        matches!(self, CatalogKind::Green | CatalogKind::Urgent | CatalogKind::Manufacturing)
     }
 }
 
@@ -157,10 +154,7 @@ impl Catalog {
         let mut problems = Vec::new();
         let root = FieldPath::root();
         if self.document.trim().is_empty() {
-            problems.push((
-                root.clone().key("document"),
-                "must name the document".into(),
-            ));
+            problems.push((root.clone().key("document"), "must name the document".into()));
         }
         if self.items.is_empty() || self.items.len() > CATALOG_ITEMS_MAX {
             problems.push((
@@ -218,10 +212,7 @@ impl Catalog {
                 _ => {}
             }
             if !keys.insert((kind, item.key().to_string())) {
-                problems.push((
-                    at("key"),
-                    format!("{} appears twice in this catalog", item.key()),
-                ));
+                problems.push((at("key"), format!("{} appears twice in this catalog", item.key())));
             }
             if item.domain.is_some_and(|d| !(1..=5).contains(&d)) {
                 problems.push((at("domain"), "领域 is 1 to 5".into()));
@@ -240,10 +231,7 @@ impl Catalog {
                 ));
             }
             if item.assessment.is_some() && !is(CatalogKind::Featured) {
-                problems.push((
-                    at("assessment"),
-                    "only featured items have an assessment".into(),
-                ));
+                problems.push((at("assessment"), "only featured items have an assessment".into()));
             }
         }
         problems
@@ -251,9 +239,7 @@ impl Catalog {
 
     /// The item with `key` in catalog `kind` (`None` for a single-list file).
     pub fn find(&self, kind: Option<CatalogKind>, key: &str) -> Option<&CatalogItem> {
-        self.items
-            .iter()
-            .find(|i| i.catalog == kind && i.key() == key)
+        self.items.iter().find(|i| i.catalog == kind && i.key() == key)
     }
 
     /// Whether any item of the catalog has this occupation code.
@@ -336,10 +322,7 @@ impl CatalogPath {
                 self.0, catalog.document
             ));
         }
-        Ok(CatalogBinding {
-            path: self.0.clone(),
-            catalog,
-        })
+        Ok(CatalogBinding { path: self.0.clone(), catalog })
     }
 }
 
@@ -376,9 +359,7 @@ category_zh = "食品制作类"
         let weld = OccupationCode::parse("6-18-02-04").unwrap();
         assert!(c.contains_occupation(&weld));
         assert_eq!(
-            c.find(Some(CatalogKind::SpecialAbility), "special_ability-01")
-                .unwrap()
-                .category,
+            c.find(Some(CatalogKind::SpecialAbility), "special_ability-01").unwrap().category,
             Some(SpecialCategory::Food)
         );
         assert!(c.find(Some(CatalogKind::Green), "6-18-02-04").is_none());
@@ -395,28 +376,10 @@ category_zh = "食品制作类"
                 "item[1].seq",
                 "expected 1",
             ),
-            (
-                "urgency = \"A\"",
-                "urgency = \"D\"",
-                12,
-                "item[0].urgency",
-                "unknown variant",
-            ),
-            (
-                "code = \"6-18-02-04\"",
-                "code = \"6-18-2-04\"",
-                10,
-                "item[0].code",
-                "N-NN-NN-NN",
-            ),
+            ("urgency = \"A\"", "urgency = \"D\"", 12, "item[0].urgency", "unknown variant"),
+            ("code = \"6-18-02-04\"", "code = \"6-18-2-04\"", 10, "item[0].code", "N-NN-NN-NN"),
             ("domain = 1", "domain = 7", 11, "item[0].domain", "1 to 5"),
-            (
-                "category = \"food\"",
-                "categry = \"food\"",
-                19,
-                "item[1].categry",
-                "unknown field",
-            ),
+            ("category = \"food\"", "categry = \"food\"", 19, "item[1].categry", "unknown field"),
             (
                 "key = \"special_ability-01\"",
                 "key = \"special_ability-1\"",
@@ -424,13 +387,7 @@ category_zh = "食品制作类"
                 "item[1].key",
                 "special_ability-01",
             ),
-            (
-                "urgency = \"A\"\n",
-                "",
-                5,
-                "item[0].urgency",
-                "every urgent-catalog item",
-            ),
+            ("urgency = \"A\"\n", "", 5, "item[0].urgency", "every urgent-catalog item"),
         ];
         for (from, to, line, field, part) in cases {
             let text = SMALL.replacen(from, to, 1);

@@ -76,15 +76,9 @@ pub(crate) fn repeats(
     field: &str,
 ) -> Vec<Rejection> {
     let mut out = Vec::new();
-    let standing = history
-        .iter()
-        .filter(|h| h.status.stands() && &h.subject == subject);
+    let standing = history.iter().filter(|h| h.status.stands() && &h.subject == subject);
     for h in standing {
-        let when = format!(
-            "applied for on {} (status: {})",
-            h.submitted_on,
-            h.status.as_str()
-        );
+        let when = format!("applied for on {} (status: {})", h.submitted_on, h.status.as_str());
         if h.program == program && h.level == level {
             out.push(Rejection::new(
                 RejectionCode::OccupationLevelAlreadySubsidized,

@@ -76,8 +76,7 @@ pub mod option {
 /// month (2024-02-29 + 12 months = 2025-02-28), as a person counts "within
 /// 12 months of the issue date".
 pub fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
-    date.checked_add_months(Months::new(months))
-        .unwrap_or(NaiveDate::MAX)
+    date.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
 }
 
 #[cfg(test)]
@@ -103,12 +102,9 @@ mod tests {
         assert_eq!(t.d, NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
         let t: T = toml::from_str("d = \"2024-12-31\"").unwrap();
         assert_eq!(t.d, NaiveDate::from_ymd_opt(2024, 12, 31).unwrap());
-        for bad in [
-            "d = 2024-01-01T00:00:00",
-            "d = \"2024-1-1\"",
-            "d = \"2024-02-30\"",
-            "d = 20240101",
-        ] {
+        for bad in
+            ["d = 2024-01-01T00:00:00", "d = \"2024-1-1\"", "d = \"2024-02-30\"", "d = 20240101"]
+        {
             assert!(toml::from_str::<T>(bad).is_err(), "{bad}");
         }
         let t: T = serde_json::from_str("{\"d\":\"2024-09-01\"}").unwrap();

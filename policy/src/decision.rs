@@ -107,10 +107,7 @@ pub enum Payee {
     Applicant,
     /// The host employer of dispatched workers (用工单位), which receives the
     /// part of a labour-dispatch company's refund for those workers.
-    HostEmployer {
-        credit_code: CreditCode,
-        name: String,
-    },
+    HostEmployer { credit_code: CreditCode, name: String },
 }
 
 /// One part of an amount: who gets it, how it was computed, by which rule.

@@ -169,9 +169,8 @@ impl<'a> TomlDoc<'a> {
         // serde reports a missing field against the table that lacks it;
         // name the field itself, at the table's line, unless a key of that
         // table is a near miss of it: then the misspelling is the error.
-        if let Some(name) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'))
+        if let Some(name) =
+            message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`'))
         {
             let misspelt = ignored.iter().find(|p| {
                 p.0.len() == path.0.len() + 1
@@ -199,20 +198,12 @@ impl<'a> TomlDoc<'a> {
             Some(span) if span.start > 0 || path.0.is_empty() => line_of(self.text, span.start),
             _ => self.line(&path),
         };
-        PolicyFileError {
-            line,
-            field: path.to_string(),
-            message,
-        }
+        PolicyFileError { line, field: path.to_string(), message }
     }
 
     /// An error about `path`, at its line.
     pub(crate) fn error(&self, path: &FieldPath, message: impl Into<String>) -> PolicyFileError {
-        PolicyFileError {
-            line: self.line(path),
-            field: path.to_string(),
-            message: message.into(),
-        }
+        PolicyFileError { line: self.line(path), field: path.to_string(), message: message.into() }
     }
 
     /// The line of the deepest part of `path` that exists in the document:
@@ -275,9 +266,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }
@@ -286,11 +275,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -302,10 +287,7 @@ mod tests {
         let p = FieldPath::root().key("item").index(3).key("code");
         assert_eq!(p.to_string(), "item[3].code");
         assert_eq!(FieldPath::parse("item[3].code"), p);
-        assert_eq!(
-            FieldPath::parse("amounts.level_4").to_string(),
-            "amounts.level_4"
-        );
+        assert_eq!(FieldPath::parse("amounts.level_4").to_string(), "amounts.level_4");
     }
 
     #[test]

@@ -128,14 +128,8 @@ mod tests {
 
     #[test]
     fn subjects_are_codes_or_catalog_keys() {
-        assert!(matches!(
-            Subject::parse("6-18-02-04"),
-            Ok(Subject::Occupation(_))
-        ));
-        assert!(matches!(
-            Subject::parse("special_ability-03"),
-            Ok(Subject::Item(_))
-        ));
+        assert!(matches!(Subject::parse("6-18-02-04"), Ok(Subject::Occupation(_))));
+        assert!(matches!(Subject::parse("special_ability-03"), Ok(Subject::Item(_))));
         for bad in ["", "6-18-02", "featured", "Featured-01", "featured-1"] {
             assert!(Subject::parse(bad).is_err(), "{bad}");
         }

@@ -22,10 +22,7 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(what: &'static str, problem: impl Into<String>) -> Self {
-        ParseError {
-            what,
-            problem: problem.into(),
-        }
+        ParseError { what, problem: problem.into() }
     }
 }
 
@@ -153,11 +150,7 @@ impl IdNumber {
 
     /// The MOD 11-2 check character for 17 ASCII digits.
     fn check_char(digits: &[u8]) -> u8 {
-        let sum: u32 = digits
-            .iter()
-            .zip(ID_WEIGHTS)
-            .map(|(d, w)| u32::from(d - b'0') * w)
-            .sum();
+        let sum: u32 = digits.iter().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
         ID_CHECK_CHARS[(sum % 11) as usize]
     }
 
@@ -199,9 +192,7 @@ pub struct CreditCode(String);
 pub(crate) const CREDIT_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// GB 32100 weights: 3^(i-1) mod 31. All are non-zero modulo the prime 31,
 /// so any single substituted character is caught.
-const CREDIT_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 impl CreditCode {
     const WHAT: &'static str = "unified social credit code";
@@ -219,9 +210,8 @@ impl CreditCode {
         let mut values = [0u32; 18];
         for (i, c) in s.chars().enumerate() {
             let c = c.to_ascii_uppercase();
-            let found = u8::try_from(c)
-                .ok()
-                .and_then(|b| CREDIT_CHARSET.iter().position(|&x| x == b));
+            let found =
+                u8::try_from(c).ok().and_then(|b| CREDIT_CHARSET.iter().position(|&x| x == b));
             let Some(v) = found else {
                 return Err(err(format!(
                     "character {} ({c}) is not allowed: the code uses digits and capital letters \
@@ -247,9 +237,7 @@ impl CreditCode {
                 upper[17] as char, CREDIT_CHARSET[expected as usize] as char
             )));
         }
-        Ok(CreditCode(
-            String::from_utf8(upper.to_vec()).expect("ASCII"),
-        ))
+        Ok(CreditCode(String::from_utf8(upper.to_vec()).expect("ASCII")))
     }
 
     fn check_value(values: &[u32]) -> u32 {
@@ -265,12 +253,7 @@ impl CreditCode {
         }
         let values: Option<Vec<u32>> = first_17
             .bytes()
-            .map(|b| {
-                CREDIT_CHARSET
-                    .iter()
-                    .position(|&c| c == b)
-                    .map(|v| v as u32)
-            })
+            .map(|b| CREDIT_CHARSET.iter().position(|&c| c == b).map(|v| v as u32))
             .collect();
         Some(CREDIT_CHARSET[Self::check_value(&values?) as usize] as char)
     }
@@ -404,9 +387,7 @@ impl PolicyId {
             && s.len() <= POLICY_ID_LEN_MAX
             && s.split('-').all(|part| {
                 !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             });
         if !ok {
             return Err(ParseError::new(
@@ -470,23 +451,17 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn credit_code_strategy() -> impl Strategy<Value = String> {
-        (
-            "[0-9A-HJ-NP-RTUW-Y]{2}",
-            "[0-9]{6}",
-            "[0-9A-HJ-NP-RTUW-Y]{9}",
-        )
-            .prop_map(|(head, division, org)| {
+        ("[0-9A-HJ-NP-RTUW-Y]{2}", "[0-9]{6}", "[0-9A-HJ-NP-RTUW-Y]{9}").prop_map(
+            |(head, division, org)| {
                 let first = format!("{head}{division}{org}");
                 let check = CreditCode::check_char_for(&first).unwrap();
                 format!("{first}{check}")
-            })
+            },
+        )
     }
 
     fn replace_at(s: &str, i: usize, c: char) -> String {
-        s.chars()
-            .enumerate()
-            .map(|(j, x)| if j == i { c } else { x })
-            .collect()
+        s.chars().enumerate().map(|(j, x)| if j == i { c } else { x }).collect()
     }
 
     #[test]
@@ -494,10 +469,7 @@ pub(crate) mod tests {
         // The example of GB 11643-1999 annex: 11010519491231002X.
         let id = IdNumber::parse("11010519491231002x").unwrap();
         assert_eq!(id.as_str(), "11010519491231002X");
-        assert_eq!(
-            id.birth_date(),
-            NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
-        );
+        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
         assert_eq!(id.masked(), "110105********002X");
         assert_eq!(format!("{id:?}"), "IdNumber(110105********002X)");
     }
@@ -584,18 +556,12 @@ pub(crate) mod tests {
             ("11010519491231002Y", "last character must be a digit or X"),
             ("110105194902300021", "not a birth date"),
             ("110105189912310021", "not a birth date"),
-            (
-                "110105194912310021",
-                "check character is 1 but the first 17 digits require X",
-            ),
+            ("110105194912310021", "check character is 1 but the first 17 digits require X"),
         ];
         for (input, expected) in cases {
             let e = IdNumber::parse(input).unwrap_err();
             assert!(e.problem.contains(expected), "{input}: {e}");
-            assert!(
-                !e.to_string().contains(input),
-                "error repeats the number: {e}"
-            );
+            assert!(!e.to_string().contains(input), "error repeats the number: {e}");
         }
     }
 
@@ -628,19 +594,13 @@ pub(crate) mod tests {
             ("91370800MA3C1I34XP", "character 14 (I) is not allowed"),
             ("9137080OMA3C1234XP", "character 8 (O) is not allowed"),
             ("91A70800MA3C1234XP", "must be digits; character 3"),
-            (
-                "91370800MA3C1234XQ",
-                "check character is Q but the first 17 characters require P",
-            ),
+            ("91370800MA3C1234XQ", "check character is Q but the first 17 characters require P"),
         ];
         for (input, expected) in cases {
             let e = CreditCode::parse(input).unwrap_err();
             assert!(e.problem.contains(expected), "{input}: {e}");
         }
-        assert_eq!(
-            CreditCode::parse("91370800ma3c1234xp").unwrap().as_str(),
-            "91370800MA3C1234XP"
-        );
+        assert_eq!(CreditCode::parse("91370800ma3c1234xp").unwrap().as_str(), "91370800MA3C1234XP");
     }
 
     #[test]
@@ -660,18 +620,8 @@ pub(crate) mod tests {
 
     #[test]
     fn occupation_code_shape_is_enforced() {
-        assert_eq!(
-            OccupationCode::parse("6-18-02-04").unwrap().to_string(),
-            "6-18-02-04"
-        );
-        for bad in [
-            "61-8-02-04",
-            "6-18-02-4",
-            "6-18-02-040",
-            "6_18_02_04",
-            "a-18-02-04",
-            "",
-        ] {
+        assert_eq!(OccupationCode::parse("6-18-02-04").unwrap().to_string(), "6-18-02-04");
+        for bad in ["61-8-02-04", "6-18-02-4", "6-18-02-040", "6_18_02_04", "a-18-02-04", ""] {
             assert!(OccupationCode::parse(bad).is_err(), "{bad}");
         }
     }
@@ -702,10 +652,7 @@ pub(crate) mod tests {
     #[test]
     fn serde_goes_through_the_canonical_string() {
         let id: IdNumber = serde_json::from_str("\"11010519491231002x\"").unwrap();
-        assert_eq!(
-            serde_json::to_string(&id).unwrap(),
-            "\"11010519491231002X\""
-        );
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"11010519491231002X\"");
         assert!(serde_json::from_str::<IdNumber>("\"110105194912310021\"").is_err());
         assert!(serde_json::from_str::<DivisionCode>("370811").is_err());
         let code: DivisionCode = serde_json::from_str("\"370811\"").unwrap();

@@ -151,10 +151,7 @@ impl JobStabilizationRules {
     pub(crate) fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut out = Vec::new();
         if self.refunds_per_year == 0 {
-            out.push((
-                FieldPath::parse("refunds_per_year"),
-                "must be at least 1".into(),
-            ));
+            out.push((FieldPath::parse("refunds_per_year"), "must be at least 1".into()));
         }
         if self.rates.sme < self.rates.large {
             out.push((
@@ -286,10 +283,7 @@ fn validate(app: &JobStabilizationApplication, rules: &JobStabilizationRules) ->
         ));
     }
     if app.enterprise.name.trim().is_empty() {
-        out.push(checks::validation(
-            "enterprise.name",
-            "the enterprise's name is empty",
-        ));
+        out.push(checks::validation("enterprise.name", "the enterprise's name is empty"));
     }
     let splits = rules.labour_dispatch.is_some() && app.enterprise.labour_dispatch;
     match (&app.dispatch, splits) {
@@ -376,10 +370,7 @@ pub fn decide(
     policy: &Policy,
 ) -> Result<Decision, Vec<Rejection>> {
     let Rules::JobStabilizationRefund(rules) = &policy.rules else {
-        return Err(vec![checks::wrong_program(
-            policy,
-            Program::JobStabilizationRefund,
-        )]);
+        return Err(vec![checks::wrong_program(policy, Program::JobStabilizationRefund)]);
     };
     let out = validate(app, rules);
     if !out.is_empty() {
@@ -423,25 +414,15 @@ pub fn decide(
     if let Some(l) = &rules.layoffs {
         let staff = app.staff;
         let small = staff.insured_employees <= l.small_enterprise_staff_max;
-        let ceiling = if small {
-            l.small_enterprise_rate_max
-        } else {
-            l.rate_max
-        };
+        let ceiling = if small { l.small_enterprise_rate_max } else { l.rate_max };
         // laid_off / insured <= ceiling, compared exactly without division.
         if Decimal::from(staff.laid_off_last_year)
             > ceiling.value() * Decimal::from(staff.insured_employees)
         {
             let class = if small {
-                format!(
-                    "with at most {} insured employees",
-                    l.small_enterprise_staff_max
-                )
+                format!("with at most {} insured employees", l.small_enterprise_staff_max)
             } else {
-                format!(
-                    "with more than {} insured employees",
-                    l.small_enterprise_staff_max
-                )
+                format!("with more than {} insured employees", l.small_enterprise_staff_max)
             };
             out.push(Rejection::new(
                 RejectionCode::NotEligible,
@@ -458,10 +439,8 @@ pub fn decide(
         }
     }
     let year = app.submitted_on.year();
-    let earlier = history
-        .iter()
-        .filter(|h| h.status.stands() && h.submitted_on.year() == year)
-        .count();
+    let earlier =
+        history.iter().filter(|h| h.status.stands() && h.submitted_on.year() == year).count();
     if earlier >= rules.refunds_per_year as usize {
         out.push(Rejection::new(
             RejectionCode::AnnualLimitReached,
@@ -552,14 +531,8 @@ pub fn decide(
         policy: policy.reference(),
         program: Program::JobStabilizationRefund,
         business_date: app.submitted_on,
-        amount: Ruled {
-            value: amount,
-            rule: policy.rule(rate_rule),
-        },
-        funding: Ruled {
-            value: rules.funding,
-            rule: policy.rule("funding"),
-        },
+        amount: Ruled { value: amount, rule: policy.rule(rate_rule) },
+        funding: Ruled { value: rules.funding, rule: policy.rule("funding") },
         slot: None,
         lines,
     })
@@ -602,10 +575,7 @@ mod tests {
                 paid_last_year: Money::parse(paid).unwrap(),
                 months_paid_in_full: 14,
             },
-            staff: Staff {
-                insured_employees: staff,
-                laid_off_last_year: laid_off,
-            },
+            staff: Staff { insured_employees: staff, laid_off_last_year: laid_off },
             dispatch: None,
             pool_reserve: None,
         }
@@ -712,18 +682,10 @@ mod tests {
                         format!("shandong-2024-job-stabilization/{rule}"),
                         "{name}"
                     );
-                    assert_eq!(
-                        decision.funding.value,
-                        Funding::UnemploymentInsurance,
-                        "{name}"
-                    );
+                    assert_eq!(decision.funding.value, Funding::UnemploymentInsurance, "{name}");
                 }
                 (Refused(code, field), Err(r)) => {
-                    assert_eq!(
-                        (r[0].code, r[0].field.as_str()),
-                        (code, field),
-                        "{name}: {r:?}"
-                    );
+                    assert_eq!((r[0].code, r[0].field.as_str()), (code, field), "{name}: {r:?}");
                 }
                 (_, got) => panic!("{name}: unexpected {got:?}"),
             }
@@ -734,16 +696,10 @@ mod tests {
     fn one_refund_per_year() {
         let policy = Policy::from_toml(SHANDONG).unwrap();
         let a = app(Sme, K::Enterprise, "100.00", 10, 0);
-        let earlier = PriorRefund {
-            submitted_on: d("2024-03-01"),
-            status: Status::Paid,
-        };
+        let earlier = PriorRefund { submitted_on: d("2024-03-01"), status: Status::Paid };
         let r = decide(&a, &[earlier], &policy).unwrap_err();
         assert_eq!(r[0].code, RejectionCode::AnnualLimitReached);
-        let withdrawn = PriorRefund {
-            status: Status::Withdrawn,
-            ..earlier
-        };
+        let withdrawn = PriorRefund { status: Status::Withdrawn, ..earlier };
         assert!(decide(&a, &[withdrawn], &policy).is_ok());
     }
 
@@ -783,10 +739,7 @@ mod tests {
             .lines
             .iter()
             .map(|l| {
-                (
-                    l.amount.to_string(),
-                    l.rule.as_str().rsplit('/').next().unwrap().to_string(),
-                )
+                (l.amount.to_string(), l.rule.as_str().rsplit('/').next().unwrap().to_string())
             })
             .collect();
         assert_eq!(
@@ -813,10 +766,7 @@ mod tests {
         // and 3 of 30 dispatched 10%; the company as a whole decides.
         let mut a = dispatch_company();
         a.staff.laid_off_last_year = 3;
-        assert_eq!(
-            decide(&a, &[], &policy).unwrap_err()[0].field,
-            "staff.laid_off_last_year"
-        );
+        assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].field, "staff.laid_off_last_year");
 
         let mut a = dispatch_company();
         a.staff.insured_employees = 41;
@@ -860,28 +810,13 @@ mod tests {
             (RejectionCode::NotEligible, "pool_reserve.rolling_balance")
         );
 
-        a.pool_reserve = Some(PoolReserve {
-            as_of: d("2021-06-30"),
-            ..reserve("12000000.00")
-        });
-        assert_eq!(
-            decide(&a, &[], &policy).unwrap_err()[0].field,
-            "pool_reserve.as_of"
-        );
+        a.pool_reserve = Some(PoolReserve { as_of: d("2021-06-30"), ..reserve("12000000.00") });
+        assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].field, "pool_reserve.as_of");
 
         a.pool_reserve = Some(reserve("12000000.00"));
         a.submitted_on = d("2022-01-01");
-        assert_eq!(
-            decide(&a, &[], &policy).unwrap_err()[0].code,
-            RejectionCode::ValidationFailed
-        );
-        a.pool_reserve = Some(PoolReserve {
-            as_of: d("2021-12-31"),
-            ..reserve("12000000.00")
-        });
-        assert_eq!(
-            decide(&a, &[], &policy).unwrap_err()[0].code,
-            RejectionCode::NoPolicyInForce
-        );
+        assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].code, RejectionCode::ValidationFailed);
+        a.pool_reserve = Some(PoolReserve { as_of: d("2021-12-31"), ..reserve("12000000.00") });
+        assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].code, RejectionCode::NoPolicyInForce);
     }
 }

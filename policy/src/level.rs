@@ -108,10 +108,7 @@ mod tests {
 
     #[test]
     fn levels_are_json_numbers() {
-        assert_eq!(
-            serde_json::to_string(&Level::parse("4").unwrap()).unwrap(),
-            "4"
-        );
+        assert_eq!(serde_json::to_string(&Level::parse("4").unwrap()).unwrap(), "4");
         assert_eq!(serde_json::from_str::<Level>("5").unwrap(), Level(5));
         assert!(serde_json::from_str::<Level>("6").is_err());
         assert!(serde_json::from_str::<Level>("-1").is_err());

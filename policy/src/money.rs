@@ -68,9 +68,7 @@ fn parse_yuan(what: &'static str, s: &str) -> Result<Decimal, ParseError> {
     }
     if let Some(frac) = frac {
         if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err(format!(
-                "must have 1 or 2 digits after the decimal point; got {s:?}"
-            )));
+            return Err(err(format!("must have 1 or 2 digits after the decimal point; got {s:?}")));
         }
         if frac.len() > 2 {
             return Err(err(format!(
@@ -140,10 +138,7 @@ impl Amount {
 
     pub fn from_decimal(value: Decimal) -> Result<Self, ParseError> {
         if value < Decimal::ZERO {
-            return Err(ParseError::new(
-                Self::WHAT,
-                format!("must not be negative; got {value}"),
-            ));
+            return Err(ParseError::new(Self::WHAT, format!("must not be negative; got {value}")));
         }
         if value.normalize().scale() > 2 {
             return Err(ParseError::new(
@@ -196,14 +191,8 @@ impl Sum for Amount {
     }
 }
 
-owned_string_serde!(
-    Money,
-    "a string of yuan such as \"1500.00\" (never a bare number)"
-);
-owned_string_serde!(
-    Amount,
-    "a string of yuan such as \"1500.00\" (never a bare number)"
-);
+owned_string_serde!(Money, "a string of yuan such as \"1500.00\" (never a bare number)");
+owned_string_serde!(Amount, "a string of yuan such as \"1500.00\" (never a bare number)");
 
 /// A ratio in (0, 1] with at most 6 decimals, written as a decimal string
 /// (`"0.15"`, `"0.055"`). Used for the quota ratio, refund rates and layoff
@@ -253,10 +242,7 @@ impl fmt::Display for Ratio {
     }
 }
 
-owned_string_serde!(
-    Ratio,
-    "a decimal string such as \"0.15\" (never a bare number)"
-);
+owned_string_serde!(Ratio, "a decimal string such as \"0.15\" (never a bare number)");
 
 /// How an exact amount becomes one in fen. Each policy names its rule so the
 /// same refund is computed the same way on every replay.
@@ -330,12 +316,8 @@ mod tests {
         assert_eq!(Amount::parse("0").unwrap().to_string(), "0.00");
         assert!(Amount::from_decimal(d("-0.01")).is_err());
         assert_eq!(Amount::ZERO.to_money(), None);
-        let sum: Amount = [
-            Amount::parse("0.10").unwrap(),
-            Amount::parse("0.20").unwrap(),
-        ]
-        .into_iter()
-        .sum();
+        let sum: Amount =
+            [Amount::parse("0.10").unwrap(), Amount::parse("0.20").unwrap()].into_iter().sum();
         assert_eq!(sum.to_string(), "0.30");
     }
 
@@ -352,17 +334,7 @@ mod tests {
         assert_eq!(Ratio::parse("0.150").unwrap().to_string(), "0.15");
         assert_eq!(Ratio::parse("1").unwrap().to_string(), "1");
         assert_eq!(Ratio::parse("0.055").unwrap().percent(), "5.5%");
-        for bad in [
-            "0",
-            "0.0",
-            "1.01",
-            "2",
-            "-0.1",
-            ".15",
-            "0.15%",
-            "0.1234567",
-            "15%",
-        ] {
+        for bad in ["0", "0.0", "1.01", "2", "-0.1", ".15", "0.15%", "0.1234567", "15%"] {
             assert!(Ratio::parse(bad).is_err(), "{bad}");
         }
     }

@@ -77,10 +77,7 @@ impl OnTheJobTrainingRules {
     pub(crate) fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut out = Vec::new();
         if !(1..=MONTHS_MAX_LIMIT).contains(&self.months_max) {
-            out.push((
-                FieldPath::parse("months_max"),
-                format!("must be 1 to {MONTHS_MAX_LIMIT}"),
-            ));
+            out.push((FieldPath::parse("months_max"), format!("must be 1 to {MONTHS_MAX_LIMIT}")));
         }
         if self.new_hire_until < self.new_hire_from {
             out.push((
@@ -89,10 +86,7 @@ impl OnTheJobTrainingRules {
             ));
         }
         if self.eligible_sizes.is_empty() {
-            out.push((
-                FieldPath::parse("eligible_sizes"),
-                "must name at least one size".into(),
-            ));
+            out.push((FieldPath::parse("eligible_sizes"), "must name at least one size".into()));
         }
         if self.large_enterprise_sectors.contains(&Sector::Other) {
             out.push((
@@ -155,19 +149,13 @@ pub fn decide(
     policy: &Policy,
 ) -> Result<Decision, Vec<Rejection>> {
     let Rules::OnTheJobTraining(rules) = &policy.rules else {
-        return Err(vec![checks::wrong_program(
-            policy,
-            Program::OnTheJobTraining,
-        )]);
+        return Err(vec![checks::wrong_program(policy, Program::OnTheJobTraining)]);
     };
     let mut out = Vec::new();
     if app.trainees.is_empty() || app.trainees.len() > TRAINEES_MAX {
         out.push(checks::validation(
             "trainees",
-            format!(
-                "give 1 to {TRAINEES_MAX} trainees; this request has {}",
-                app.trainees.len()
-            ),
+            format!("give 1 to {TRAINEES_MAX} trainees; this request has {}", app.trainees.len()),
         ));
     }
     let mut seen = HashSet::new();
@@ -175,10 +163,7 @@ pub fn decide(
         if !seen.insert(&t.id_number) {
             out.push(checks::validation(
                 &format!("trainees[{i}].id_number"),
-                format!(
-                    "{} is listed twice; give each trainee once",
-                    t.id_number.masked()
-                ),
+                format!("{} is listed twice; give each trainee once", t.id_number.masked()),
             ));
         }
         if t.months == 0 {
@@ -273,28 +258,17 @@ pub fn decide(
             )
         } else {
             (
-                format!(
-                    "{}: {paid} months × {}",
-                    t.id_number.masked(),
-                    rules.monthly_amount
-                ),
+                format!("{}: {paid} months × {}", t.id_number.masked(), rules.monthly_amount),
                 "monthly_amount",
             )
         };
-        lines.push(Line {
-            payee: Payee::Applicant,
-            basis,
-            amount,
-            rule: policy.rule(rule),
-        });
+        lines.push(Line { payee: Payee::Applicant, basis, amount, rule: policy.rule(rule) });
     }
     if !out.is_empty() {
         return Err(by_precedence(out));
     }
     let total: Amount = lines.iter().map(|l| l.amount).sum();
-    let amount = total
-        .to_money()
-        .expect("at least one trainee with at least one month");
+    let amount = total.to_money().expect("at least one trainee with at least one month");
     // Kept on in release: the lines must add up to the amount paid.
     assert_eq!(
         total.value(),
@@ -304,14 +278,8 @@ pub fn decide(
         policy: policy.reference(),
         program: Program::OnTheJobTraining,
         business_date: app.submitted_on,
-        amount: Ruled {
-            value: amount,
-            rule: policy.rule(sector_rule.unwrap_or("monthly_amount")),
-        },
-        funding: Ruled {
-            value: rules.funding,
-            rule: policy.rule("funding"),
-        },
+        amount: Ruled { value: amount, rule: policy.rule(sector_rule.unwrap_or("monthly_amount")) },
+        funding: Ruled { value: rules.funding, rule: policy.rule("funding") },
         slot: None,
         lines,
     })
@@ -328,11 +296,8 @@ mod tests {
     }
 
     fn id(first_17: &str) -> IdNumber {
-        IdNumber::parse(&format!(
-            "{first_17}{}",
-            IdNumber::check_char_for(first_17).unwrap()
-        ))
-        .unwrap()
+        IdNumber::parse(&format!("{first_17}{}", IdNumber::check_char_for(first_17).unwrap()))
+            .unwrap()
     }
 
     fn trainee(n: u8, hired: &str, months: u32) -> Trainee {
@@ -379,24 +344,15 @@ mod tests {
             (r[0].code, r[0].field.clone())
         };
 
-        let sme = app(
-            Sme,
-            Sector::Other,
-            vec![trainee(1, "2021-03-01", 6), trainee(2, "2021-05-10", 4)],
-        );
+        let sme =
+            app(Sme, Sector::Other, vec![trainee(1, "2021-03-01", 6), trainee(2, "2021-05-10", 4)]);
         assert_eq!(
             ok(&sme, &[]).unwrap(),
-            (
-                "5000.00".into(),
-                "jinan-2021-on-the-job-training/monthly_amount".into()
-            )
+            ("5000.00".into(), "jinan-2021-on-the-job-training/monthly_amount".into())
         );
 
-        let large_catering = app(
-            Large,
-            Sector::AccommodationCatering,
-            vec![trainee(1, "2021-03-01", 2)],
-        );
+        let large_catering =
+            app(Large, Sector::AccommodationCatering, vec![trainee(1, "2021-03-01", 2)]);
         assert_eq!(
             ok(&large_catering, &[]).unwrap().1,
             "jinan-2021-on-the-job-training/large_enterprise_sectors"
@@ -408,27 +364,18 @@ mod tests {
             (RejectionCode::NotEligible, "enterprise.sector".into())
         );
 
-        let hired_2020 = app(
-            Sme,
-            Sector::Other,
-            vec![trainee(1, "2021-03-01", 2), trainee(2, "2020-12-31", 2)],
-        );
+        let hired_2020 =
+            app(Sme, Sector::Other, vec![trainee(1, "2021-03-01", 2), trainee(2, "2020-12-31", 2)]);
         assert_eq!(
             first(&hired_2020, &[]),
-            (
-                RejectionCode::NotEligible,
-                "trainees[1].first_insured_with_enterprise_on".into()
-            )
+            (RejectionCode::NotEligible, "trainees[1].first_insured_with_enterprise_on".into())
         );
 
         // 8 months claimed: 6 paid, and the line says why.
         let long = app(Sme, Sector::Other, vec![trainee(1, "2021-03-01", 8)]);
         let decision = decide(&long, &[], &policy).unwrap();
         assert_eq!(decision.amount.value.to_string(), "3000.00");
-        assert_eq!(
-            decision.lines[0].rule.as_str(),
-            "jinan-2021-on-the-job-training/months_max"
-        );
+        assert_eq!(decision.lines[0].rule.as_str(), "jinan-2021-on-the-job-training/months_max");
         assert!(
             decision.lines[0].basis.starts_with("370102********"),
             "{}",
@@ -443,33 +390,21 @@ mod tests {
         };
         assert_eq!(ok(&long, &[before(Status::Paid)]).unwrap().0, "1000.00");
         assert_eq!(ok(&long, &[before(Status::Rejected)]).unwrap().0, "3000.00");
-        let six = PriorTraineeMonths {
-            months: 6,
-            ..before(Status::Counted)
-        };
+        let six = PriorTraineeMonths { months: 6, ..before(Status::Counted) };
         assert_eq!(
             first(&long, &[six]),
             (RejectionCode::NotEligible, "trainees[0].id_number".into())
         );
 
-        let twice = app(
-            Sme,
-            Sector::Other,
-            vec![trainee(1, "2021-03-01", 2), trainee(1, "2021-03-01", 2)],
-        );
+        let twice =
+            app(Sme, Sector::Other, vec![trainee(1, "2021-03-01", 2), trainee(1, "2021-03-01", 2)]);
         assert_eq!(
             first(&twice, &[]),
-            (
-                RejectionCode::ValidationFailed,
-                "trainees[1].id_number".into()
-            )
+            (RejectionCode::ValidationFailed, "trainees[1].id_number".into())
         );
 
         let mut late = app(Sme, Sector::Other, vec![trainee(1, "2021-03-01", 2)]);
         late.submitted_on = d("2022-01-04");
-        assert_eq!(
-            first(&late, &[]),
-            (RejectionCode::NoPolicyInForce, "submitted_on".into())
-        );
+        assert_eq!(first(&late, &[]), (RejectionCode::NoPolicyInForce, "submitted_on".into()));
     }
 }

@@ -152,12 +152,10 @@ impl Period {
     }
 
     pub fn overlaps(&self, other: &Period) -> bool {
-        let starts_before_other_ends = other
-            .effective_until
-            .is_none_or(|u| self.effective_from <= u);
-        let other_starts_before_this_ends = self
-            .effective_until
-            .is_none_or(|u| other.effective_from <= u);
+        let starts_before_other_ends =
+            other.effective_until.is_none_or(|u| self.effective_from <= u);
+        let other_starts_before_this_ends =
+            self.effective_until.is_none_or(|u| other.effective_from <= u);
         starts_before_other_ends && other_starts_before_this_ends
     }
 }
@@ -175,11 +173,7 @@ pub struct Policy {
     pub region: DivisionCode,
     #[serde(with = "crate::dates")]
     pub effective_from: NaiveDate,
-    #[serde(
-        default,
-        with = "crate::dates::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::dates::option", skip_serializing_if = "Option::is_none")]
     pub effective_until: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<Extension>,
@@ -326,11 +320,9 @@ impl Policy {
     fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut problems = Vec::new();
         let root = FieldPath::root();
-        for (field, value) in [
-            ("document", &self.document),
-            ("item", &self.item),
-            ("issuer", &self.issuer),
-        ] {
+        for (field, value) in
+            [("document", &self.document), ("item", &self.item), ("issuer", &self.issuer)]
+        {
             if value.trim().is_empty() {
                 problems.push((root.clone().key(field), "must not be empty".to_string()));
             }
@@ -361,17 +353,12 @@ impl Policy {
             if !self.region.contains(&ext.region) {
                 problems.push((
                     at("region"),
-                    format!(
-                        "{} lies outside the policy's region {}",
-                        ext.region, self.region
-                    ),
+                    format!("{} lies outside the policy's region {}", ext.region, self.region),
                 ));
             }
             if ext.authority.trim().is_empty() {
-                problems.push((
-                    at("authority"),
-                    "must name the notice that extends the policy".into(),
-                ));
+                problems
+                    .push((at("authority"), "must name the notice that extends the policy".into()));
             }
         }
         problems.extend(self.rules.problems(self.effective_from));
@@ -384,11 +371,7 @@ impl Policy {
 
     /// How a decision cites this policy.
     pub fn reference(&self) -> PolicyRef {
-        PolicyRef {
-            id: self.id.clone(),
-            document: self.document.clone(),
-            item: self.item.clone(),
-        }
+        PolicyRef { id: self.id.clone(), document: self.document.clone(), item: self.item.clone() }
     }
 
     /// The id of one of this policy's rules: `<policy id>/<name>`.
@@ -475,20 +458,8 @@ filing_required = true
                 "effective_until",
                 "before effective_from",
             ),
-            (
-                "region = \"370000\"",
-                "region = \"37000\"",
-                6,
-                "region",
-                "6 digits",
-            ),
-            (
-                "id = \"test-quota\"",
-                "id = \"Test Quota\"",
-                2,
-                "id",
-                "lowercase",
-            ),
+            ("region = \"370000\"", "region = \"37000\"", 6, "region", "6 digits"),
+            ("id = \"test-quota\"", "id = \"Test Quota\"", 2, "id", "lowercase"),
             ("item = \"六\"\n", "", 1, "item", "required"),
             ("issuer = ", "isuer = ", 5, "isuer", "did you mean `issuer`"),
             ("issuer = ", "publisher = ", 1, "issuer", "required"),
@@ -499,27 +470,9 @@ filing_required = true
                 "included",
                 "unknown field",
             ),
-            (
-                "effective_from = 2024-01-01",
-                "effective_from = 2024-13-01",
-                8,
-                "(syntax)",
-                "TOML",
-            ),
-            (
-                "ratio = \"0.15\"",
-                "ratio = \"1.5\"",
-                11,
-                "ratio",
-                "at most 1",
-            ),
-            (
-                "ratio = \"0.15\"",
-                "ratio = 0.15",
-                11,
-                "ratio",
-                "never a bare number",
-            ),
+            ("effective_from = 2024-01-01", "effective_from = 2024-13-01", 8, "(syntax)", "TOML"),
+            ("ratio = \"0.15\"", "ratio = \"1.5\"", 11, "ratio", "at most 1"),
+            ("ratio = \"0.15\"", "ratio = 0.15", 11, "ratio", "never a bare number"),
         ];
         for (from, to, line, field, part) in cases {
             let text = QUOTA.replacen(from, to, 1);
@@ -542,13 +495,7 @@ filing_required = true
         assert!(p.in_force(&jining, d("2024-06-01")) && p.in_force(&weihai, d("2024-06-01")));
         assert!(p.in_force(&jining, d("2025-04-15")) && !p.in_force(&jining, d("2025-04-16")));
         assert!(!p.in_force(&weihai, d("2025-02-01")));
-        assert_eq!(
-            p.period_for(&jining, d("2025-01-01"))
-                .unwrap()
-                .region
-                .as_str(),
-            "370800"
-        );
+        assert_eq!(p.period_for(&jining, d("2025-01-01")).unwrap().region.as_str(), "370800");
 
         let outside = text.replace("region = \"370800\"", "region = \"320800\"");
         let e = Policy::from_toml(&outside).unwrap_err();

@@ -65,17 +65,11 @@ impl QuotaRules {
             ));
         }
         if self.categories.is_empty() {
-            out.push((
-                FieldPath::parse("categories"),
-                "must name at least one category".into(),
-            ));
+            out.push((FieldPath::parse("categories"), "must name at least one category".into()));
         }
         for (i, c) in self.categories.iter().enumerate() {
             if self.categories[..i].contains(c) {
-                out.push((
-                    FieldPath::root().key("categories").index(i),
-                    "is listed twice".into(),
-                ));
+                out.push((FieldPath::root().key("categories").index(i), "is listed twice".into()));
             }
         }
         out
@@ -100,11 +94,7 @@ impl QuotaRules {
             .max(Decimal::ZERO);
         let after = used + amount.value();
         let cap = usage.cap.value();
-        let fits = if self.inclusive {
-            after <= cap
-        } else {
-            after < cap
-        };
+        let fits = if self.inclusive { after <= cap } else { after < cap };
         if fits {
             return Ok(Amount::from_decimal(cap - after).expect("after <= cap"));
         }
@@ -173,18 +163,9 @@ mod tests {
     #[test]
     fn only_expansion_pilot_spending_in_the_four_categories_counts() {
         let r = rules();
-        assert!(r.counts(
-            Funding::ExpansionPilot,
-            SpendingCategory::VocationalTraining
-        ));
-        assert!(r.counts(
-            Funding::ExpansionPilot,
-            SpendingCategory::SocialInsuranceSubsidy
-        ));
-        assert!(!r.counts(
-            Funding::UnemploymentInsurance,
-            SpendingCategory::VocationalTraining
-        ));
+        assert!(r.counts(Funding::ExpansionPilot, SpendingCategory::VocationalTraining));
+        assert!(r.counts(Funding::ExpansionPilot, SpendingCategory::SocialInsuranceSubsidy));
+        assert!(!r.counts(Funding::UnemploymentInsurance, SpendingCategory::VocationalTraining));
         assert!(!r.counts(Funding::EmploymentSubsidy, SpendingCategory::JobSubsidy));
     }
 
@@ -197,28 +178,17 @@ mod tests {
             paid: a("300.00"),
             recovered: a("48.15"),
         };
-        assert_eq!(
-            r.check(usage, Money::parse("600.00").unwrap()).unwrap(),
-            Amount::ZERO
-        );
+        assert_eq!(r.check(usage, Money::parse("600.00").unwrap()).unwrap(), Amount::ZERO);
         let e = r.check(usage, Money::parse("600.01").unwrap()).unwrap_err();
         assert_eq!(e.code, RejectionCode::QuotaExceeded);
         assert!(e.message.contains("600.00 remains"), "{e}");
-        let exclusive = QuotaRules {
-            inclusive: false,
-            ..r
-        };
-        assert!(exclusive
-            .check(usage, Money::parse("600.00").unwrap())
-            .is_err());
+        let exclusive = QuotaRules { inclusive: false, ..r };
+        assert!(exclusive.check(usage, Money::parse("600.00").unwrap()).is_err());
     }
 
     #[test]
     fn a_cap_rounded_up_is_refused_in_the_file() {
-        let text = SHANDONG.replace(
-            "rounding = \"down_to_fen\"",
-            "rounding = \"half_up_to_fen\"",
-        );
+        let text = SHANDONG.replace("rounding = \"down_to_fen\"", "rounding = \"half_up_to_fen\"");
         let e = Policy::from_toml(&text).unwrap_err();
         assert_eq!(e.field, "rounding");
         assert!(e.message.contains("ceiling"), "{e}");

@@ -100,11 +100,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: RejectionCode, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Rejection {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
+        Rejection { code, field: field.into(), message: message.into() }
     }
 }
 

@@ -58,10 +58,9 @@ pub fn overlaps(policies: &[Policy]) -> Vec<(String, String)> {
             if a.program() != b.program() {
                 continue;
             }
-            let clash = a.periods().any(|pa| {
-                b.periods()
-                    .any(|pb| pa.region == pb.region && pa.overlaps(&pb))
-            });
+            let clash = a
+                .periods()
+                .any(|pa| b.periods().any(|pb| pa.region == pb.region && pa.overlaps(&pb)));
             if clash {
                 out.push((a.id.to_string(), b.id.to_string()));
             }
@@ -110,13 +109,8 @@ mod tests {
                 (got, _) => panic!("{p} {date}: {got:?}"),
             }
         }
-        assert!(select(
-            &policies,
-            Program::VocationalTraining,
-            pool("370800"),
-            d("2024-06-30")
-        )
-        .is_err());
+        assert!(select(&policies, Program::VocationalTraining, pool("370800"), d("2024-06-30"))
+            .is_err());
     }
 
     #[test]
@@ -129,18 +123,12 @@ mod tests {
         province_2025.extensions.clear();
         policies.push(province_2025);
         let id = |p: &str, date: &str| {
-            select(&policies, Program::SkillUpgrade, pool(p), d(date))
-                .unwrap()
-                .id
-                .to_string()
+            select(&policies, Program::SkillUpgrade, pool(p), d(date)).unwrap().id.to_string()
         };
         assert_eq!(id("370800", "2025-05-01"), "jining-2025-skill-upgrade");
         assert_eq!(id("370800", "2025-02-01"), "shandong-2024-skill-upgrade");
         assert_eq!(id("371000", "2025-02-01"), "shandong-2025-skill-upgrade");
-        assert!(
-            overlaps(&policies).is_empty(),
-            "different regions do not clash"
-        );
+        assert!(overlaps(&policies).is_empty(), "different regions do not clash");
         let twin = policies[2].clone();
         policies.push(twin);
         assert_eq!(overlaps(&policies).len(), 1);

@@ -140,13 +140,7 @@ impl LevelAmounts {
     /// "level 5 (初级) 1000.00, level 4 (中级) 1500.00"
     fn describe(&self) -> String {
         self.levels()
-            .map(|l| {
-                format!(
-                    "level {l} ({}) {}",
-                    l.name_zh(),
-                    self.get(l).expect("listed")
-                )
-            })
+            .map(|l| format!("level {l} ({}) {}", l.name_zh(), self.get(l).expect("listed")))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -242,10 +236,7 @@ impl SkillUpgradeRules {
         let mut out = Vec::new();
         let at = |p: &str| FieldPath::parse(p);
         if self.amounts.levels().next().is_none() {
-            out.push((
-                at("amounts"),
-                "must give an amount for at least one level".into(),
-            ));
+            out.push((at("amounts"), "must give an amount for at least one level".into()));
         }
         if !(1..=WINDOW_MONTHS_MAX).contains(&self.certificate.window_months) {
             out.push((
@@ -273,10 +264,7 @@ impl SkillUpgradeRules {
         }
         if let Some(x) = &self.extra {
             if x.slots == 0 {
-                out.push((
-                    at("extra.slots"),
-                    "must be at least 1; remove [extra] for none".into(),
-                ));
+                out.push((at("extra.slots"), "must be at least 1; remove [extra] for none".into()));
             }
             for level in x.amounts.levels() {
                 if self.amounts.get(level).is_none() {
@@ -359,10 +347,7 @@ pub fn decide(
         ));
     }
     if app.applicant.name.trim().is_empty() {
-        out.push(checks::validation(
-            "applicant.name",
-            "the applicant's name is empty",
-        ));
+        out.push(checks::validation("applicant.name", "the applicant's name is empty"));
     }
     if !out.is_empty() {
         return Err(by_precedence(out));
@@ -445,18 +430,9 @@ pub fn decide(
         policy: policy.reference(),
         program: Program::SkillUpgrade,
         business_date: app.submitted_on,
-        amount: Ruled {
-            value: amount,
-            rule: policy.rule(amount_rule),
-        },
-        funding: Ruled {
-            value: rules.funding,
-            rule: policy.rule("funding"),
-        },
-        slot: Some(Ruled {
-            value: Slot { kind, year, number },
-            rule: policy.rule(slot_rule),
-        }),
+        amount: Ruled { value: amount, rule: policy.rule(amount_rule) },
+        funding: Ruled { value: rules.funding, rule: policy.rule("funding") },
+        slot: Some(Ruled { value: Slot { kind, year, number }, rule: policy.rule(slot_rule) }),
         lines: Vec::new(),
     })
 }
@@ -520,13 +496,7 @@ fn assign_slot(
     );
     let cert = &app.certificate;
     if n < base {
-        return Ok((
-            SlotKind::Base,
-            rules.amounts.get(cert.level),
-            "amounts",
-            year,
-            n + 1,
-        ));
+        return Ok((SlotKind::Base, rules.amounts.get(cert.level), "amounts", year, n + 1));
     }
     if n >= total {
         return Err(Rejection::new(
@@ -572,13 +542,7 @@ fn assign_slot(
             ));
         }
     }
-    Ok((
-        SlotKind::Extra,
-        extra.amounts.get(cert.level),
-        "extra_amounts",
-        year,
-        n + 1,
-    ))
+    Ok((SlotKind::Extra, extra.amounts.get(cert.level), "extra_amounts", year, n + 1))
 }
 
 #[cfg(test)]
@@ -599,10 +563,7 @@ pub(crate) mod tests {
 
     pub(crate) fn policies() -> Vec<Policy> {
         let mut texts = CatalogTexts::new();
-        texts.insert(
-            "catalogs/jining-2025-urgent.toml".into(),
-            JINING_URGENT.into(),
-        );
+        texts.insert("catalogs/jining-2025-urgent.toml".into(), JINING_URGENT.into());
         vec![
             Policy::from_toml(SHANDONG).unwrap(),
             Policy::from_toml_with_catalogs(JINING, &texts).unwrap(),
@@ -873,11 +834,7 @@ pub(crate) mod tests {
                     assert_eq!(decision.amount.rule.as_str(), rule, "{name}");
                     assert_eq!(decision.slot.unwrap().value.kind, kind, "{name}");
                     assert_eq!(decision.policy.id.as_str(), policy, "{name}");
-                    assert_eq!(
-                        decision.funding.value,
-                        Funding::UnemploymentInsurance,
-                        "{name}"
-                    );
+                    assert_eq!(decision.funding.value, Funding::UnemploymentInsurance, "{name}");
                 }
                 (Refused(code, field), Err(rejections)) => {
                     assert_eq!(rejections[0].code, code, "{name}: {rejections:?}");
@@ -898,11 +855,7 @@ pub(crate) mod tests {
         let mut history = vec![su(BARBER, "4", "2024-01-05", Status::Paid)];
         history.push(su("6-18-01-02", "5", "2024-03-01", Status::Counted));
         history.push(su("6-18-02-01", "5", "2024-04-01", Status::Pending));
-        let codes: Vec<_> = run(&a, &history)
-            .unwrap_err()
-            .iter()
-            .map(|r| r.code)
-            .collect();
+        let codes: Vec<_> = run(&a, &history).unwrap_err().iter().map(|r| r.code).collect();
         assert_eq!(
             codes,
             [
@@ -934,10 +887,7 @@ pub(crate) mod tests {
         let mut a = app("371002", "2024-08-01", BARBER, "2", "2024-09-01");
         a.certificate.number = " ".into();
         let rejections = run(&a, &[]).unwrap_err();
-        let fields: Vec<_> = rejections
-            .iter()
-            .map(|r| (r.code, r.field.as_str()))
-            .collect();
+        let fields: Vec<_> = rejections.iter().map(|r| (r.code, r.field.as_str())).collect();
         assert_eq!(
             fields,
             [

@@ -148,11 +148,7 @@ impl TrainingRules {
                 "lists the catalogs paid by level: green, urgent, manufacturing".into(),
             ));
         }
-        if self
-            .graded
-            .get(self.graded.completion_exam_pays_level)
-            .is_none()
-        {
+        if self.graded.get(self.graded.completion_exam_pays_level).is_none() {
             out.push((
                 at("graded.completion_exam_pays_level"),
                 "names a level without a standard in [graded]".into(),
@@ -163,26 +159,17 @@ impl TrainingRules {
             .filter_map(|l| self.graded.get(l).map(|s| (format!("graded.level_{l}"), s)))
             .collect();
         standards.push(("special_ability.food".into(), self.special_ability.food));
-        standards.push((
-            "special_ability.non_food".into(),
-            self.special_ability.non_food,
-        ));
+        standards.push(("special_ability.non_food".into(), self.special_ability.non_food));
         for (table, kind) in [
             ("featured", CatalogKind::Featured),
             ("entrepreneurship", CatalogKind::Entrepreneurship),
         ] {
-            let map = if kind == CatalogKind::Featured {
-                &self.featured
-            } else {
-                &self.entrepreneurship
-            };
+            let map =
+                if kind == CatalogKind::Featured { &self.featured } else { &self.entrepreneurship };
             for (key, s) in map {
                 standards.push((
                     format!("{table}.{key}"),
-                    Standard {
-                        amount: s.amount,
-                        hours: s.hours,
-                    },
+                    Standard { amount: s.amount, hours: s.hours },
                 ));
                 if catalog.find(Some(kind), key).is_none() {
                     out.push((
@@ -195,21 +182,14 @@ impl TrainingRules {
                 if !map.contains_key(item.key()) {
                     out.push((
                         at(table),
-                        format!(
-                            "catalog item {} ({}) has no standard here",
-                            item.key(),
-                            item.name
-                        ),
+                        format!("catalog item {} ({}) has no standard here", item.key(), item.name),
                     ));
                 }
             }
         }
         for (path, s) in standards {
             if s.hours == 0 {
-                out.push((
-                    at(&format!("{path}.hours")),
-                    "must be at least 1 hour".into(),
-                ));
+                out.push((at(&format!("{path}.hours")), "must be at least 1 hour".into()));
             }
         }
         out
@@ -322,12 +302,9 @@ fn target(t: &Training) -> Result<Target, Vec<Rejection>> {
         }
         let item = t.item.as_ref().map(|i| Subject::parse(i).map(|s| (i, s)));
         match item {
-            Some(Ok((key, subject))) if out.is_empty() => Ok(Target {
-                subject,
-                key: key.clone(),
-                field: "training.item",
-                level: None,
-            }),
+            Some(Ok((key, subject))) if out.is_empty() => {
+                Ok(Target { subject, key: key.clone(), field: "training.item", level: None })
+            }
             Some(Ok(_)) => Err(out),
             Some(Err(e)) => {
                 out.push(checks::validation("training.item", e.to_string()));
@@ -352,10 +329,7 @@ pub fn decide(
     policy: &Policy,
 ) -> Result<Decision, Vec<Rejection>> {
     let Rules::VocationalTraining(rules) = &policy.rules else {
-        return Err(vec![checks::wrong_program(
-            policy,
-            Program::VocationalTraining,
-        )]);
+        return Err(vec![checks::wrong_program(policy, Program::VocationalTraining)]);
     };
     let t = &app.training;
     let mut out = Vec::new();
@@ -369,10 +343,7 @@ pub fn decide(
         ));
     }
     if app.applicant.name.trim().is_empty() {
-        out.push(checks::validation(
-            "applicant.name",
-            "the applicant's name is empty",
-        ));
+        out.push(checks::validation("applicant.name", "the applicant's name is empty"));
     }
     let target = match target(t) {
         Ok(target) => Some(target),
@@ -438,17 +409,11 @@ pub fn decide(
             _ => Some((rules.special_ability.non_food, "special_ability_non_food")),
         },
         CatalogKind::Featured => rules.featured.get(&target.key).map(|s| {
-            let s = Standard {
-                amount: s.amount,
-                hours: s.hours,
-            };
+            let s = Standard { amount: s.amount, hours: s.hours };
             (s, "featured_standards")
         }),
         _ => rules.entrepreneurship.get(&target.key).map(|s| {
-            let s = Standard {
-                amount: s.amount,
-                hours: s.hours,
-            };
+            let s = Standard { amount: s.amount, hours: s.hours };
             (s, "entrepreneurship_standards")
         }),
     };
@@ -490,14 +455,8 @@ pub fn decide(
             policy: policy.reference(),
             program: Program::VocationalTraining,
             business_date: t.class_start_on,
-            amount: Ruled {
-                value: s.amount,
-                rule: policy.rule(rule),
-            },
-            funding: Ruled {
-                value: funding,
-                rule: policy.rule("funding"),
-            },
+            amount: Ruled { value: s.amount, rule: policy.rule(rule) },
+            funding: Ruled { value: funding, rule: policy.rule("funding") },
             slot: None,
             lines: Vec::new(),
         }),
@@ -517,10 +476,7 @@ mod tests {
 
     fn policy() -> Policy {
         let mut texts = CatalogTexts::new();
-        texts.insert(
-            "catalogs/liaocheng-2024-training.toml".into(),
-            CATALOG.into(),
-        );
+        texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
         Policy::from_toml_with_catalogs(LIAOCHENG, &texts).unwrap()
     }
 
@@ -649,11 +605,7 @@ mod tests {
                 "special ability, planting",
                 item(SpecialAbility, "special_ability-21", 24),
                 vec![],
-                Pays(
-                    "400.00",
-                    "special_ability_non_food",
-                    Funding::ExpansionPilot,
-                ),
+                Pays("400.00", "special_ability_non_food", Funding::ExpansionPilot),
             ),
             (
                 "数字技术工程师",
@@ -671,21 +623,13 @@ mod tests {
                 "GYB",
                 item(Entrepreneurship, "entrepreneurship-01", 24),
                 vec![],
-                Pays(
-                    "300.00",
-                    "entrepreneurship_standards",
-                    Funding::ExpansionPilot,
-                ),
+                Pays("300.00", "entrepreneurship_standards", Funding::ExpansionPilot),
             ),
             (
                 "SYB",
                 item(Entrepreneurship, "entrepreneurship-02", 56),
                 vec![],
-                Pays(
-                    "800.00",
-                    "entrepreneurship_standards",
-                    Funding::ExpansionPilot,
-                ),
+                Pays("800.00", "entrepreneurship_standards", Funding::ExpansionPilot),
             ),
             (
                 "no such item",
@@ -730,10 +674,7 @@ mod tests {
                     status: Status::Pending,
                     slot: None,
                 }],
-                Refused(
-                    RejectionCode::HigherLevelAlreadySubsidized,
-                    "training.occupation_code",
-                ),
+                Refused(RejectionCode::HigherLevelAlreadySubsidized, "training.occupation_code"),
             ),
             (
                 "the same special-ability item twice",
@@ -746,10 +687,7 @@ mod tests {
                     status: Status::Counted,
                     slot: None,
                 }],
-                Refused(
-                    RejectionCode::OccupationLevelAlreadySubsidized,
-                    "training.item",
-                ),
+                Refused(RejectionCode::OccupationLevelAlreadySubsidized, "training.item"),
             ),
         ];
         let policy = policy();

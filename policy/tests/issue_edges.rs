@@ -71,13 +71,8 @@ fn decide_skill(
     a: &SkillUpgradeApplication,
     h: &[PriorApplication],
 ) -> Result<Decision, Vec<Rejection>> {
-    let policy = select(
-        policies,
-        Program::SkillUpgrade,
-        pool(pool_code),
-        a.business_date(),
-    )
-    .map_err(|r| vec![r])?;
+    let policy = select(policies, Program::SkillUpgrade, pool(pool_code), a.business_date())
+        .map_err(|r| vec![r])?;
     skill_upgrade::decide(a, h, policy)
 }
 
@@ -90,27 +85,16 @@ fn certificate_window_is_12_months_inclusive() {
     let policies = common::load_all();
     let on_the_day = skill("371002", "2024-12-01", "4-10-03-02", 5, "2023-12-01");
     assert_eq!(
-        decide_skill(&policies, "371000", &on_the_day, &[])
-            .unwrap()
-            .amount
-            .value
-            .to_string(),
+        decide_skill(&policies, "371000", &on_the_day, &[]).unwrap().amount.value.to_string(),
         "1000.00"
     );
     let day_after = skill("371002", "2024-12-02", "4-10-03-02", 5, "2023-12-01");
     let r = decide_skill(&policies, "371000", &day_after, &[]).unwrap_err();
     assert_eq!(
         (r[0].code, r[0].field.as_str()),
-        (
-            RejectionCode::CertificateWindowExpired,
-            "certificate.issued_on"
-        )
+        (RejectionCode::CertificateWindowExpired, "certificate.issued_on")
     );
-    assert!(
-        r[0].message.contains("until 2024-12-01"),
-        "{}",
-        r[0].message
-    );
+    assert!(r[0].message.contains("until 2024-12-01"), "{}", r[0].message);
 }
 
 #[test]
@@ -136,48 +120,33 @@ fn jining_first_2025_application_on_the_urgent_list_takes_the_base_slot_at_the_s
     let decision = decide_skill(&policies, "370800", &welder, &[]).unwrap();
     assert_eq!(decision.policy.id.as_str(), "jining-2025-skill-upgrade");
     assert_eq!(decision.amount.value.to_string(), "1500.00");
-    assert_eq!(
-        decision.amount.rule.as_str(),
-        "jining-2025-skill-upgrade/amounts"
-    );
+    assert_eq!(decision.amount.rule.as_str(), "jining-2025-skill-upgrade/amounts");
     assert_eq!(decision.slot.unwrap().value.kind, SlotKind::Base);
 }
 
 #[test]
 fn jining_two_grandfathered_applications_leave_one_extra_slot_for_the_urgent_list() {
     let policies = common::load_all();
-    let grandfathered = [
-        earlier("4-10-03-02", 4, "2025-02-10"),
-        earlier("4-10-03-01", 4, "2025-04-15"),
-    ];
+    let grandfathered =
+        [earlier("4-10-03-02", 4, "2025-02-10"), earlier("4-10-03-01", 4, "2025-04-15")];
     // Both were decided under the 2024 rules kept in Jining until 2025-04-15.
     let on_15th = skill("370811", "2025-04-15", "4-10-03-01", 4, "2025-03-01");
     assert_eq!(
-        decide_skill(&policies, "370800", &on_15th, &[])
-            .unwrap()
-            .policy
-            .id
-            .as_str(),
+        decide_skill(&policies, "370800", &on_15th, &[]).unwrap().policy.id.as_str(),
         "shandong-2024-skill-upgrade"
     );
 
     let urgent = skill("370811", "2025-05-06", "6-18-02-04", 3, "2025-03-01");
     let decision = decide_skill(&policies, "370800", &urgent, &grandfathered).unwrap();
     assert_eq!(decision.amount.value.to_string(), "1000.00");
-    assert_eq!(
-        decision.amount.rule.as_str(),
-        "jining-2025-skill-upgrade/extra_amounts"
-    );
+    assert_eq!(decision.amount.rule.as_str(), "jining-2025-skill-upgrade/extra_amounts");
     assert_eq!(decision.slot.unwrap().value.kind, SlotKind::Extra);
 
     let not_urgent = skill("370811", "2025-05-06", "4-10-03-05", 3, "2025-03-01");
     let r = decide_skill(&policies, "370800", &not_urgent, &grandfathered).unwrap_err();
     assert_eq!(
         (r[0].code, r[0].field.as_str()),
-        (
-            RejectionCode::AnnualLimitReached,
-            "certificate.occupation_code"
-        )
+        (RejectionCode::AnnualLimitReached, "certificate.occupation_code")
     );
 
     let mut three = grandfathered.to_vec();
@@ -200,11 +169,8 @@ fn a_level_2_certificate_has_no_standard() {
 }
 
 fn credit(first_17: &str) -> CreditCode {
-    CreditCode::parse(&format!(
-        "{first_17}{}",
-        CreditCode::check_char_for(first_17).unwrap()
-    ))
-    .unwrap()
+    CreditCode::parse(&format!("{first_17}{}", CreditCode::check_char_for(first_17).unwrap()))
+        .unwrap()
 }
 
 fn refund_app(
@@ -227,10 +193,7 @@ fn refund_app(
             paid_last_year: Money::parse("10000.00").unwrap(),
             months_paid_in_full: 12,
         },
-        staff: Staff {
-            insured_employees: staff,
-            laid_off_last_year: laid_off,
-        },
+        staff: Staff { insured_employees: staff, laid_off_last_year: laid_off },
         dispatch: None,
         pool_reserve: None,
     }
@@ -240,13 +203,9 @@ fn decide_refund(
     policies: &[Policy],
     a: &JobStabilizationApplication,
 ) -> Result<Decision, Vec<Rejection>> {
-    let policy = select(
-        policies,
-        Program::JobStabilizationRefund,
-        pool("371000"),
-        a.business_date(),
-    )
-    .map_err(|r| vec![r])?;
+    let policy =
+        select(policies, Program::JobStabilizationRefund, pool("371000"), a.business_date())
+            .map_err(|r| vec![r])?;
     job_stabilization::decide(a, &[], policy)
 }
 
@@ -256,11 +215,7 @@ fn layoff_ceilings_are_inclusive() {
     use EnterpriseSize::*;
     let k = OrganisationKind::Enterprise;
     assert_eq!(
-        decide_refund(&policies, &refund_app(Sme, k, 30, 6))
-            .unwrap()
-            .amount
-            .value
-            .to_string(),
+        decide_refund(&policies, &refund_app(Sme, k, 30, 6)).unwrap().amount.value.to_string(),
         "6000.00"
     );
     assert_eq!(
@@ -268,11 +223,7 @@ fn layoff_ceilings_are_inclusive() {
         RejectionCode::NotEligible
     );
     assert_eq!(
-        decide_refund(&policies, &refund_app(Large, k, 200, 11))
-            .unwrap()
-            .amount
-            .value
-            .to_string(),
+        decide_refund(&policies, &refund_app(Large, k, 200, 11)).unwrap().amount.value.to_string(),
         "3000.00"
     );
     assert_eq!(
@@ -286,19 +237,11 @@ fn a_large_social_organisation_gets_60_percent() {
     let policies = common::load_all();
     let decision = decide_refund(
         &policies,
-        &refund_app(
-            EnterpriseSize::Large,
-            OrganisationKind::SocialOrganisation,
-            500,
-            0,
-        ),
+        &refund_app(EnterpriseSize::Large, OrganisationKind::SocialOrganisation, 500, 0),
     )
     .unwrap();
     assert_eq!(decision.amount.value.to_string(), "6000.00");
-    assert_eq!(
-        decision.amount.rule.as_str(),
-        "shandong-2024-job-stabilization/rate_sme_kinds"
-    );
+    assert_eq!(decision.amount.rule.as_str(), "shandong-2024-job-stabilization/rate_sme_kinds");
 }
 
 #[test]
@@ -321,18 +264,8 @@ fn a_labour_dispatch_refund_is_split() {
         },
         hosts: vec![
             host("91371000MA3C0001A", HostKind::Enterprise, 50, "50000.00"),
-            host(
-                "11371000MB0000001",
-                HostKind::GovernmentBody,
-                20,
-                "20000.00",
-            ),
-            host(
-                "12371000MB0000002",
-                HostKind::PublicInstitution,
-                10,
-                "10000.00",
-            ),
+            host("11371000MB0000001", HostKind::GovernmentBody, 20, "20000.00"),
+            host("12371000MB0000002", HostKind::PublicInstitution, 10, "10000.00"),
         ],
     });
     // 5 of 100 = 5%: within 5.5% over dispatched and own staff together; large: 30%.
@@ -356,10 +289,7 @@ fn a_labour_dispatch_refund_is_split() {
 
 #[test]
 fn fifteen_percent_of_an_uneven_balance_is_rounded_down() {
-    let cap = quota_cap(
-        Amount::parse("33333333.33").unwrap(),
-        Ratio::parse("0.15").unwrap(),
-    );
+    let cap = quota_cap(Amount::parse("33333333.33").unwrap(), Ratio::parse("0.15").unwrap());
     // 4 999 999.9995 exactly.
     assert_eq!(cap.to_string(), "4999999.99");
 }
@@ -376,11 +306,7 @@ fn no_policy_in_force_outside_every_period() {
         (Program::ExpansionQuota, "370800", "2025-01-01"),
     ] {
         let r = select(&policies, program, pool(pool_code), d(date)).unwrap_err();
-        assert_eq!(
-            r.code,
-            RejectionCode::NoPolicyInForce,
-            "{program} {pool_code} {date}"
-        );
+        assert_eq!(r.code, RejectionCode::NoPolicyInForce, "{program} {pool_code} {date}");
     }
 }
 
@@ -410,26 +336,17 @@ fn training_is_decided_by_class_start_date() {
         funding: None,
     };
     let before = app("2024-08-31");
-    let r = select(
-        &policies,
-        Program::VocationalTraining,
-        pool("371500"),
-        before.business_date(),
-    )
-    .unwrap_err();
+    let r = select(&policies, Program::VocationalTraining, pool("371500"), before.business_date())
+        .unwrap_err();
     assert_eq!(
         (r.code, r.field.as_str()),
         (RejectionCode::NoPolicyInForce, "training.class_start_on")
     );
 
     let from = app("2024-09-01");
-    let policy = select(
-        &policies,
-        Program::VocationalTraining,
-        pool("371500"),
-        from.business_date(),
-    )
-    .unwrap();
+    let policy =
+        select(&policies, Program::VocationalTraining, pool("371500"), from.business_date())
+            .unwrap();
     let decision = training::decide(&from, &[], policy).unwrap();
     assert_eq!(decision.amount.value.to_string(), "600.00");
     assert_eq!(decision.funding.value, Funding::ExpansionPilot);

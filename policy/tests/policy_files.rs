@@ -16,11 +16,7 @@ fn every_policy_file_loads_validates_and_survives_json() {
     let policies = load_all();
     assert_eq!(policies.len(), files.len());
     for ((stem, _), policy) in files.iter().zip(&policies) {
-        assert_eq!(
-            policy.id.as_str(),
-            stem,
-            "a policy file is named after its id"
-        );
+        assert_eq!(policy.id.as_str(), stem, "a policy file is named after its id");
         assert_eq!(policy.validate(), Ok(()), "{stem}");
         // A PolicyPublished event carries the policy whole, catalogs included.
         let json = serde_json::to_string(policy).unwrap();
@@ -72,10 +68,7 @@ fn policies_carry_the_catalogs_they_reference() {
     match &find("jining-2025-skill-upgrade").rules {
         Rules::SkillUpgrade(r) => {
             let extra = r.extra.as_ref().unwrap();
-            assert_eq!(
-                extra.urgent_catalog.path,
-                "catalogs/jining-2025-urgent.toml"
-            );
+            assert_eq!(extra.urgent_catalog.path, "catalogs/jining-2025-urgent.toml");
             assert_eq!(extra.urgent_catalog.catalog.items.len(), 70);
         }
         other => panic!("{other:?}"),
@@ -84,10 +77,7 @@ fn policies_carry_the_catalogs_they_reference() {
         Rules::VocationalTraining(r) => assert_eq!(r.catalog.catalog.items.len(), 260),
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        find("shandong-2024-expansion-quota").program(),
-        Program::ExpansionQuota
-    );
+    assert_eq!(find("shandong-2024-expansion-quota").program(), Program::ExpansionQuota);
 }
 
 /// The real Jining file with one line replaced must be refused at that line.
@@ -170,13 +160,7 @@ fn broken_policy_files_are_refused_with_line_and_field() {
             "catalog",
             "not of this policy's document",
         ),
-        (
-            "shandong-2024-job-stabilization",
-            "sme = ",
-            "sme = \"1.6\"",
-            "rates.sme",
-            "at most 1",
-        ),
+        ("shandong-2024-job-stabilization", "sme = ", "sme = \"1.6\"", "rates.sme", "at most 1"),
         (
             "shandong-2024-job-stabilization",
             "rate_max",
@@ -205,13 +189,7 @@ fn broken_policy_files_are_refused_with_line_and_field() {
         let broken: Vec<String> = original
             .lines()
             .enumerate()
-            .map(|(i, l)| {
-                if i + 1 == line {
-                    replacement.to_string()
-                } else {
-                    l.to_string()
-                }
-            })
+            .map(|(i, l)| if i + 1 == line { replacement.to_string() } else { l.to_string() })
             .collect();
         let broken = broken.join("\n");
         let e = Policy::from_toml_with_catalogs(&broken, &catalogs).unwrap_err();
@@ -222,11 +200,7 @@ fn broken_policy_files_are_refused_with_line_and_field() {
             "featured" => line_of(&original, "[featured]"),
             _ => line,
         };
-        assert_eq!(
-            (e.line, e.field.as_str()),
-            (expected_line, field),
-            "{stem}: {e}"
-        );
+        assert_eq!((e.line, e.field.as_str()), (expected_line, field), "{stem}: {e}");
         assert!(e.message.contains(part), "{stem}: {e}");
     }
 }
@@ -234,19 +208,10 @@ fn broken_policy_files_are_refused_with_line_and_field() {
 #[test]
 fn a_policy_with_a_catalog_needs_the_catalog() {
     let files = policy_files();
-    let (_, text) = files
-        .iter()
-        .find(|(s, _)| s == "liaocheng-2024-training")
-        .unwrap();
+    let (_, text) = files.iter().find(|(s, _)| s == "liaocheng-2024-training").unwrap();
     let e = Policy::from_toml(text).unwrap_err();
     assert_eq!(e.field, "catalog");
     assert!(e.message.contains("unknown catalog reference"), "{e}");
     let e = Policy::from_toml_with_catalogs(text, &CatalogTexts::new()).unwrap_err();
-    assert_eq!(
-        e.line,
-        text.lines()
-            .position(|l| l.starts_with("catalog = "))
-            .unwrap()
-            + 1
-    );
+    assert_eq!(e.line, text.lines().position(|l| l.starts_with("catalog = ")).unwrap() + 1);
 }

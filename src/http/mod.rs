@@ -10,9 +10,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).with_state(state)
 }
 
 /// Liveness: the process answers. Database reachability is `/readyz`'s job.

@@ -85,11 +85,7 @@ impl ServerBinaries {
 
         let dir = candidates
             .into_iter()
-            .find(|dir| {
-                ["initdb", "pg_ctl", "postgres"]
-                    .iter()
-                    .all(|b| dir.join(b).is_file())
-            })
+            .find(|dir| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()))
             .ok_or(ClusterError::BinariesNotFound)?;
         // PATH often holds symlinks (/usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb);
         // the real directory also has the tools PATH may lack, such as pgbench.
@@ -97,10 +93,7 @@ impl ServerBinaries {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or(dir);
-        let out = run(
-            Command::new(dir.join("postgres")).arg("--version"),
-            "postgres --version",
-        )?;
+        let out = run(Command::new(dir.join("postgres")).arg("--version"), "postgres --version")?;
         let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let major = parse_major(&found).unwrap_or(0);
         if major < SERVER_MAJOR_MIN {
@@ -117,11 +110,7 @@ impl ServerBinaries {
 /// "postgres (PostgreSQL) 15.18 (Debian …)" → 15
 fn parse_major(version_line: &str) -> Option<u32> {
     let after = version_line.split(')').nth(1)?.trim();
-    after
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// The account the server processes run as.
@@ -134,9 +123,7 @@ struct RunAs {
 
 fn current_uid() -> u32 {
     // The owner of /proc/self is the effective user; this avoids `unsafe` libc calls.
-    fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
 /// When root: the unprivileged account to run PostgreSQL as; otherwise `None`.
@@ -155,11 +142,7 @@ fn unprivileged_account() -> Result<Option<RunAs>, ClusterError> {
             if f.len() >= 4 && f[0] == name {
                 if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
                     if uid != 0 {
-                        return Ok(Some(RunAs {
-                            name: name.clone(),
-                            uid,
-                            gid,
-                        }));
+                        return Ok(Some(RunAs { name: name.clone(), uid, gid }));
                     }
                 }
             }
@@ -196,22 +179,14 @@ impl Cluster {
     pub fn new(root: &Path) -> Result<Self, ClusterError> {
         let bins = ServerBinaries::locate()?;
         fs::create_dir_all(root).map_err(io_err(format!("creating {}", root.display())))?;
-        let root = root
-            .canonicalize()
-            .map_err(io_err(format!("resolving {}", root.display())))?;
+        let root = root.canonicalize().map_err(io_err(format!("resolving {}", root.display())))?;
         let run_as = unprivileged_account()?;
         let mut socket_dir = root.join("socket");
         if socket_dir.as_os_str().len() > SOCKET_DIR_LEN_MAX {
             socket_dir = std::env::temp_dir()
                 .join(format!("fundledger-sock-{:016x}", fnv1a(root.as_os_str())));
         }
-        Ok(Self {
-            bins,
-            pgdata: root.join("pg"),
-            root,
-            socket_dir,
-            run_as,
-        })
+        Ok(Self { bins, pgdata: root.join("pg"), root, socket_dir, run_as })
     }
 
     pub fn binaries(&self) -> &ServerBinaries {
@@ -236,10 +211,7 @@ impl Cluster {
 
     /// Connection URL for database `db` as the cluster's superuser, over the Unix socket.
     pub fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{db}?host={}",
-            self.socket_dir.display()
-        )
+        format!("postgres://{SUPERUSER}@localhost/{db}?host={}", self.socket_dir.display())
     }
 
     pub fn is_initialized(&self) -> bool {
@@ -267,10 +239,7 @@ impl Cluster {
         ]);
         self.run_server_tool(cmd, "initdb")?;
         let mut conf = String::from("\n# fundledger private cluster\nlisten_addresses = ''\n");
-        conf.push_str(&format!(
-            "unix_socket_directories = '{}'\n",
-            self.socket_dir.display()
-        ));
+        conf.push_str(&format!("unix_socket_directories = '{}'\n", self.socket_dir.display()));
         conf.push_str(
             "unix_socket_permissions = 0700\nmax_connections = 300\nshared_buffers = 256MB\n",
         );
@@ -306,24 +275,14 @@ impl Cluster {
         self.hand_over(&self.socket_dir)?;
         let log = self.pgdata.join("server.log");
         let mut cmd = Command::new(self.bins.path("pg_ctl"));
-        cmd.arg("start")
-            .arg("-D")
-            .arg(&self.pgdata)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60"]);
-        self.run_server_tool(cmd, "pg_ctl start")
-            .map_err(|e| match e {
-                ClusterError::Command { action, detail } => ClusterError::Command {
-                    action,
-                    detail: format!(
-                        "{detail}\nserver log ({}):\n{}",
-                        log.display(),
-                        tail(&log, 20)
-                    ),
-                },
-                other => other,
-            })?;
+        cmd.arg("start").arg("-D").arg(&self.pgdata).arg("-l").arg(&log).args(["-w", "-t", "60"]);
+        self.run_server_tool(cmd, "pg_ctl start").map_err(|e| match e {
+            ClusterError::Command { action, detail } => ClusterError::Command {
+                action,
+                detail: format!("{detail}\nserver log ({}):\n{}", log.display(), tail(&log, 20)),
+            },
+            other => other,
+        })?;
         Ok(true)
     }
 
@@ -333,10 +292,7 @@ impl Cluster {
             return Ok(());
         }
         let mut cmd = Command::new(self.bins.path("pg_ctl"));
-        cmd.arg("stop")
-            .arg("-D")
-            .arg(&self.pgdata)
-            .args(["-m", "fast", "-w", "-t", "60"]);
+        cmd.arg("stop").arg("-D").arg(&self.pgdata).args(["-m", "fast", "-w", "-t", "60"]);
         self.run_server_tool(cmd, "pg_ctl stop")?;
         Ok(())
     }
@@ -376,10 +332,7 @@ impl Cluster {
 
     fn as_server_user(&self, cmd: &mut Command) {
         if let Some(run_as) = &self.run_as {
-            cmd.uid(run_as.uid)
-                .gid(run_as.gid)
-                .env("HOME", &self.root)
-                .current_dir("/");
+            cmd.uid(run_as.uid).gid(run_as.gid).env("HOME", &self.root).current_dir("/");
         }
     }
 
@@ -390,10 +343,7 @@ impl Cluster {
 }
 
 fn run(cmd: &mut Command, action: &str) -> Result<Output, ClusterError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err(format!("starting {action}")))?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(io_err(format!("starting {action}")))?;
     if !out.status.success() {
         return Err(ClusterError::Command {
             action: action.to_string(),
@@ -419,9 +369,7 @@ fn tail(path: &Path, lines: usize) -> String {
 fn fnv1a(s: &OsStr) -> u64 {
     s.as_encoded_bytes()
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        })
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -430,10 +378,7 @@ mod tests {
 
     #[test]
     fn parses_server_major_version() {
-        assert_eq!(
-            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
-            Some(15)
-        );
+        assert_eq!(parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
         assert_eq!(parse_major("postgres (PostgreSQL) 9.6.1"), Some(9));
         assert_eq!(parse_major("garbage"), None);
     }

@@ -55,10 +55,7 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -70,10 +67,7 @@ impl Database {
         settings: &PoolSettings,
     ) -> Result<Self, DatabaseError> {
         let (owner, cluster) = match url {
-            Some(url) => (
-                PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?,
-                None,
-            ),
+            Some(url) => (PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?, None),
             None => {
                 let cluster = Cluster::new(data_dir)?;
                 let fresh = !cluster.is_initialized();
@@ -90,19 +84,12 @@ impl Database {
                 );
                 create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
                     .await?;
-                (
-                    cluster.connect_options(PRIVATE_DATABASE),
-                    Some((cluster, started)),
-                )
+                (cluster.connect_options(PRIVATE_DATABASE), Some((cluster, started)))
             }
         };
         migrate(&owner).await?;
         let pool = writer_pool(&owner, settings).await?;
-        Ok(Self {
-            pool,
-            owner,
-            cluster,
-        })
+        Ok(Self { pool, owner, cluster })
     }
 
     /// Closes the pool and stops the private cluster if this process started it.
@@ -110,9 +97,8 @@ impl Database {
         self.pool.close().await;
         if let Some((cluster, true)) = self.cluster {
             tracing::info!("stopping the private PostgreSQL cluster");
-            if let Err(e) = tokio::task::spawn_blocking(move || cluster.stop())
-                .await
-                .expect("stop task")
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || cluster.stop()).await.expect("stop task")
             {
                 tracing::error!(error = %e, "stopping the private PostgreSQL cluster failed");
             }

@@ -61,29 +61,20 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn new() -> Self {
-        Self::with_pool(PoolSettings {
-            max_connections: 32,
-            ..PoolSettings::default()
-        })
-        .await
+        Self::with_pool(PoolSettings { max_connections: 32, ..PoolSettings::default() }).await
     }
 
     pub async fn with_pool(settings: PoolSettings) -> Self {
         let admin = admin_options();
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin
-            .connect()
-            .await
-            .expect("connecting to the test server");
+        let mut conn = admin.connect().await.expect("connecting to the test server");
         conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
             .await
             .expect("creating a test database");
         drop(conn);
         let owner = admin.clone().database(&name);
         migrate(&owner).await.expect("migrating the test database");
-        let pool = writer_pool(&owner, &settings)
-            .await
-            .expect("connecting to the test database");
+        let pool = writer_pool(&owner, &settings).await.expect("connecting to the test database");
         Self { name, pool, owner }
     }
 
@@ -101,10 +92,7 @@ impl Drop for TestDatabase {
         // Drop runs outside async context; a short-lived thread with its own runtime removes
         // the database (FORCE ends the pool's connections).
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async move {
                 let mut conn = admin.connect().await.ok()?;
                 conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())

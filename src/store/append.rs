@@ -67,11 +67,7 @@ pub struct Appended {
 pub enum AppendError {
     /// Optimistic concurrency: someone appended to the stream since the command read it.
     #[error("stream {stream} is at version {actual}, the command expected {expected}")]
-    StreamVersionConflict {
-        stream: String,
-        expected: i64,
-        actual: i64,
-    },
+    StreamVersionConflict { stream: String, expected: i64, actual: i64 },
     /// The tag condition failed: what the decision read has changed.
     #[error("event {event_id} tagged {tag} was appended after the decision read the tag")]
     TagConflict { tag: String, event_id: i64 },
@@ -85,10 +81,7 @@ impl AppendError {
     /// A conflict means "read again, decide again, append again"; nothing else is retryable
     /// by the caller.
     pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            AppendError::StreamVersionConflict { .. } | AppendError::TagConflict { .. }
-        )
+        matches!(self, AppendError::StreamVersionConflict { .. } | AppendError::TagConflict { .. })
     }
 }
 
@@ -101,9 +94,7 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
         return Err(AppendError::Invalid("an append needs at least one event"));
     }
     if append.events.len() > APPEND_EVENTS_MAX {
-        return Err(AppendError::Invalid(
-            "an append carries at most APPEND_EVENTS_MAX events",
-        ));
+        return Err(AppendError::Invalid("an append carries at most APPEND_EVENTS_MAX events"));
     }
     let n = append.events.len();
     let mut streams = Vec::with_capacity(n);
@@ -120,17 +111,14 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
         data.push(&e.data);
         metadata.push(serde_json::to_value(&e.metadata).expect("metadata serialises"));
         business_dates.push(e.business_date);
-        tags.push(Value::from(
-            e.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-        ));
+        tags.push(Value::from(e.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>()));
     }
     let expect_streams: Vec<&str> = append.expected.iter().map(|(s, _)| s.as_str()).collect();
     let expect_versions: Vec<i64> = append.expected.iter().map(|(_, v)| v.as_sql()).collect();
     let (condition_tags, condition_after) = match &append.condition {
-        Some(c) => (
-            c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-            Some(c.after.0.as_str()),
-        ),
+        Some(c) => {
+            (c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(), Some(c.after.0.as_str()))
+        }
         None => (Vec::new(), None),
     };
 
@@ -156,34 +144,19 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
     .map_err(classify)?;
 
     assert_eq!(rows.len(), n, "the append returns one row per event");
-    Ok(Appended {
-        events: rows.into_iter().map(|(id, _, v)| (id, v)).collect(),
-    })
+    Ok(Appended { events: rows.into_iter().map(|(id, _, v)| (id, v)).collect() })
 }
 
 /// The advisory lock keys of every stream and tag the append touches or is conditioned on,
 /// sorted and distinct: every writer takes its locks in the same order, so none deadlock.
 /// Two names hashing alike only make their writers queue; correctness does not depend on it.
 fn lock_keys(append: &Append) -> Vec<i64> {
-    let streams = append
-        .events
-        .iter()
-        .map(|e| ("stream:", e.stream_id.as_str()));
-    let tags = append
-        .events
-        .iter()
-        .flat_map(|e| e.tags.iter())
-        .map(|t| ("tag:", t.as_str()));
-    let conditions = append
-        .condition
-        .iter()
-        .flat_map(|c| c.tags.iter())
-        .map(|t| ("tag:", t.as_str()));
-    let mut keys: Vec<i64> = streams
-        .chain(tags)
-        .chain(conditions)
-        .map(|(kind, name)| lock_key(kind, name))
-        .collect();
+    let streams = append.events.iter().map(|e| ("stream:", e.stream_id.as_str()));
+    let tags = append.events.iter().flat_map(|e| e.tags.iter()).map(|t| ("tag:", t.as_str()));
+    let conditions =
+        append.condition.iter().flat_map(|c| c.tags.iter()).map(|t| ("tag:", t.as_str()));
+    let mut keys: Vec<i64> =
+        streams.chain(tags).chain(conditions).map(|(kind, name)| lock_key(kind, name)).collect();
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -194,9 +167,7 @@ fn lock_key(kind: &str, name: &str) -> i64 {
     let hash = kind
         .bytes()
         .chain(name.bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
@@ -228,11 +199,7 @@ fn classify(err: sqlx::Error) -> AppendError {
         // A racing insert of the same stream version can only happen if the stream lock was
         // bypassed; report it as the conflict it is rather than as a crash.
         Some("23505") if db.constraint() == Some("events_stream_version_key") => {
-            AppendError::StreamVersionConflict {
-                stream: String::new(),
-                expected: -1,
-                actual: -1,
-            }
+            AppendError::StreamVersionConflict { stream: String::new(), expected: -1, actual: -1 }
         }
         _ => AppendError::Database(err),
     }

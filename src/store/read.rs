@@ -56,22 +56,15 @@ pub async fn read_stream(
         "SELECT {COLUMNS} FROM events e LEFT JOIN log l ON l.event_id = e.id
           WHERE e.stream_id = $1 ORDER BY e.stream_version"
     );
-    sqlx::query(&sql)
-        .bind(stream_id)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    sqlx::query(&sql).bind(stream_id).fetch_all(conn).await?.iter().map(from_row).collect()
 }
 
 /// Gives every event whose transaction has ended its global position (see
 /// `fundledger_sequence`), and returns the head position. Runs in its own transaction.
 /// Returns `None` when another sequencer is busy doing the same.
 pub async fn sequence(conn: &mut PgConnection) -> Result<Option<Position>, sqlx::Error> {
-    let head: Option<i64> = sqlx::query_scalar("SELECT fundledger_sequence()")
-        .fetch_one(conn)
-        .await?;
+    let head: Option<i64> =
+        sqlx::query_scalar("SELECT fundledger_sequence()").fetch_one(conn).await?;
     Ok(head.map(Position))
 }
 
@@ -133,16 +126,14 @@ pub async fn read_tagged(conn: &mut PgConnection, tags: &[Tag]) -> Result<Tagged
 /// from an inline projection in the same transaction: take the read point in the same
 /// statement as that read, or before it).
 pub async fn read_point(conn: &mut PgConnection) -> Result<ReadPoint, sqlx::Error> {
-    let s: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
-        .fetch_one(conn)
-        .await?;
+    let s: String =
+        sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(conn).await?;
     Ok(ReadPoint(s))
 }
 
 /// The position of the last sequenced event (0 for an empty log).
 pub async fn head(conn: &mut PgConnection) -> Result<Position, sqlx::Error> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM log")
-        .fetch_one(conn)
-        .await?;
+    let p: Option<i64> =
+        sqlx::query_scalar("SELECT max(position) FROM log").fetch_one(conn).await?;
     Ok(Position(p.unwrap_or(0)))
 }

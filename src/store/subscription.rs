@@ -45,12 +45,7 @@ impl Subscription {
                 None
             }
         };
-        Ok(Self {
-            pool: pool.clone(),
-            listener,
-            checkpoint,
-            page_limit: READ_PAGE_LIMIT_MAX,
-        })
+        Ok(Self { pool: pool.clone(), listener, checkpoint, page_limit: READ_PAGE_LIMIT_MAX })
     }
 
     pub fn with_page_limit(mut self, limit: i64) -> Self {

@@ -20,10 +20,7 @@ pub fn catalog_texts() -> CatalogTexts {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            texts.insert(
-                format!("catalogs/{name}"),
-                fs::read_to_string(&path).unwrap(),
-            );
+            texts.insert(format!("catalogs/{name}"), fs::read_to_string(&path).unwrap());
         }
     }
     texts

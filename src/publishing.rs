@@ -1,0 +1,98 @@
+//! Publishing a policy (发布政策): a policy file becomes a `PolicyPublished` event carrying the
+//! whole policy, catalogs included, so a replay knows exactly which rules were in force when.
+
+use std::path::{Path, PathBuf};
+
+use events::{Metadata, Tag};
+use policy::catalog::CatalogTexts;
+use policy::{Policy, PolicyFileError};
+use sqlx::PgPool;
+
+use crate::store::{append, read_stream, Append, AppendError, ExpectedVersion, NewEvent};
+
+pub const POLICY_PUBLISHED: &str = "PolicyPublished";
+pub const POLICY_PUBLISHED_VERSION: i32 = 1;
+
+/// Every `PolicyPublished` event carries this tag, so "the policies in force" is one read.
+pub const POLICIES_TAG: &str = "policies";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: field `{field}`: {message}", line = error.line, field = error.field, message = error.message)]
+    Invalid { path: PathBuf, error: PolicyFileError },
+    #[error("policy `{0}` is already published; a changed policy is published under a new id")]
+    AlreadyPublished(String),
+    #[error(transparent)]
+    Store(AppendError),
+}
+
+/// The stream of one policy's events.
+pub fn policy_stream(id: &str) -> String {
+    format!("policy-{id}")
+}
+
+/// Reads and validates a policy file. Catalogs it references are looked up, by their path
+/// relative to the policy file's directory, under `catalogs/` beside it.
+pub fn load_policy_file(path: &Path) -> Result<Policy, PublishError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|source| PublishError::Io { path: p.to_path_buf(), source })
+    };
+    let text = read(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut catalogs = CatalogTexts::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("catalogs")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".toml") {
+                catalogs.insert(format!("catalogs/{name}"), read(&entry.path())?);
+            }
+        }
+    }
+    Policy::from_toml_with_catalogs(&text, &catalogs)
+        .map_err(|error| PublishError::Invalid { path: path.to_path_buf(), error })
+}
+
+/// Records the policy as published. Returns the event id.
+pub async fn publish(pool: &PgPool, policy: &Policy, actor: &str) -> Result<i64, PublishError> {
+    let id = policy.id.to_string();
+    let event = NewEvent {
+        stream_id: policy_stream(&id),
+        event_type: POLICY_PUBLISHED.into(),
+        schema_version: POLICY_PUBLISHED_VERSION,
+        data: serde_json::json!({ "policy": policy }),
+        metadata: Metadata { actor: Some(actor.to_string()), ..Metadata::default() },
+        tags: vec![Tag::parse(POLICIES_TAG).expect("a valid tag")],
+        business_date: Some(policy.effective_from),
+    };
+    let appending = Append {
+        events: vec![event],
+        expected: vec![(policy_stream(&id), ExpectedVersion::NoStream)],
+        condition: None,
+    };
+    let mut tx = pool.begin().await.map_err(|e| PublishError::Store(e.into()))?;
+    let out = match append(&mut tx, &appending).await {
+        Ok(out) => out,
+        Err(AppendError::StreamVersionConflict { .. }) => {
+            return Err(PublishError::AlreadyPublished(id))
+        }
+        Err(e) => return Err(PublishError::Store(e)),
+    };
+    tx.commit().await.map_err(|e| PublishError::Store(e.into()))?;
+    Ok(out.events[0].0)
+}
+
+/// The published policy with this id, as recorded.
+pub async fn published(pool: &PgPool, id: &str) -> Result<Option<Policy>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let events = read_stream(&mut conn, &policy_stream(id)).await?;
+    Ok(events.into_iter().find(|e| e.event_type == POLICY_PUBLISHED).map(|e| {
+        serde_json::from_value(e.data["policy"].clone()).expect("a recorded policy reads back")
+    }))
+}
