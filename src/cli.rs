@@ -122,9 +122,36 @@ async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "fundledger is serving");
+    let sequencer = tokio::spawn(run_sequencer(state.pool.clone()));
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    sequencer.abort();
     tracing::info!("in-flight requests finished; shutting down");
     Ok(())
+}
+
+/// Keeps the log's positions current for readers that do not sequence themselves (auditors
+/// reading the `ledger` view over SQL). Subscriptions sequence on their own as well; when two
+/// sequencers meet, one returns at once.
+async fn run_sequencer(pool: sqlx::PgPool) {
+    let mut failing = false;
+    loop {
+        match pool.acquire().await {
+            Ok(mut conn) => match crate::store::sequence(&mut conn).await {
+                Ok(_) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "sequencing the log failed; retrying");
+                }
+                Err(_) => {}
+            },
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "no database connection for the sequencer; retrying");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(crate::store::POLL_INTERVAL).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -159,6 +159,9 @@ pub async fn writer_pool(
     let idle_ms = IDLE_IN_TRANSACTION_TIMEOUT.as_millis();
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
+        // A broken connection surfaces as an error on first use, which the caller handles;
+        // a ping before every acquire would cost each command a round trip.
+        .test_before_acquire(false)
         .acquire_timeout(settings.acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
