@@ -181,6 +181,18 @@ impl Cluster {
         fs::create_dir_all(root).map_err(io_err(format!("creating {}", root.display())))?;
         let root = root.canonicalize().map_err(io_err(format!("resolving {}", root.display())))?;
         let run_as = unprivileged_account()?;
+        if run_as.is_some() {
+            // The server's account must pass through our own directory (e.g. one made by
+            // `mktemp -d`, mode 0700). Search permission only: the listing stays private.
+            let meta =
+                fs::metadata(&root).map_err(io_err(format!("reading {}", root.display())))?;
+            let mode = meta.permissions().mode();
+            if meta.uid() == current_uid() && mode & 0o001 == 0 {
+                fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o011)).map_err(
+                    io_err(format!("opening {} to the server's account", root.display())),
+                )?;
+            }
+        }
         let mut socket_dir = root.join("socket");
         if socket_dir.as_os_str().len() > SOCKET_DIR_LEN_MAX {
             socket_dir = std::env::temp_dir()
