@@ -8,7 +8,14 @@ use policy::catalog::CatalogTexts;
 use policy::{Policy, PolicyFileError};
 use sqlx::PgPool;
 
-use crate::store::{append, read_stream, Append, AppendError, ExpectedVersion, NewEvent};
+use crate::store::{
+    append, read_stream, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion,
+    NewEvent,
+};
+
+/// How often a publish is retried when another publish committed between its read and its
+/// append. Publishing is rare; more conflicts than this mean something is wrong.
+const PUBLISH_ATTEMPTS_MAX: usize = 5;
 
 pub const POLICY_PUBLISHED: &str = "PolicyPublished";
 pub const POLICY_PUBLISHED_VERSION: i32 = 1;
@@ -28,6 +35,13 @@ pub enum PublishError {
     Invalid { path: PathBuf, error: PolicyFileError },
     #[error("policy `{0}` is already published; a changed policy is published under a new id")]
     AlreadyPublished(String),
+    /// Two policies of one program in force for one region on the same day would make the
+    /// choice between them arbitrary.
+    #[error(
+        "policy `{id}` overlaps the published policy `{other}`: same program, same region, \
+         periods that share days. Give one of them effective dates that do not overlap"
+    )]
+    Overlaps { id: String, other: String },
     #[error(transparent)]
     Store(AppendError),
 }
@@ -59,33 +73,64 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, PublishError> {
         .map_err(|error| PublishError::Invalid { path: path.to_path_buf(), error })
 }
 
-/// Records the policy as published. Returns the event id.
+/// Records the policy as published, unless it is already published or overlaps a published
+/// policy of the same program and region. Returns the event id.
+///
+/// The check reads every published policy and appends on condition that no policy was
+/// published since, so two overlapping policies published at the same instant cannot both
+/// get in.
 pub async fn publish(pool: &PgPool, policy: &Policy, actor: &str) -> Result<i64, PublishError> {
     let id = policy.id.to_string();
-    let event = NewEvent {
-        stream_id: policy_stream(&id),
-        event_type: POLICY_PUBLISHED.into(),
-        schema_version: POLICY_PUBLISHED_VERSION,
-        data: serde_json::json!({ "policy": policy }),
-        metadata: Metadata { actor: Some(actor.to_string()), ..Metadata::default() },
-        tags: vec![Tag::parse(POLICIES_TAG).expect("a valid tag")],
-        business_date: Some(policy.effective_from),
-    };
-    let appending = Append {
-        events: vec![event],
-        expected: vec![(policy_stream(&id), ExpectedVersion::NoStream)],
-        condition: None,
-    };
-    let mut tx = pool.begin().await.map_err(|e| PublishError::Store(e.into()))?;
-    let out = match append(&mut tx, &appending).await {
-        Ok(out) => out,
-        Err(AppendError::StreamVersionConflict { .. }) => {
-            return Err(PublishError::AlreadyPublished(id))
+    let tag = Tag::parse(POLICIES_TAG).expect("a valid tag");
+    let store = |e: sqlx::Error| PublishError::Store(e.into());
+    for _ in 0..PUBLISH_ATTEMPTS_MAX {
+        let mut tx = pool.begin().await.map_err(store)?;
+        let read = read_tagged(&mut tx, std::slice::from_ref(&tag)).await.map_err(store)?;
+        let mut all: Vec<Policy> = read
+            .events
+            .iter()
+            .filter(|e| e.event_type == POLICY_PUBLISHED)
+            .map(|e| {
+                serde_json::from_value(e.data["policy"].clone())
+                    .expect("a recorded policy reads back")
+            })
+            .collect();
+        if all.iter().any(|p| p.id == policy.id) {
+            return Err(PublishError::AlreadyPublished(id));
         }
-        Err(e) => return Err(PublishError::Store(e)),
-    };
-    tx.commit().await.map_err(|e| PublishError::Store(e.into()))?;
-    Ok(out.events[0].0)
+        all.push(policy.clone());
+        if let Some((a, b)) =
+            policy::select::overlaps(&all).into_iter().find(|(a, b)| *a == id || *b == id)
+        {
+            let other = if a == id { b } else { a };
+            return Err(PublishError::Overlaps { id, other });
+        }
+        let event = NewEvent {
+            stream_id: policy_stream(&id),
+            event_type: POLICY_PUBLISHED.into(),
+            schema_version: POLICY_PUBLISHED_VERSION,
+            data: serde_json::json!({ "policy": policy }),
+            metadata: Metadata { actor: Some(actor.to_string()), ..Metadata::default() },
+            tags: vec![tag.clone()],
+            business_date: Some(policy.effective_from),
+        };
+        let appending = Append {
+            events: vec![event],
+            expected: vec![(policy_stream(&id), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition { tags: vec![tag.clone()], after: read.read_point }),
+        };
+        match append(&mut tx, &appending).await {
+            Ok(out) => {
+                tx.commit().await.map_err(store)?;
+                return Ok(out.events[0].0);
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(PublishError::Store(e)),
+        }
+    }
+    Err(PublishError::Store(AppendError::Invalid(
+        "publishing kept conflicting with other publishes",
+    )))
 }
 
 /// The published policy with this id, as recorded.

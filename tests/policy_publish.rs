@@ -80,3 +80,57 @@ fn a_bad_file_is_refused_with_its_line_and_field() {
     assert!(err.to_string().contains(&format!("broken.toml:{line}: field `ratio`")), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn jining_copy(n: usize) -> policy::Policy {
+    let mut p = load_policy_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/jining-2025-skill-upgrade.toml"),
+    )
+    .unwrap();
+    p.id = policy::PolicyId::parse(&format!("jining-2025-skill-upgrade-copy-{n}")).unwrap();
+    p
+}
+
+#[tokio::test]
+async fn a_policy_overlapping_a_published_one_is_refused() {
+    let db = TestDatabase::new().await;
+    for file in shipped() {
+        publish(&db.pool, &load_policy_file(&file).unwrap(), "test admin").await.unwrap();
+    }
+    let err = publish(&db.pool, &jining_copy(1), "test admin").await.unwrap_err();
+    match &err {
+        PublishError::Overlaps { id, other } => {
+            assert_eq!(
+                (id.as_str(), other.as_str()),
+                ("jining-2025-skill-upgrade-copy-1", "jining-2025-skill-upgrade")
+            );
+        }
+        other => panic!("expected an overlap, got {other}"),
+    }
+    assert_eq!(count(&db).await, 7, "the refused policy records nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_overlapping_policies_published_at_once_exactly_one_gets_in() {
+    const PUBLISHERS: usize = 8;
+    let db = TestDatabase::new().await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(PUBLISHERS));
+    let tasks: Vec<_> = (0..PUBLISHERS)
+        .map(|n| {
+            let (pool, barrier) = (db.pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                publish(&pool, &jining_copy(n), "test admin").await
+            })
+        })
+        .collect();
+    let mut published = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => published += 1,
+            Err(PublishError::Overlaps { .. }) => {}
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!(published, 1);
+    assert_eq!(count(&db).await, 1);
+}
