@@ -87,6 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // Validate every file before recording any, so a bad file leaves nothing half done.
             let policies =
                 files.iter().map(|f| load_policy_file(f)).collect::<Result<Vec<_>, _>>()?;
+            if let Some((a, b)) = policy::select::overlaps(&policies).into_iter().next() {
+                anyhow::bail!(
+                    "policies `{a}` and `{b}` overlap: same program, same region, periods that \
+                     share days; nothing was published"
+                );
+            }
             let db = Database::open(
                 cli.database_url.as_deref(),
                 &cli.data_dir,
