@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod personal;
 pub mod postgres;
 pub mod publishing;
 pub mod store;
