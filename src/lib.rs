@@ -5,6 +5,7 @@
 //! [`cli`] is the command line.
 
 pub mod cli;
+pub mod commands;
 pub mod http;
 pub mod personal;
 pub mod postgres;

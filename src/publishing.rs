@@ -86,15 +86,7 @@ pub async fn publish(pool: &PgPool, policy: &Policy, actor: &str) -> Result<i64,
     for _ in 0..PUBLISH_ATTEMPTS_MAX {
         let mut tx = pool.begin().await.map_err(store)?;
         let read = read_tagged(&mut tx, std::slice::from_ref(&tag)).await.map_err(store)?;
-        let mut all: Vec<Policy> = read
-            .events
-            .iter()
-            .filter(|e| e.event_type == POLICY_PUBLISHED)
-            .map(|e| {
-                serde_json::from_value(e.data["policy"].clone())
-                    .expect("a recorded policy reads back")
-            })
-            .collect();
+        let mut all = policies_in(&read.events);
         if all.iter().any(|p| p.id == policy.id) {
             return Err(PublishError::AlreadyPublished(id));
         }
@@ -131,6 +123,17 @@ pub async fn publish(pool: &PgPool, policy: &Policy, actor: &str) -> Result<i64,
     Err(PublishError::Store(AppendError::Invalid(
         "publishing kept conflicting with other publishes",
     )))
+}
+
+/// The policies among `events` (a read of [`POLICIES_TAG`]), in publishing order.
+pub fn policies_in(events: &[crate::store::RecordedEvent]) -> Vec<Policy> {
+    events
+        .iter()
+        .filter(|e| e.event_type == POLICY_PUBLISHED)
+        .map(|e| {
+            serde_json::from_value(e.data["policy"].clone()).expect("a recorded policy reads back")
+        })
+        .collect()
 }
 
 /// The published policy with this id, as recorded.

@@ -1,0 +1,157 @@
+//! Fund pools, their counties, locked balances and yearly expansion quotas.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
+use events::DomainEvent;
+use rust_decimal::Decimal;
+
+use crate::{decode, ProjectionError};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pools {
+    pub pools: BTreeMap<String, Pool>,
+    /// County → its pool.
+    pub counties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub counties: BTreeMap<String, String>,
+    pub balance: Option<Balance>,
+    pub quotas: BTreeMap<i32, Quota>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub as_of: NaiveDate,
+    pub amount: Decimal,
+    pub document: String,
+}
+
+/// One pool's expansion quota in one policy year. Invariant (kept by the commands, checked
+/// by [`Quota::check`]): `committed + paid − recovered ≤ cap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub ratio: Decimal,
+    pub cap: Decimal,
+    pub filing_document: String,
+    pub committed: Decimal,
+    pub paid: Decimal,
+    pub recovered: Decimal,
+}
+
+impl Quota {
+    pub fn used(&self) -> Decimal {
+        self.committed + self.paid - self.recovered
+    }
+
+    pub fn remaining(&self) -> Decimal {
+        self.cap - self.used()
+    }
+
+    /// The invariant of DOMAIN.md; an assertion on internal facts, on in release builds.
+    pub fn check(&self) {
+        assert!(self.used() <= self.cap, "quota exceeded: {} used of {}", self.used(), self.cap);
+        assert!(self.committed >= Decimal::ZERO && self.paid >= Decimal::ZERO);
+    }
+}
+
+impl Pools {
+    /// Folds one event in. Events this read model does not concern are ignored.
+    pub fn apply(
+        &mut self,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), ProjectionError> {
+        match event_type {
+            PoolRegistered::TYPE => {
+                let e: PoolRegistered = decode(event_type, data)?;
+                self.pools.insert(
+                    e.pool,
+                    Pool {
+                        name: e.name,
+                        counties: BTreeMap::new(),
+                        balance: None,
+                        quotas: BTreeMap::new(),
+                    },
+                );
+            }
+            CountyRegistered::TYPE => {
+                let e: CountyRegistered = decode(event_type, data)?;
+                if let Some(pool) = self.pools.get_mut(&e.pool) {
+                    pool.counties.insert(e.county.clone(), e.name);
+                }
+                self.counties.insert(e.county, e.pool);
+            }
+            HistoricalBalanceLocked::TYPE => {
+                let e: HistoricalBalanceLocked = decode(event_type, data)?;
+                if let Some(pool) = self.pools.get_mut(&e.pool) {
+                    pool.balance =
+                        Some(Balance { as_of: e.as_of, amount: e.amount, document: e.document });
+                }
+            }
+            ExpansionQuotaSet::TYPE => {
+                let e: ExpansionQuotaSet = decode(event_type, data)?;
+                if let Some(pool) = self.pools.get_mut(&e.pool) {
+                    pool.quotas.insert(
+                        e.year,
+                        Quota {
+                            ratio: e.ratio,
+                            cap: e.cap,
+                            filing_document: e.filing_document,
+                            committed: Decimal::ZERO,
+                            paid: Decimal::ZERO,
+                            recovered: Decimal::ZERO,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_pool_is_registered_locked_and_given_a_quota() {
+        let mut p = Pools::default();
+        let events = [
+            ("PoolRegistered", json!({"pool": "370800", "name": "济宁市"})),
+            ("CountyRegistered", json!({"county": "370811", "name": "任城区", "pool": "370800"})),
+            (
+                "HistoricalBalanceLocked",
+                json!({"pool": "370800", "as_of": "2023-12-31", "amount": "100000000.00", "document": "d"}),
+            ),
+            (
+                "ExpansionQuotaSet",
+                json!({"pool": "370800", "year": 2024, "ratio": "0.15", "cap": "15000000.00", "filing_document": "f", "policy": "p"}),
+            ),
+            ("SomethingElse", json!({})),
+        ];
+        for (t, d) in &events {
+            p.apply(t, d).unwrap();
+        }
+        let pool = &p.pools["370800"];
+        assert_eq!(pool.counties["370811"], "任城区");
+        assert_eq!(p.counties["370811"], "370800");
+        assert_eq!(pool.balance.as_ref().unwrap().amount, Decimal::new(10_000_000_000, 2));
+        let quota = &pool.quotas[&2024];
+        assert_eq!(quota.remaining(), Decimal::new(1_500_000_000, 2));
+        quota.check();
+    }
+
+    #[test]
+    fn a_row_that_does_not_match_its_schema_is_an_error() {
+        let mut p = Pools::default();
+        let err = p.apply("PoolRegistered", &json!({"pool": 370800})).unwrap_err();
+        assert_eq!(err.event_type, "PoolRegistered");
+    }
+}
