@@ -7,7 +7,6 @@
 use std::fmt;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a string is not a valid value of a parsing type: `what` names the type,
 /// `problem` says what is wrong in a sentence a clerk can act on.
@@ -36,27 +35,7 @@ macro_rules! string_serde {
             }
         }
 
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct V;
-                impl serde::de::Visitor<'_> for V {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
-                        $ty::parse(v).map_err(E::custom)
-                    }
-                }
-                deserializer.deserialize_str(V)
-            }
-        }
+        crate::serde_str::serde_via_str!($ty, $expecting);
     };
 }
 

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod quota;
 pub mod rejection;
 pub mod select;
+mod serde_str;
 pub mod skill_upgrade;
 pub mod training;
 

@@ -12,33 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ParseError;
 
-/// Serde through the `Display` string, so that JSON and TOML carry money and
-/// ratios as strings and a bare (floating-point) number is refused.
-macro_rules! owned_string_serde {
-    ($ty:ident, $expecting:literal) => {
-        impl Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct V;
-                impl serde::de::Visitor<'_> for V {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
-                        $ty::parse(v).map_err(E::custom)
-                    }
-                }
-                deserializer.deserialize_str(V)
-            }
-        }
-    };
-}
-
 /// Enough for any fund in the country (10^15 yuan) while keeping products of
 /// amounts and ratios far inside `Decimal`'s 28 digits.
 pub const YUAN_INTEGER_DIGITS_MAX: usize = 15;
@@ -191,8 +164,14 @@ impl Sum for Amount {
     }
 }
 
-owned_string_serde!(Money, "a string of yuan such as \"1500.00\" (never a bare number)");
-owned_string_serde!(Amount, "a string of yuan such as \"1500.00\" (never a bare number)");
+crate::serde_str::serde_via_str!(
+    Money,
+    "a string of yuan such as \"1500.00\" (never a bare number)"
+);
+crate::serde_str::serde_via_str!(
+    Amount,
+    "a string of yuan such as \"1500.00\" (never a bare number)"
+);
 
 /// A ratio in (0, 1] with at most 6 decimals, written as a decimal string
 /// (`"0.15"`, `"0.055"`). Used for the quota ratio, refund rates and layoff
@@ -242,7 +221,7 @@ impl fmt::Display for Ratio {
     }
 }
 
-owned_string_serde!(Ratio, "a decimal string such as \"0.15\" (never a bare number)");
+crate::serde_str::serde_via_str!(Ratio, "a decimal string such as \"0.15\" (never a bare number)");
 
 /// How an exact amount becomes one in fen. Each policy names its rule so the
 /// same refund is computed the same way on every replay.
