@@ -74,12 +74,13 @@ async fn run(duration: Duration) {
     let mut rows = Vec::new();
     for &writers in &WRITER_LEVELS {
         let ours = bench_store(&pool, writers, duration).await;
-        let bare = bench_pgbench(&cluster, &db, writers, duration);
+        let bare = bench_pgbench(&cluster, &db, BARE_INSERT, writers, duration);
+        let shape = bench_pgbench(&cluster, &db, APPEND_SHAPE, writers, duration);
         eprintln!(
-            "{writers:>3} writers: fundledger {:.0} ev/s, bare insert {:.0} rows/s",
-            ours.events_per_s, bare.events_per_s
+            "{writers:>3} writers: fundledger {:.0} ev/s, bare insert {:.0} rows/s, append via pgbench {:.0}/s",
+            ours.events_per_s, bare.events_per_s, shape.events_per_s
         );
-        rows.push((writers, ours, bare));
+        rows.push((writers, ours, bare, shape));
     }
 
     let total: i64 =
@@ -102,18 +103,19 @@ async fn run(duration: Duration) {
     let read_rate = read as f64 / started.elapsed().as_secs_f64();
     assert_eq!(read as i64, total);
 
-    println!("| writers | fundledger events/s | p50 ms | p99 ms | bare INSERT rows/s (pgbench) | p50 ms | p99 ms | ratio |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (w, ours, bare) in &rows {
+    println!("| writers | fundledger events/s | p50 ms | p99 ms | bare INSERT rows/s (pgbench) | p50 ms | p99 ms | ratio | same append via pgbench /s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (w, ours, bare, shape) in &rows {
         println!(
-            "| {w} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0}% |",
+            "| {w} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0}% | {:.0} |",
             ours.events_per_s,
             ours.p50_ms,
             ours.p99_ms,
             bare.events_per_s,
             bare.p50_ms,
             bare.p99_ms,
-            100.0 * ours.events_per_s / bare.events_per_s
+            100.0 * ours.events_per_s / bare.events_per_s,
+            shape.events_per_s
         );
     }
     println!();
@@ -193,9 +195,18 @@ async fn bench_store(pool: &sqlx::PgPool, writers: usize, duration: Duration) ->
     }
 }
 
+/// The physical limit: one durable INSERT of the same row into a bare table of the same shape.
+const BARE_INSERT: &str = "\\set v random(1, 9000000000000000000)\n\
+     INSERT INTO bare_events (stream_id, stream_version, event_type, schema_version, data, metadata, tags) \
+     VALUES ('bare-' || :client_id || '-' || :v, 1, 'BenchHappened', 1, '{\"n\": 1}', '{\"actor\": \"bench\"}', '{bench}');\n";
+
+/// The store's append transaction driven without the Rust client: what sqlx costs.
+const APPEND_SHAPE: &str = include_str!("sql/append_shape.sql");
+
 fn bench_pgbench(
     cluster: &fundledger::postgres::Cluster,
     db: &str,
+    script_text: &str,
     clients: usize,
     duration: Duration,
 ) -> Run {
@@ -203,13 +214,7 @@ fn bench_pgbench(
         std::env::temp_dir().join(format!("fundledger-pgbench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&work).unwrap();
     let script = work.join("insert.sql");
-    std::fs::write(
-        &script,
-        "\\set v random(1, 9000000000000000000)\n\
-         INSERT INTO bare_events (stream_id, stream_version, event_type, schema_version, data, metadata, tags) \
-         VALUES ('bare-' || :client_id || '-' || :v, 1, 'BenchHappened', 1, '{\"n\": 1}', '{\"actor\": \"bench\"}', '{bench}');\n",
-    )
-    .unwrap();
+    std::fs::write(&script, script_text).unwrap();
     let out = Command::new(cluster.binaries().path("pgbench"))
         .current_dir(&work)
         .args(["-n", "-M", "prepared", "-l", "--log-prefix", "tx"])
