@@ -3,6 +3,7 @@
 //! Events are a stored format, not an API: every type here is written once and read back for
 //! as long as the ledger exists, so changes are additive and versioned. This crate does no I/O.
 
+pub mod application;
 pub mod metadata;
 pub mod setup;
 pub mod tag;

@@ -44,10 +44,11 @@ impl Tag {
         Self::parse(&format!("pool:{pool}/year:{year}")).expect("pool codes are ASCII digits")
     }
 
-    /// A person's annual subsidy count; `person_key` is the keyed hash of the ID number,
-    /// never the number itself.
-    pub fn person_year(person_key: &str, year: i32) -> Self {
-        Self::parse(&format!("person:{person_key}/year:{year}")).expect("person keys are hex")
+    /// Everything about one person's subsidies, all years: the annual limits and the
+    /// once-per-occupation-and-level rules read across years. `person_key` is the keyed hash
+    /// of the ID number, never the number itself.
+    pub fn person(person_key: &str) -> Self {
+        Self::parse(&format!("person:{person_key}")).expect("person keys are hex")
     }
 
     pub fn as_str(&self) -> &str {
@@ -81,7 +82,7 @@ mod tests {
     #[test]
     fn builds_the_documented_tag_shapes() {
         assert_eq!(Tag::pool_year("371500", 2024).as_str(), "pool:371500/year:2024");
-        assert_eq!(Tag::person_year("ab12", 2025).as_str(), "person:ab12/year:2025");
+        assert_eq!(Tag::person("ab12").as_str(), "person:ab12");
     }
 
     #[test]

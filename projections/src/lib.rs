@@ -1,6 +1,7 @@
 //! Pure folds from events to read models. No I/O: a replay, a rebuild and a test need no
 //! database, only the events.
 
+pub mod applications;
 pub mod pools;
 
 /// An event this crate cannot read: a stored row that does not match its type's schema.

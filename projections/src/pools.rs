@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use events::application::{ApplicationApproved, ApplicationRejected, ApplicationWithdrawn};
 use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -14,6 +15,8 @@ pub struct Pools {
     pub pools: BTreeMap<String, Pool>,
     /// County → its pool.
     pub counties: BTreeMap<String, String>,
+    /// Application → the quota money it holds committed: (pool, year, amount).
+    pub reservations: BTreeMap<String, (String, i32, Decimal)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +112,38 @@ impl Pools {
                     );
                 }
             }
+            ApplicationApproved::TYPE => {
+                let e: ApplicationApproved = decode(event_type, data)?;
+                if e.counts_against_quota {
+                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
+                        q.committed += e.amount;
+                    }
+                    self.reservations.insert(e.application, (e.pool, e.year, e.amount));
+                }
+            }
+            ApplicationRejected::TYPE | ApplicationWithdrawn::TYPE => {
+                let application = if event_type == ApplicationRejected::TYPE {
+                    decode::<ApplicationRejected>(event_type, data)?.application
+                } else {
+                    decode::<ApplicationWithdrawn>(event_type, data)?.application
+                };
+                if let Some((pool, year, amount)) = self.reservations.remove(&application) {
+                    if let Some(q) = self.quota_mut(&pool, year) {
+                        q.committed -= amount;
+                    }
+                }
+            }
             _ => {}
         }
         Ok(())
+    }
+
+    pub fn quota(&self, pool: &str, year: i32) -> Option<&Quota> {
+        self.pools.get(pool)?.quotas.get(&year)
+    }
+
+    fn quota_mut(&mut self, pool: &str, year: i32) -> Option<&mut Quota> {
+        self.pools.get_mut(pool)?.quotas.get_mut(&year)
     }
 }
 

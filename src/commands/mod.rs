@@ -3,6 +3,7 @@
 //! inside, a bounded number of times, so a client never sees a conflict for a request that
 //! could have succeeded.
 
+pub mod applications;
 pub mod setup;
 
 /// Attempts per command before a conflict is reported as such (a hot aggregate under heavy

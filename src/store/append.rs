@@ -147,6 +147,24 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
     Ok(Appended { events: rows.into_iter().map(|(id, _, v)| (id, v)).collect() })
 }
 
+/// Takes the locks an append with these tags would take, now, until the transaction ends.
+///
+/// For hot aggregates (one pool's quota while forty counties approve at once): taking the
+/// lock before reading makes the commands queue and proceed one after another, each reading
+/// what the previous one committed, instead of all reading the same state and all but one
+/// failing their condition and retrying. The append re-takes the same locks (they are
+/// re-entrant), so correctness still rests on its condition.
+pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<i64> = tags.iter().map(|t| lock_key("tag:", t.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n")
+        .bind(&keys)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The advisory lock keys of every stream and tag the append touches or is conditioned on,
 /// sorted and distinct: every writer takes its locks in the same order, so none deadlock.
 /// Two names hashing alike only make their writers queue; correctness does not depend on it.

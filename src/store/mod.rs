@@ -15,7 +15,7 @@ mod read;
 mod subscription;
 
 pub use append::{
-    append, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
+    append, lock_tags, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
 };
 pub use read::{
     head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,

@@ -1,0 +1,131 @@
+//! Events of an application's life (stream `application-<id>`). Personal information is
+//! stored as a keyed hash (to match a person) and sealed copies (to show it where allowed),
+//! never in clear; the masked forms are what lists and notices show.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::DomainEvent;
+
+/// The person an application is for, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonRecord {
+    /// HMAC-SHA256 of the resident ID number, hex.
+    pub key: String,
+    /// The ID number, sealed (AES-256-GCM, base64).
+    pub id_number_sealed: String,
+    /// The name, sealed.
+    pub name_sealed: String,
+    /// `370802********1234`
+    pub id_number_masked: String,
+    /// `张*三`
+    pub name_masked: String,
+}
+
+/// What the policy decided at submission, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRecord {
+    /// Policy id and document number, e.g. `jining-2025-skill-upgrade`, `济人社字〔2025〕51号`.
+    pub policy: String,
+    pub document: String,
+    pub amount: Decimal,
+    pub amount_rule: String,
+    /// `expansion_pilot`, `employment_subsidy` or `unemployment_insurance`.
+    pub funding: String,
+    pub funding_rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRecord {
+    /// `base` or `extra`
+    pub kind: String,
+    pub year: i32,
+    pub number: u32,
+    pub rule: String,
+}
+
+/// An application was submitted (申请) and passed the policy's checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationSubmitted {
+    pub application: String,
+    /// `skill_upgrade` or `vocational_training`.
+    pub program: String,
+    pub county: String,
+    pub pool: String,
+    pub submitted_on: NaiveDate,
+    /// Policy year: the calendar year of the submission date (DOMAIN.md, Interpretation).
+    pub year: i32,
+    /// The clerk (token label) who submitted it; they may not review it.
+    pub submitted_by: String,
+    pub person: PersonRecord,
+    /// Occupation code, or catalog key for training items without one.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    /// The request's program-specific fields that are not personal (certificate, training,
+    /// eligibility), as received.
+    pub details: serde_json::Value,
+    pub decision: DecisionRecord,
+}
+
+impl DomainEvent for ApplicationSubmitted {
+    const TYPE: &'static str = "ApplicationSubmitted";
+    const VERSION: i32 = 1;
+}
+
+/// A reviewer approved the application (审核通过); expansion-pilot money is now committed
+/// against the pool's quota for the year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationApproved {
+    pub application: String,
+    pub pool: String,
+    pub year: i32,
+    pub amount: Decimal,
+    pub funding: String,
+    pub counts_against_quota: bool,
+    pub reviewer: String,
+    pub approved_on: NaiveDate,
+}
+
+impl DomainEvent for ApplicationApproved {
+    const TYPE: &'static str = "ApplicationApproved";
+    const VERSION: i32 = 1;
+}
+
+/// A reviewer rejected the application, with reasons a person can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRejected {
+    pub application: String,
+    pub reasons: Vec<String>,
+    pub reviewer: String,
+    pub rejected_on: NaiveDate,
+}
+
+impl DomainEvent for ApplicationRejected {
+    const TYPE: &'static str = "ApplicationRejected";
+    const VERSION: i32 = 1;
+}
+
+/// The clerk withdrew the application; its slot and any committed quota are freed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationWithdrawn {
+    pub application: String,
+    pub reason: String,
+    pub withdrawn_by: String,
+    pub withdrawn_on: NaiveDate,
+}
+
+impl DomainEvent for ApplicationWithdrawn {
+    const TYPE: &'static str = "ApplicationWithdrawn";
+    const VERSION: i32 = 1;
+}

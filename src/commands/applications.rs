@@ -1,0 +1,493 @@
+//! An application's life, for the programs paid to a person (skill upgrade, vocational
+//! training): submit, review (approve or reject). Each command is one transaction.
+//!
+//! Hot aggregates are locked before they are read (`store::lock_tags`): one person's
+//! submissions, one pool's quota for a year. Commands on them queue and proceed in order;
+//! everything else runs in parallel.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use events::application::{
+    ApplicationApproved, ApplicationRejected, ApplicationSubmitted, DecisionRecord, PersonRecord,
+    SlotRecord,
+};
+use events::{DomainEvent, Metadata, Tag};
+use policy::skill_upgrade::{self, SkillUpgradeApplication};
+use policy::training::{self, TrainingApplication};
+use policy::{
+    mask_name, Applicant, DivisionCode, Level, PriorApplication, Program, Rejection, Subject,
+};
+use projections::applications::{Application, Applications, Status};
+use projections::pools::Pools;
+use sqlx::PgPool;
+
+use super::setup::pool_stream;
+use super::COMMAND_ATTEMPTS_MAX;
+use crate::personal::{Field, Keys, PersonKey, Sealed};
+use crate::publishing::{policies_in, POLICIES_TAG};
+use crate::store::{
+    append, lock_tags, read_stream, read_tagged, Append, AppendCondition, AppendError,
+    ExpectedVersion, NewEvent, RecordedEvent,
+};
+
+/// An application paid to a person, parsed from a request body.
+#[derive(Debug, Clone)]
+pub enum PersonApplication {
+    SkillUpgrade(SkillUpgradeApplication),
+    Training(TrainingApplication),
+}
+
+impl PersonApplication {
+    fn program(&self) -> Program {
+        match self {
+            PersonApplication::SkillUpgrade(_) => Program::SkillUpgrade,
+            PersonApplication::Training(_) => Program::VocationalTraining,
+        }
+    }
+
+    fn county(&self) -> DivisionCode {
+        match self {
+            PersonApplication::SkillUpgrade(a) => a.county,
+            PersonApplication::Training(a) => a.county,
+        }
+    }
+
+    fn submitted_on(&self) -> NaiveDate {
+        match self {
+            PersonApplication::SkillUpgrade(a) => a.submitted_on,
+            PersonApplication::Training(a) => a.submitted_on,
+        }
+    }
+
+    fn business_date(&self) -> NaiveDate {
+        match self {
+            PersonApplication::SkillUpgrade(a) => a.business_date(),
+            PersonApplication::Training(a) => a.business_date(),
+        }
+    }
+
+    fn applicant(&self) -> &Applicant {
+        match self {
+            PersonApplication::SkillUpgrade(a) => &a.applicant,
+            PersonApplication::Training(a) => &a.applicant,
+        }
+    }
+
+    fn subject_and_level(&self) -> (String, Option<Level>) {
+        match self {
+            PersonApplication::SkillUpgrade(a) => {
+                (a.certificate.occupation_code.to_string(), Some(a.certificate.level))
+            }
+            PersonApplication::Training(a) => {
+                let t = &a.training;
+                let subject = t
+                    .occupation_code
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .or_else(|| t.item.clone())
+                    .unwrap_or_default();
+                (subject, t.level)
+            }
+        }
+    }
+
+    /// The non-personal, program-specific fields, as stored in the event.
+    fn details(&self) -> serde_json::Value {
+        match self {
+            PersonApplication::SkillUpgrade(a) => {
+                serde_json::json!({ "eligibility": a.eligibility, "certificate": a.certificate })
+            }
+            PersonApplication::Training(a) => serde_json::json!({
+                "eligibility": a.eligibility, "training": a.training, "funding": a.funding,
+            }),
+        }
+    }
+
+    fn decide(
+        &self,
+        history: &[PriorApplication],
+        policy: &policy::Policy,
+    ) -> Result<policy::Decision, Vec<Rejection>> {
+        match self {
+            PersonApplication::SkillUpgrade(a) => skill_upgrade::decide(a, history, policy),
+            PersonApplication::Training(a) => training::decide(a, history, policy),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplicationError {
+    /// The policy refused it; the rejections come in precedence order.
+    #[error("{}", .0.first().map(|r| r.message.as_str()).unwrap_or("refused"))]
+    Refused(Vec<Rejection>),
+    #[error("submitted_on: {0} is in the future; record facts once they have happened")]
+    FutureDate(NaiveDate),
+    #[error("county: {0} is not a registered county; register it first (POST /v1/counties)")]
+    CountyNotFound(String),
+    #[error("application {0} does not exist")]
+    NotFound(String),
+    #[error("application {id} is {status}; only a submitted application can be reviewed")]
+    NotReviewable { id: String, status: &'static str },
+    #[error("reviewer `{0}` submitted this application; another reviewer must review it (maker-checker)")]
+    SelfReview(String),
+    #[error("reasons: a rejection needs at least one reason the applicant can read")]
+    NoReasons,
+    #[error(
+        "pool {pool} has no expansion quota for {year}; the city finance bureau sets it first"
+    )]
+    QuotaNotSet { pool: String, year: i32 },
+    #[error(
+        "approving {amount} would exceed the {year} expansion quota of pool {pool}: {remaining} of {cap} remains"
+    )]
+    QuotaExceeded { pool: String, year: i32, amount: String, remaining: String, cap: String },
+    #[error(transparent)]
+    Store(#[from] AppendError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl ApplicationError {
+    /// The stable code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApplicationError::Refused(r) => {
+                r.first().map_or("validation_failed", |r| r.code.as_str())
+            }
+            ApplicationError::FutureDate(_)
+            | ApplicationError::CountyNotFound(_)
+            | ApplicationError::NoReasons => "validation_failed",
+            ApplicationError::NotFound(_) => "not_found",
+            ApplicationError::NotReviewable { .. } => "invalid_state",
+            ApplicationError::SelfReview(_) => "self_review_forbidden",
+            ApplicationError::QuotaNotSet { .. } => "quota_not_set",
+            ApplicationError::QuotaExceeded { .. } => "quota_exceeded",
+            ApplicationError::Store(_) | ApplicationError::Database(_) => "internal",
+        }
+    }
+}
+
+pub fn application_stream(id: &str) -> String {
+    format!("application-{id}")
+}
+
+fn policies_tag() -> Tag {
+    Tag::parse(POLICIES_TAG).expect("a valid tag")
+}
+
+fn new_event<E: DomainEvent>(
+    stream: &str,
+    e: &E,
+    actor: &str,
+    pool: &str,
+    county: &str,
+    tags: Vec<Tag>,
+    on: NaiveDate,
+) -> NewEvent {
+    NewEvent {
+        stream_id: stream.to_string(),
+        event_type: E::TYPE.to_string(),
+        schema_version: E::VERSION,
+        data: serde_json::to_value(e).expect("events serialise"),
+        metadata: Metadata {
+            actor: Some(actor.to_string()),
+            pool: Some(pool.to_string()),
+            county: Some(county.to_string()),
+            ..Metadata::default()
+        },
+        tags,
+        business_date: Some(on),
+    }
+}
+
+fn fold_applications(events: &[RecordedEvent]) -> Applications {
+    let mut apps = Applications::default();
+    for e in events {
+        apps.apply(&e.event_type, &e.data).expect("recorded events read back");
+    }
+    apps
+}
+
+/// A person's earlier application as the policy's decisions read it.
+fn prior(a: &Application) -> Option<PriorApplication> {
+    let program = match a.program.as_str() {
+        "skill_upgrade" => Program::SkillUpgrade,
+        "vocational_training" => Program::VocationalTraining,
+        _ => return None,
+    };
+    Some(PriorApplication {
+        program,
+        subject: Subject::parse(&a.subject).ok()?,
+        level: a.level.and_then(|l| Level::parse(&l.to_string()).ok()),
+        submitted_on: a.submitted_on,
+        status: match a.status {
+            // A pending application holds its slot (DOMAIN.md).
+            Status::Submitted => policy::Status::Pending,
+            Status::Approved => policy::Status::Counted,
+            Status::Rejected => policy::Status::Rejected,
+            Status::Withdrawn => policy::Status::Withdrawn,
+        },
+        slot: None,
+    })
+}
+
+async fn county_pool(db: &PgPool, county: &DivisionCode) -> Result<DivisionCode, ApplicationError> {
+    let mut conn = db.acquire().await?;
+    let events = read_stream(&mut conn, &format!("county-{county}")).await?;
+    let mut pools = Pools::default();
+    for e in &events {
+        pools.apply(&e.event_type, &e.data).expect("recorded events read back");
+    }
+    pools
+        .counties
+        .get(&county.to_string())
+        .and_then(|p| DivisionCode::parse(p).ok())
+        .ok_or_else(|| ApplicationError::CountyNotFound(county.to_string()))
+}
+
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub id: String,
+    pub pool: DivisionCode,
+    pub decision: policy::Decision,
+}
+
+/// Submits an application: the policy in force decides it against the person's history in
+/// every county and year; a refusal records nothing.
+pub async fn submit(
+    db: &PgPool,
+    keys: &Keys,
+    app: &PersonApplication,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Submitted, ApplicationError> {
+    if app.submitted_on() > today {
+        return Err(ApplicationError::FutureDate(app.submitted_on()));
+    }
+    let pool = county_pool(db, &app.county()).await?;
+    let applicant = app.applicant();
+    let person_key = PersonKey::derive(keys, &applicant.id_number);
+    let person_tag = Tag::person(person_key.as_str());
+    let (subject, level) = app.subject_and_level();
+    let id = uuid::Uuid::now_v7().to_string();
+    let stream = application_stream(&id);
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        // One person's submissions queue: ten at once in two counties must see each other.
+        lock_tags(&mut tx, std::slice::from_ref(&person_tag)).await?;
+        let read = read_tagged(&mut tx, &[person_tag.clone(), policies_tag()]).await?;
+        let policies = policies_in(&read.events);
+        let history: Vec<PriorApplication> = fold_applications(&read.events)
+            .of_person(person_key.as_str())
+            .filter_map(prior)
+            .collect();
+        let policy = policy::select(&policies, app.program(), pool, app.business_date())
+            .map_err(|r| ApplicationError::Refused(vec![r]))?;
+        let decision = app.decide(&history, policy).map_err(ApplicationError::Refused)?;
+
+        let event = ApplicationSubmitted {
+            application: id.clone(),
+            program: app.program().as_str().to_string(),
+            county: app.county().to_string(),
+            pool: pool.to_string(),
+            submitted_on: app.submitted_on(),
+            year: app.submitted_on().year(),
+            submitted_by: clerk.to_string(),
+            person: PersonRecord {
+                key: person_key.as_str().to_string(),
+                id_number_sealed: Sealed::seal(
+                    keys,
+                    Field::IdNumber,
+                    &applicant.id_number.to_string(),
+                )
+                .as_str()
+                .to_string(),
+                name_sealed: Sealed::seal(keys, Field::Name, &applicant.name).as_str().to_string(),
+                id_number_masked: applicant.id_number.masked(),
+                name_masked: mask_name(&applicant.name),
+            },
+            subject: subject.clone(),
+            level: level.map(|l| l.number()),
+            details: app.details(),
+            decision: DecisionRecord {
+                policy: decision.policy.id.to_string(),
+                document: decision.policy.document.clone(),
+                amount: decision.amount.value.value(),
+                amount_rule: decision.amount.rule.to_string(),
+                funding: decision.funding.value.as_str().to_string(),
+                funding_rule: decision.funding.rule.to_string(),
+                slot: decision.slot.as_ref().map(|s| SlotRecord {
+                    kind: match s.value.kind {
+                        policy::SlotKind::Base => "base".into(),
+                        policy::SlotKind::Extra => "extra".into(),
+                    },
+                    year: s.value.year,
+                    number: s.value.number,
+                    rule: s.rule.to_string(),
+                }),
+            },
+        };
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &event,
+                clerk,
+                &pool.to_string(),
+                &app.county().to_string(),
+                vec![person_tag.clone()],
+                app.submitted_on(),
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition {
+                tags: vec![person_tag.clone(), policies_tag()],
+                after: read.read_point,
+            }),
+        };
+        match append(&mut tx, &appending).await {
+            Ok(_) => {
+                tx.commit().await?;
+                return Ok(Submitted { id, pool, decision });
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    Approve,
+    Reject { reasons: Vec<String> },
+}
+
+/// Reviews a submitted application. Approval commits expansion-pilot money against the pool's
+/// quota for the year; an approval that would pass the cap is refused with `quota_exceeded`.
+pub async fn review(
+    db: &PgPool,
+    id: &str,
+    review: &Review,
+    reviewer: &str,
+    today: NaiveDate,
+) -> Result<Application, ApplicationError> {
+    if let Review::Reject { reasons } = review {
+        if reasons.iter().all(|r| r.trim().is_empty()) {
+            return Err(ApplicationError::NoReasons);
+        }
+    }
+    let stream = application_stream(id);
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let events = read_stream(&mut tx, &stream).await?;
+        let version = events.last().map_or(0, |e| e.stream_version);
+        let app = fold_applications(&events)
+            .by_id
+            .remove(id)
+            .ok_or_else(|| ApplicationError::NotFound(id.to_string()))?;
+        if app.status != Status::Submitted {
+            return Err(ApplicationError::NotReviewable {
+                id: id.to_string(),
+                status: app.status.as_str(),
+            });
+        }
+        if app.submitted_by == reviewer {
+            return Err(ApplicationError::SelfReview(reviewer.to_string()));
+        }
+        let person_tag = Tag::person(&app.person_key);
+        let (event, condition) = match review {
+            Review::Reject { reasons } => {
+                let e = ApplicationRejected {
+                    application: id.to_string(),
+                    reasons: reasons
+                        .iter()
+                        .map(|r| r.trim().to_string())
+                        .filter(|r| !r.is_empty())
+                        .collect(),
+                    reviewer: reviewer.to_string(),
+                    rejected_on: today,
+                };
+                (
+                    new_event(
+                        &stream,
+                        &e,
+                        reviewer,
+                        &app.pool,
+                        &app.county,
+                        vec![person_tag],
+                        today,
+                    ),
+                    None,
+                )
+            }
+            Review::Approve => {
+                let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
+                let mut condition = None;
+                let mut tags = vec![person_tag];
+                if counts {
+                    let quota_tag = Tag::pool_year(&app.pool, app.year);
+                    // Forty counties approving against one quota proceed one after another.
+                    lock_tags(&mut tx, std::slice::from_ref(&quota_tag)).await?;
+                    let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool code");
+                    let pool_events = read_stream(&mut tx, &pool_stream(&pool_code)).await?;
+                    let quota_read = read_tagged(&mut tx, std::slice::from_ref(&quota_tag)).await?;
+                    let mut by_id: BTreeMap<i64, &RecordedEvent> = BTreeMap::new();
+                    for e in pool_events.iter().chain(quota_read.events.iter()) {
+                        by_id.insert(e.id, e);
+                    }
+                    let mut pools = Pools::default();
+                    for e in by_id.values() {
+                        pools.apply(&e.event_type, &e.data).expect("recorded events read back");
+                    }
+                    let quota = pools.quota(&app.pool, app.year).ok_or_else(|| {
+                        ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year }
+                    })?;
+                    quota.check();
+                    if app.amount > quota.remaining() {
+                        return Err(ApplicationError::QuotaExceeded {
+                            pool: app.pool.clone(),
+                            year: app.year,
+                            amount: app.amount.to_string(),
+                            remaining: quota.remaining().to_string(),
+                            cap: quota.cap.to_string(),
+                        });
+                    }
+                    condition = Some(AppendCondition {
+                        tags: vec![quota_tag.clone()],
+                        after: quota_read.read_point,
+                    });
+                    tags.push(quota_tag);
+                }
+                let e = ApplicationApproved {
+                    application: id.to_string(),
+                    pool: app.pool.clone(),
+                    year: app.year,
+                    amount: app.amount,
+                    funding: app.funding.clone(),
+                    counts_against_quota: counts,
+                    reviewer: reviewer.to_string(),
+                    approved_on: today,
+                };
+                (new_event(&stream, &e, reviewer, &app.pool, &app.county, tags, today), condition)
+            }
+        };
+        let appending = Append {
+            events: vec![event],
+            expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
+            condition,
+        };
+        match append(&mut tx, &appending).await {
+            Ok(_) => {
+                tx.commit().await?;
+                let mut app = app;
+                app.status = match review {
+                    Review::Approve => Status::Approved,
+                    Review::Reject { .. } => Status::Rejected,
+                };
+                return Ok(app);
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApplicationError::Store(AppendError::Invalid("review kept conflicting")))
+}

@@ -1,0 +1,282 @@
+//! Applications paid to a person, against real PostgreSQL: submission decided by the policy in
+//! force, review with maker-checker, the annual limit and the quota cap under concurrent
+//! requests, refusals that record nothing, and no personal information in clear in the log.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use fundledger::commands::applications::{
+    review, submit, ApplicationError, PersonApplication, Review,
+};
+use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::personal::Keys;
+use fundledger::postgres::testing::TestDatabase;
+use fundledger::publishing::{load_policy_file, publish};
+use policy::{Amount, DivisionCode, Ratio};
+use serde_json::json;
+
+fn code(s: &str) -> DivisionCode {
+    DivisionCode::parse(s).unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn today() -> NaiveDate {
+    date("2026-11-23")
+}
+
+/// A valid resident ID number (GB 11643) for person `n`: check character by ISO 7064 MOD 11-2.
+fn id_number(n: u32) -> String {
+    let body = format!("370811199001{:02}{:03}", 1 + n % 28, n % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+async fn ledger() -> TestDatabase {
+    let db = TestDatabase::new().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.retain(|p| p.extension().is_some_and(|x| x == "toml"));
+    files.sort();
+    for f in files {
+        publish(&db.pool, &load_policy_file(&f).unwrap(), "admin").await.unwrap();
+    }
+    for (pool, name, counties) in [
+        ("371000", "威海市", vec![("371002", "环翠区"), ("371003", "文登区")]),
+        ("371500", "聊城市", vec![("371502", "东昌府区")]),
+    ] {
+        register_pool(&db.pool, &code(pool), name, "admin").await.unwrap();
+        for (c, n) in counties {
+            register_county(&db.pool, &code(c), n, &code(pool), "admin").await.unwrap();
+        }
+    }
+    db
+}
+
+fn skill_upgrade(county: &str, person: u32, occupation: &str, level: u8) -> PersonApplication {
+    let body = json!({
+        "county": county,
+        "submitted_on": "2024-08-01",
+        "applicant": {"id_number": id_number(person), "name": "张小三"},
+        "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": false},
+        "certificate": {"occupation_code": occupation, "level": level, "number": "S0000371000124", "issued_on": "2024-03-01"}
+    });
+    PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap())
+}
+
+fn training(person: u32) -> PersonApplication {
+    let body = json!({
+        "county": "371502",
+        "submitted_on": "2024-10-20",
+        "applicant": {"id_number": id_number(person), "name": "李四"},
+        "eligibility": {"receiving_unemployment_benefit": true},
+        "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
+                     "class_start_on": "2024-09-10", "hours": 40},
+        "funding": "expansion_pilot"
+    });
+    PersonApplication::Training(serde_json::from_value(body).unwrap())
+}
+
+async fn count(db: &TestDatabase) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap()
+}
+
+const OCCUPATIONS: [&str; 10] = [
+    "6-18-01-01",
+    "6-18-01-07",
+    "6-18-02-01",
+    "6-18-02-04",
+    "6-20-01-01",
+    "6-20-03-01",
+    "6-22-01-01",
+    "6-29-01-01",
+    "6-31-01-03",
+    "6-31-03-05",
+];
+
+#[tokio::test]
+async fn an_application_is_decided_by_its_policy_and_approved_by_another_person() {
+    let db = ledger().await;
+    let keys = Keys::generate();
+    let submitted = submit(
+        &db.pool,
+        &keys,
+        &skill_upgrade("371002", 1, OCCUPATIONS[0], 4),
+        "clerk 王五",
+        today(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(submitted.decision.amount.value.to_string(), "1500.00");
+    assert_eq!(submitted.decision.policy.document, "鲁人社发〔2024〕8号");
+
+    let err =
+        review(&db.pool, &submitted.id, &Review::Approve, "clerk 王五", today()).await.unwrap_err();
+    assert_eq!(err.code(), "self_review_forbidden", "{err}");
+    let before = count(&db).await;
+    let approved =
+        review(&db.pool, &submitted.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();
+    assert_eq!(approved.status.as_str(), "approved");
+    assert_eq!(count(&db).await, before + 1);
+    let err = review(&db.pool, &submitted.id, &Review::Approve, "reviewer 赵六", today())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_state", "{err}");
+
+    // Personal information never appears in clear in the log.
+    let text: String =
+        sqlx::query_scalar("SELECT string_agg(data::text || metadata::text, ' ') FROM events")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(!text.contains(&id_number(1)), "the ID number is in clear in the events table");
+    assert!(!text.contains("张小三"), "the name is in clear in the events table");
+    assert!(text.contains("张*三") && text.contains("370811********"), "masked forms are kept");
+}
+
+#[tokio::test]
+async fn every_refusal_names_its_rule_and_field_and_records_nothing() {
+    let db = ledger().await;
+    let keys = Keys::generate();
+    for occupation in &OCCUPATIONS[..3] {
+        submit(&db.pool, &keys, &skill_upgrade("371002", 7, occupation, 4), "clerk", today())
+            .await
+            .unwrap();
+    }
+    let before = count(&db).await;
+    let refused = |e: ApplicationError| match e {
+        ApplicationError::Refused(r) => (r[0].code.as_str(), r[0].field.clone()),
+        other => (other.code(), String::new()),
+    };
+    let cases = [
+        (skill_upgrade("371002", 7, OCCUPATIONS[3], 4), ("annual_limit_reached", "submitted_on")),
+        (
+            skill_upgrade("371002", 7, OCCUPATIONS[0], 4),
+            ("occupation_level_already_subsidized", "certificate.occupation_code"),
+        ),
+        (
+            skill_upgrade("371002", 8, OCCUPATIONS[0], 2),
+            ("no_standard_for_level", "certificate.level"),
+        ),
+        (skill_upgrade("379999", 8, OCCUPATIONS[0], 4), ("validation_failed", "")),
+    ];
+    for (app, (code, field)) in cases {
+        let err = submit(&db.pool, &keys, &app, "clerk", today()).await.unwrap_err();
+        let (got_code, got_field) = refused(err);
+        assert_eq!(got_code, code);
+        if !field.is_empty() {
+            assert_eq!(got_field, field, "{code}");
+        }
+    }
+    let err = submit(
+        &db.pool,
+        &keys,
+        &skill_upgrade("371002", 8, OCCUPATIONS[0], 4),
+        "clerk",
+        date("2024-07-31"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ApplicationError::FutureDate(_)), "{err}");
+    assert_eq!(count(&db).await, before, "refusals record nothing");
+}
+
+/// Ten submissions for one person at once, in two counties, against a limit of three a year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_ten_simultaneous_submissions_for_one_person_exactly_three_pass() {
+    let db = ledger().await;
+    let keys = Arc::new(Keys::generate());
+    let barrier = Arc::new(tokio::sync::Barrier::new(OCCUPATIONS.len()));
+    let tasks: Vec<_> = OCCUPATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, occupation)| {
+            let (pool, keys, barrier) = (db.pool.clone(), keys.clone(), barrier.clone());
+            let county = if i % 2 == 0 { "371002" } else { "371003" };
+            let app = skill_upgrade(county, 42, occupation, 4);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                submit(&pool, &keys, &app, &format!("clerk {county}"), today()).await
+            })
+        })
+        .collect();
+    let (mut passed, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => passed += 1,
+            Err(e) if e.code() == "annual_limit_reached" => limited += 1,
+            Err(other) => panic!("unexpected outcome: {} {other}", other.code()),
+        }
+    }
+    assert_eq!((passed, limited), (3, 7));
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApplicationSubmitted'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 3);
+}
+
+/// Forty approvals at once against a quota that fits twenty-five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_forty_simultaneous_approvals_exactly_the_twenty_five_that_fit_pass() {
+    const APPROVALS: u32 = 40;
+    let db = ledger().await;
+    let keys = Keys::generate();
+    let liaocheng = code("371500");
+    // 100000.00 × 0.15 = 15000.00 = 25 × 600.00
+    lock_balance(
+        &db.pool,
+        &liaocheng,
+        date("2023-12-31"),
+        Amount::parse("100000.00").unwrap(),
+        "d",
+        today(),
+        "finance",
+    )
+    .await
+    .unwrap();
+    set_quota(&db.pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "finance")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for person in 0..APPROVALS {
+        let s = submit(&db.pool, &keys, &training(100 + person), "clerk", today()).await.unwrap();
+        assert_eq!(s.decision.amount.value.to_string(), "600.00");
+        assert_eq!(s.decision.funding.value.as_str(), "expansion_pilot");
+        ids.push(s.id);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(APPROVALS as usize));
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let (pool, barrier) = (db.pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                review(&pool, &id, &Review::Approve, &format!("reviewer {i}"), today()).await
+            })
+        })
+        .collect();
+    let (mut approved, mut exceeded) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => approved += 1,
+            Err(e) if e.code() == "quota_exceeded" => exceeded += 1,
+            Err(other) => panic!("unexpected outcome: {} {other}", other.code()),
+        }
+    }
+    assert_eq!((approved, exceeded), (25, 15));
+    let committed: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum((data->>'amount')::numeric), 0) FROM events WHERE event_type = 'ApplicationApproved'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(committed.to_string(), "15000.00", "committed equals the cap, not a fen more");
+}
