@@ -129,3 +129,127 @@ impl DomainEvent for ApplicationWithdrawn {
     const TYPE: &'static str = "ApplicationWithdrawn";
     const VERSION: i32 = 1;
 }
+
+/// One line of a public notice (公示): masked, as the published list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeLine {
+    pub application: String,
+    pub name_masked: String,
+    pub id_number_masked: String,
+    pub program: String,
+    pub amount: Decimal,
+}
+
+/// A public notice was opened for approved applications (stream `notice-<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeOpened {
+    pub notice: String,
+    pub county: String,
+    pub pool: String,
+    pub starts_on: NaiveDate,
+    /// The last day of the period, inclusive.
+    pub ends_on: NaiveDate,
+    pub working_days: u32,
+    pub lines: Vec<NoticeLine>,
+    pub opened_by: String,
+}
+
+impl DomainEvent for NoticeOpened {
+    const TYPE: &'static str = "NoticeOpened";
+    const VERSION: i32 = 1;
+}
+
+/// An application entered a public notice (its own stream's record of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationNoticed {
+    pub application: String,
+    pub notice: String,
+    pub ends_on: NaiveDate,
+}
+
+impl DomainEvent for ApplicationNoticed {
+    const TYPE: &'static str = "ApplicationNoticed";
+    const VERSION: i32 = 1;
+}
+
+/// The notice period ended; the applications without an open or upheld objection are cleared
+/// for payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeClosed {
+    pub notice: String,
+    pub closed_on: NaiveDate,
+    pub cleared: Vec<String>,
+    pub closed_by: String,
+}
+
+impl DomainEvent for NoticeClosed {
+    const TYPE: &'static str = "NoticeClosed";
+    const VERSION: i32 = 1;
+}
+
+/// The application passed its public notice and may be paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationCleared {
+    pub application: String,
+    pub notice: String,
+    pub cleared_on: NaiveDate,
+}
+
+impl DomainEvent for ApplicationCleared {
+    const TYPE: &'static str = "ApplicationCleared";
+    const VERSION: i32 = 1;
+}
+
+/// A payout (拨付) was issued to the application's account; committed quota money becomes paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutIssued {
+    pub payout: String,
+    pub application: String,
+    pub pool: String,
+    pub year: i32,
+    pub amount: Decimal,
+    pub counts_against_quota: bool,
+    pub paid_on: NaiveDate,
+    pub issued_by: String,
+}
+
+impl DomainEvent for PayoutIssued {
+    const TYPE: &'static str = "PayoutIssued";
+    const VERSION: i32 = 1;
+}
+
+/// The bank settled the payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutSettled {
+    pub payout: String,
+    pub application: String,
+    pub bank_reference: String,
+    pub settled_on: NaiveDate,
+}
+
+impl DomainEvent for PayoutSettled {
+    const TYPE: &'static str = "PayoutSettled";
+    const VERSION: i32 = 1;
+}
+
+/// The bank could not pay (e.g. a closed account); the payout may be reissued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutFailed {
+    pub payout: String,
+    pub application: String,
+    pub reason: String,
+    pub failed_on: NaiveDate,
+}
+
+impl DomainEvent for PayoutFailed {
+    const TYPE: &'static str = "PayoutFailed";
+    const VERSION: i32 = 1;
+}

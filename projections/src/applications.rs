@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use events::application::{
-    ApplicationApproved, ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn,
+    ApplicationApproved, ApplicationCleared, ApplicationNoticed, ApplicationRejected,
+    ApplicationSubmitted, ApplicationWithdrawn, PayoutFailed, PayoutIssued, PayoutSettled,
 };
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -15,6 +16,15 @@ use crate::{decode, ProjectionError};
 pub enum Status {
     Submitted,
     Approved,
+    /// In a public notice (公示) whose period has not been closed.
+    InNotice,
+    /// Passed its notice; may be paid.
+    Cleared,
+    /// A payout is issued, not yet settled.
+    PayoutIssued,
+    Settled,
+    /// The last payout failed; it may be reissued.
+    PayoutFailed,
     Rejected,
     Withdrawn,
 }
@@ -24,6 +34,11 @@ impl Status {
         match self {
             Status::Submitted => "submitted",
             Status::Approved => "approved",
+            Status::InNotice => "in_notice",
+            Status::Cleared => "cleared",
+            Status::PayoutIssued => "payout_issued",
+            Status::Settled => "settled",
+            Status::PayoutFailed => "payout_failed",
             Status::Rejected => "rejected",
             Status::Withdrawn => "withdrawn",
         }
@@ -40,6 +55,8 @@ pub struct Application {
     pub submitted_on: NaiveDate,
     pub submitted_by: String,
     pub person_key: String,
+    pub name_masked: String,
+    pub id_number_masked: String,
     pub subject: String,
     pub level: Option<u8>,
     pub amount: Decimal,
@@ -47,6 +64,9 @@ pub struct Application {
     pub policy: String,
     pub slot: Option<(String, i32, u32)>,
     pub status: Status,
+    pub notice: Option<String>,
+    /// Payouts issued, in order; the last one is the current one.
+    pub payouts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +94,8 @@ impl Applications {
                         submitted_on: e.submitted_on,
                         submitted_by: e.submitted_by,
                         person_key: e.person.key,
+                        name_masked: e.person.name_masked,
+                        id_number_masked: e.person.id_number_masked,
                         subject: e.subject,
                         level: e.level,
                         amount: e.decision.amount,
@@ -81,6 +103,8 @@ impl Applications {
                         policy: e.decision.policy,
                         slot: e.decision.slot.map(|s| (s.kind, s.year, s.number)),
                         status: Status::Submitted,
+                        notice: None,
+                        payouts: Vec::new(),
                     },
                 );
             }
@@ -95,6 +119,32 @@ impl Applications {
             ApplicationWithdrawn::TYPE => {
                 let e: ApplicationWithdrawn = decode(event_type, data)?;
                 self.set_status(&e.application, Status::Withdrawn);
+            }
+            ApplicationNoticed::TYPE => {
+                let e: ApplicationNoticed = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.status = Status::InNotice;
+                    a.notice = Some(e.notice);
+                }
+            }
+            ApplicationCleared::TYPE => {
+                let e: ApplicationCleared = decode(event_type, data)?;
+                self.set_status(&e.application, Status::Cleared);
+            }
+            PayoutIssued::TYPE => {
+                let e: PayoutIssued = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.status = Status::PayoutIssued;
+                    a.payouts.push(e.payout);
+                }
+            }
+            PayoutSettled::TYPE => {
+                let e: PayoutSettled = decode(event_type, data)?;
+                self.set_status(&e.application, Status::Settled);
+            }
+            PayoutFailed::TYPE => {
+                let e: PayoutFailed = decode(event_type, data)?;
+                self.set_status(&e.application, Status::PayoutFailed);
             }
             _ => {}
         }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use events::application::{ApplicationApproved, ApplicationRejected, ApplicationWithdrawn};
+use events::application::{
+    ApplicationApproved, ApplicationRejected, ApplicationWithdrawn, PayoutIssued,
+};
 use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -119,6 +121,16 @@ impl Pools {
                         q.committed += e.amount;
                     }
                     self.reservations.insert(e.application, (e.pool, e.year, e.amount));
+                }
+            }
+            PayoutIssued::TYPE => {
+                let e: PayoutIssued = decode(event_type, data)?;
+                // Committed money becomes paid; the reservation is spent.
+                if e.counts_against_quota && self.reservations.remove(&e.application).is_some() {
+                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
+                        q.committed -= e.amount;
+                        q.paid += e.amount;
+                    }
                 }
             }
             ApplicationRejected::TYPE | ApplicationWithdrawn::TYPE => {

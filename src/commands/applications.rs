@@ -175,7 +175,7 @@ fn policies_tag() -> Tag {
     Tag::parse(POLICIES_TAG).expect("a valid tag")
 }
 
-fn new_event<E: DomainEvent>(
+pub(crate) fn new_event<E: DomainEvent>(
     stream: &str,
     e: &E,
     actor: &str,
@@ -200,7 +200,7 @@ fn new_event<E: DomainEvent>(
     }
 }
 
-fn fold_applications(events: &[RecordedEvent]) -> Applications {
+pub(crate) fn fold_applications(events: &[RecordedEvent]) -> Applications {
     let mut apps = Applications::default();
     for e in events {
         apps.apply(&e.event_type, &e.data).expect("recorded events read back");
@@ -223,7 +223,8 @@ fn prior(a: &Application) -> Option<PriorApplication> {
         status: match a.status {
             // A pending application holds its slot (DOMAIN.md).
             Status::Submitted => policy::Status::Pending,
-            Status::Approved => policy::Status::Counted,
+            Status::Approved | Status::InNotice | Status::Cleared => policy::Status::Counted,
+            Status::PayoutIssued | Status::Settled | Status::PayoutFailed => policy::Status::Paid,
             Status::Rejected => policy::Status::Rejected,
             Status::Withdrawn => policy::Status::Withdrawn,
         },

@@ -4,6 +4,7 @@
 //! could have succeeded.
 
 pub mod applications;
+pub mod payouts;
 pub mod setup;
 
 /// Attempts per command before a conflict is reported as such (a hot aggregate under heavy

@@ -1,0 +1,500 @@
+//! From approval to money: public notice (公示), clearance, payout (拨付), settlement.
+//!
+//! No payout before the application's notice has closed; nothing is ever paid twice for one
+//! application. Every step appends to the application's own stream with its expected
+//! version, so of two concurrent payouts for one application exactly one is recorded.
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use events::application::{
+    ApplicationCleared, ApplicationNoticed, NoticeClosed, NoticeLine, NoticeOpened, PayoutFailed,
+    PayoutIssued, PayoutSettled,
+};
+use events::Tag;
+use projections::applications::{Application, Status};
+use sqlx::PgPool;
+
+use super::applications::{application_stream, fold_applications, new_event};
+use super::COMMAND_ATTEMPTS_MAX;
+use crate::store::{
+    append, read_stream, read_tagged, Append, AppendError, ExpectedVersion, NewEvent,
+};
+
+/// Length of a public notice in working days (DOMAIN.md, Interpretation: 5 by default).
+pub const NOTICE_WORKING_DAYS_DEFAULT: u32 = 5;
+/// Most applications one notice or one payout batch may carry.
+pub const BATCH_APPLICATIONS_MAX: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayoutError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("application {id} is {status}; only approved applications of county {county} can be put on notice")]
+    NotNoticeable { id: String, status: &'static str, county: String },
+    #[error("the notice period runs until {ends_on} inclusive; close it from the next day on")]
+    NoticePeriodNotEnded { ends_on: NaiveDate },
+    #[error("notice {0} is already closed")]
+    NoticeClosed(String),
+    #[error("application {id} is {status}: it can be paid once its public notice has closed without an upheld objection")]
+    NotCleared { id: String, status: &'static str },
+    #[error("application {id} is already paid (payout {payout}); nothing is paid twice")]
+    AlreadyPaid { id: String, payout: String },
+    #[error("payout {payout} is already {status}")]
+    PayoutNotOpen { payout: String, status: &'static str },
+    #[error(transparent)]
+    Store(#[from] AppendError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl PayoutError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PayoutError::Invalid { .. } => "validation_failed",
+            PayoutError::NotFound(_) => "not_found",
+            PayoutError::NotNoticeable { .. } => "not_approved",
+            PayoutError::NoticePeriodNotEnded { .. } => "notice_period_not_ended",
+            PayoutError::NoticeClosed(_) => "notice_already_closed",
+            PayoutError::NotCleared { .. } => "not_cleared",
+            PayoutError::AlreadyPaid { .. } => "already_paid",
+            PayoutError::PayoutNotOpen { .. } => "payout_already_settled",
+            PayoutError::Store(_) | PayoutError::Database(_) => "internal",
+        }
+    }
+}
+
+/// The last day of a notice that starts on `starts_on` and lasts `working_days` working days
+/// (Monday to Friday; public holidays are not modelled yet).
+pub fn notice_ends_on(starts_on: NaiveDate, working_days: u32) -> NaiveDate {
+    let mut day = starts_on;
+    let mut counted = 0;
+    loop {
+        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+            counted += 1;
+            if counted == working_days {
+                return day;
+            }
+        }
+        day += Duration::days(1);
+    }
+}
+
+fn distinct_ids(field: &'static str, ids: &[String]) -> Result<Vec<String>, PayoutError> {
+    if ids.is_empty() || ids.len() > BATCH_APPLICATIONS_MAX {
+        return Err(PayoutError::Invalid {
+            field,
+            message: format!("give between 1 and {BATCH_APPLICATIONS_MAX} application ids"),
+        });
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != ids.len() {
+        return Err(PayoutError::Invalid {
+            field,
+            message: "an application id is listed twice".into(),
+        });
+    }
+    Ok(ids.to_vec())
+}
+
+/// Reads applications with their stream versions; `NotFound` names the first missing one.
+async fn read_applications(
+    conn: &mut sqlx::PgConnection,
+    ids: &[String],
+) -> Result<Vec<(Application, i64)>, PayoutError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let events = read_stream(conn, &application_stream(id)).await?;
+        let version = events.last().map_or(0, |e| e.stream_version);
+        let app = fold_applications(&events)
+            .by_id
+            .remove(id)
+            .ok_or_else(|| PayoutError::NotFound(format!("application {id}")))?;
+        out.push((app, version));
+    }
+    Ok(out)
+}
+
+/// Appends and commits; `Ok(false)` is a conflict: the caller reads again and retries.
+async fn try_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    appending: &Append,
+) -> Result<bool, PayoutError> {
+    match append(&mut tx, appending).await {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(e) if e.is_conflict() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn kept_conflicting() -> PayoutError {
+    PayoutError::Store(AppendError::Invalid("the command kept conflicting"))
+}
+
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub id: String,
+    pub ends_on: NaiveDate,
+    pub lines: Vec<NoticeLine>,
+}
+
+/// Opens a public notice for approved applications of one county.
+pub async fn open_notice(
+    db: &PgPool,
+    county: &str,
+    starts_on: NaiveDate,
+    application_ids: &[String],
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Notice, PayoutError> {
+    if starts_on > today {
+        return Err(PayoutError::Invalid {
+            field: "starts_on",
+            message: format!("{starts_on} is in the future"),
+        });
+    }
+    let ids = distinct_ids("application_ids", application_ids)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let ends_on = notice_ends_on(starts_on, NOTICE_WORKING_DAYS_DEFAULT);
+    let stream = format!("notice-{id}");
+    let mut lines = Vec::new();
+    let mut committed = false;
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let appending: Append = async {
+            let apps = read_applications(conn, &ids).await?;
+            lines.clear();
+            let mut events: Vec<NewEvent> = Vec::new();
+            let mut expected = vec![(stream.clone(), ExpectedVersion::NoStream)];
+            let mut pool = String::new();
+            for (app, version) in &apps {
+                if app.status != Status::Approved || app.county != county {
+                    return Err(PayoutError::NotNoticeable {
+                        id: app.id.clone(),
+                        status: app.status.as_str(),
+                        county: county.to_string(),
+                    });
+                }
+                pool = app.pool.clone();
+                lines.push(NoticeLine {
+                    application: app.id.clone(),
+                    name_masked: app.name_masked.clone(),
+                    id_number_masked: app.id_number_masked.clone(),
+                    program: app.program.clone(),
+                    amount: app.amount,
+                });
+                let noticed =
+                    ApplicationNoticed { application: app.id.clone(), notice: id.clone(), ends_on };
+                let app_stream = application_stream(&app.id);
+                events.push(new_event(
+                    &app_stream,
+                    &noticed,
+                    clerk,
+                    &app.pool,
+                    county,
+                    vec![],
+                    starts_on,
+                ));
+                expected.push((app_stream, ExpectedVersion::Exact(*version)));
+            }
+            let opened = NoticeOpened {
+                notice: id.clone(),
+                county: county.to_string(),
+                pool: pool.clone(),
+                starts_on,
+                ends_on,
+                working_days: NOTICE_WORKING_DAYS_DEFAULT,
+                lines: lines.clone(),
+                opened_by: clerk.to_string(),
+            };
+            events.insert(0, new_event(&stream, &opened, clerk, &pool, county, vec![], starts_on));
+            Ok(Append { events, expected, condition: None })
+        }
+        .await?;
+        if try_commit(tx, &appending).await? {
+            committed = true;
+            break;
+        }
+    }
+    if !committed {
+        return Err(kept_conflicting());
+    }
+    Ok(Notice { id, ends_on, lines })
+}
+
+/// Closes a notice whose period has ended, clearing its applications for payout.
+pub async fn close_notice(
+    db: &PgPool,
+    notice_id: &str,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Vec<String>, PayoutError> {
+    let stream = format!("notice-{notice_id}");
+    let mut cleared = Vec::new();
+    let mut committed = false;
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let appending: Append = async {
+            let notice_events = read_stream(conn, &stream).await?;
+            let version = notice_events.last().map_or(0, |e| e.stream_version);
+            let opened: NoticeOpened = notice_events
+                .iter()
+                .find(|e| e.event_type == "NoticeOpened")
+                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded notice"))
+                .ok_or_else(|| PayoutError::NotFound(format!("notice {notice_id}")))?;
+            if notice_events.iter().any(|e| e.event_type == "NoticeClosed") {
+                return Err(PayoutError::NoticeClosed(notice_id.to_string()));
+            }
+            if today <= opened.ends_on {
+                return Err(PayoutError::NoticePeriodNotEnded { ends_on: opened.ends_on });
+            }
+            let ids: Vec<String> = opened.lines.iter().map(|l| l.application.clone()).collect();
+            let apps = read_applications(conn, &ids).await?;
+            cleared.clear();
+            let mut events = Vec::new();
+            let mut expected = vec![(stream.clone(), ExpectedVersion::Exact(version))];
+            for (app, v) in &apps {
+                // Withdrawn or rejected meanwhile (an upheld objection): not cleared.
+                if app.status == Status::InNotice && app.notice.as_deref() == Some(notice_id) {
+                    let e = ApplicationCleared {
+                        application: app.id.clone(),
+                        notice: notice_id.to_string(),
+                        cleared_on: today,
+                    };
+                    let app_stream = application_stream(&app.id);
+                    events.push(new_event(
+                        &app_stream,
+                        &e,
+                        clerk,
+                        &app.pool,
+                        &app.county,
+                        vec![],
+                        today,
+                    ));
+                    expected.push((app_stream, ExpectedVersion::Exact(*v)));
+                    cleared.push(app.id.clone());
+                }
+            }
+            let closed = NoticeClosed {
+                notice: notice_id.to_string(),
+                closed_on: today,
+                cleared: cleared.clone(),
+                closed_by: clerk.to_string(),
+            };
+            events.insert(
+                0,
+                new_event(&stream, &closed, clerk, &opened.pool, &opened.county, vec![], today),
+            );
+            Ok(Append { events, expected, condition: None })
+        }
+        .await?;
+        if try_commit(tx, &appending).await? {
+            committed = true;
+            break;
+        }
+    }
+    if !committed {
+        return Err(kept_conflicting());
+    }
+    Ok(cleared)
+}
+
+fn payout_tag(payout: &str) -> Tag {
+    Tag::parse(&format!("payout:{payout}")).expect("payout ids are uuids")
+}
+
+/// Issues one payout per application, all or none. Returns the payout ids in order.
+pub async fn issue_payouts(
+    db: &PgPool,
+    application_ids: &[String],
+    paid_on: NaiveDate,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<Vec<String>, PayoutError> {
+    if paid_on > today {
+        return Err(PayoutError::Invalid {
+            field: "paid_on",
+            message: format!("{paid_on} is in the future"),
+        });
+    }
+    let ids = distinct_ids("application_ids", application_ids)?;
+    let payouts: Vec<String> = ids.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let mut committed = false;
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let appending: Append = async {
+            let apps = read_applications(conn, &ids).await?;
+            let mut events = Vec::new();
+            let mut expected = Vec::new();
+            for ((app, version), payout) in apps.iter().zip(&payouts) {
+                match app.status {
+                    Status::Cleared => {}
+                    Status::PayoutIssued | Status::Settled => {
+                        return Err(PayoutError::AlreadyPaid {
+                            id: app.id.clone(),
+                            payout: app.payouts.last().cloned().unwrap_or_default(),
+                        })
+                    }
+                    other => {
+                        return Err(PayoutError::NotCleared {
+                            id: app.id.clone(),
+                            status: other.as_str(),
+                        })
+                    }
+                }
+                let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
+                let mut tags = vec![payout_tag(payout)];
+                if counts {
+                    tags.push(Tag::pool_year(&app.pool, app.year));
+                }
+                let e = PayoutIssued {
+                    payout: payout.clone(),
+                    application: app.id.clone(),
+                    pool: app.pool.clone(),
+                    year: app.year,
+                    amount: app.amount,
+                    counts_against_quota: counts,
+                    paid_on,
+                    issued_by: actor.to_string(),
+                };
+                let app_stream = application_stream(&app.id);
+                events.push(new_event(
+                    &app_stream,
+                    &e,
+                    actor,
+                    &app.pool,
+                    &app.county,
+                    tags,
+                    paid_on,
+                ));
+                expected.push((app_stream, ExpectedVersion::Exact(*version)));
+            }
+            Ok(Append { events, expected, condition: None })
+        }
+        .await?;
+        if try_commit(tx, &appending).await? {
+            committed = true;
+            break;
+        }
+    }
+    if !committed {
+        return Err(kept_conflicting());
+    }
+    Ok(payouts)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Settled { bank_reference: String },
+    Failed { reason: String },
+}
+
+/// Records the bank's result for a payout.
+pub async fn settle(
+    db: &PgPool,
+    payout: &str,
+    settlement: &Settlement,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<(), PayoutError> {
+    let (field, text) = match settlement {
+        Settlement::Settled { bank_reference } => ("bank_reference", bank_reference),
+        Settlement::Failed { reason } => ("reason", reason),
+    };
+    if text.trim().is_empty() {
+        return Err(PayoutError::Invalid { field, message: "must not be empty".into() });
+    }
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let appending: Append = async {
+            let found = read_tagged(conn, &[payout_tag(payout)]).await?;
+            let issued: PayoutIssued = found
+                .events
+                .iter()
+                .find(|e| e.event_type == "PayoutIssued")
+                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
+                .ok_or_else(|| PayoutError::NotFound(format!("payout {payout}")))?;
+            let (app, version) =
+                read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
+            if app.status != Status::PayoutIssued
+                || app.payouts.last().map(String::as_str) != Some(payout)
+            {
+                return Err(PayoutError::PayoutNotOpen {
+                    payout: payout.to_string(),
+                    status: app.status.as_str(),
+                });
+            }
+            let stream = application_stream(&app.id);
+            let event = match settlement {
+                Settlement::Settled { bank_reference } => {
+                    let e = PayoutSettled {
+                        payout: payout.to_string(),
+                        application: app.id.clone(),
+                        bank_reference: bank_reference.trim().to_string(),
+                        settled_on: today,
+                    };
+                    new_event(
+                        &stream,
+                        &e,
+                        actor,
+                        &app.pool,
+                        &app.county,
+                        vec![payout_tag(payout)],
+                        today,
+                    )
+                }
+                Settlement::Failed { reason } => {
+                    let e = PayoutFailed {
+                        payout: payout.to_string(),
+                        application: app.id.clone(),
+                        reason: reason.trim().to_string(),
+                        failed_on: today,
+                    };
+                    new_event(
+                        &stream,
+                        &e,
+                        actor,
+                        &app.pool,
+                        &app.county,
+                        vec![payout_tag(payout)],
+                        today,
+                    )
+                }
+            };
+            Ok(Append {
+                events: vec![event],
+                expected: vec![(stream, ExpectedVersion::Exact(version))],
+                condition: None,
+            })
+        }
+        .await?;
+        if try_commit(tx, &appending).await? {
+            return Ok(());
+        }
+    }
+    Err(kept_conflicting())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_lasts_five_working_days() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Monday 2025-06-02 → Friday 2025-06-06; Thursday → next Wednesday.
+        assert_eq!(notice_ends_on(d("2025-06-02"), 5), d("2025-06-06"));
+        assert_eq!(notice_ends_on(d("2025-06-05"), 5), d("2025-06-11"));
+        // Starting on a Saturday, the first working day is Monday.
+        assert_eq!(notice_ends_on(d("2025-06-07"), 5), d("2025-06-13"));
+    }
+}

@@ -1,0 +1,190 @@
+//! From approval to settled payout against real PostgreSQL: no payout before the public notice
+//! has closed, nothing paid twice under concurrent requests, settlement once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use fundledger::commands::applications::{review, submit, PersonApplication, Review};
+use fundledger::commands::payouts::{
+    close_notice, issue_payouts, open_notice, settle, PayoutError, Settlement,
+};
+use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::personal::Keys;
+use fundledger::postgres::testing::TestDatabase;
+use fundledger::publishing::{load_policy_file, publish};
+use policy::{Amount, DivisionCode, Ratio};
+use serde_json::json;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn id_number(n: u32) -> String {
+    let body = format!("371502198805{:02}{:03}", 1 + n % 28, n % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+const TODAY: &str = "2024-11-20";
+
+/// Liaocheng with a 2024 quota of 15000.00 and `n` approved training applications.
+async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
+    let db = TestDatabase::new().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for f in ["liaocheng-2024-training.toml", "shandong-2024-expansion-quota.toml"] {
+        publish(&db.pool, &load_policy_file(&dir.join(f)).unwrap(), "admin").await.unwrap();
+    }
+    let pool = DivisionCode::parse("371500").unwrap();
+    register_pool(&db.pool, &pool, "聊城市", "admin").await.unwrap();
+    register_county(&db.pool, &DivisionCode::parse("371502").unwrap(), "东昌府区", &pool, "admin")
+        .await
+        .unwrap();
+    lock_balance(
+        &db.pool,
+        &pool,
+        date("2023-12-31"),
+        Amount::parse("100000.00").unwrap(),
+        "d",
+        date(TODAY),
+        "finance",
+    )
+    .await
+    .unwrap();
+    set_quota(&db.pool, &pool, 2024, Ratio::parse("0.15").unwrap(), "f", "finance").await.unwrap();
+    let keys = Keys::generate();
+    let mut ids = Vec::new();
+    for person in 0..n {
+        let body = json!({
+            "county": "371502", "submitted_on": "2024-10-20",
+            "applicant": {"id_number": id_number(person), "name": "王小五"},
+            "eligibility": {"receiving_unemployment_benefit": true},
+            "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
+                         "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
+        });
+        let app = PersonApplication::Training(serde_json::from_value(body).unwrap());
+        let s = submit(&db.pool, &keys, &app, "clerk", date(TODAY)).await.unwrap();
+        review(&db.pool, &s.id, &Review::Approve, "reviewer", date(TODAY)).await.unwrap();
+        ids.push(s.id);
+    }
+    (db, ids)
+}
+
+async fn quota_paid(db: &TestDatabase) -> String {
+    let paid: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum((data->>'amount')::numeric), 0) FROM events WHERE event_type = 'PayoutIssued'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    paid.to_string()
+}
+
+#[tokio::test]
+async fn an_approved_application_is_noticed_cleared_paid_and_settled() {
+    let (db, ids) = approved(2).await;
+    let err = issue_payouts(&db.pool, &ids, date("2024-11-04"), "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_cleared", "{err}");
+
+    // Monday 2024-11-04, five working days: until Friday 2024-11-08.
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    assert_eq!(notice.ends_on, date("2024-11-08"));
+    assert_eq!(notice.lines[0].name_masked, "王*五");
+    assert!(notice.lines[0].id_number_masked.starts_with("371502********"));
+    let err = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_approved", "already on notice: {err}");
+
+    let err = close_notice(&db.pool, &notice.id, "clerk", date("2024-11-08")).await.unwrap_err();
+    assert_eq!(err.code(), "notice_period_not_ended", "{err}");
+    let err = issue_payouts(&db.pool, &ids, date("2024-11-08"), "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_cleared", "no payout before the notice has closed: {err}");
+
+    let cleared = close_notice(&db.pool, &notice.id, "clerk", date("2024-11-09")).await.unwrap();
+    assert_eq!(cleared, ids);
+    let err = close_notice(&db.pool, &notice.id, "clerk", date("2024-11-10")).await.unwrap_err();
+    assert_eq!(err.code(), "notice_already_closed");
+
+    let payouts =
+        issue_payouts(&db.pool, &ids, date("2024-11-12"), "finance", date(TODAY)).await.unwrap();
+    assert_eq!(payouts.len(), 2);
+    assert_eq!(quota_paid(&db).await, "1200.00");
+    settle(
+        &db.pool,
+        &payouts[0],
+        &Settlement::Settled { bank_reference: "B20241113001".into() },
+        "finance",
+        date(TODAY),
+    )
+    .await
+    .unwrap();
+    let err = settle(
+        &db.pool,
+        &payouts[0],
+        &Settlement::Failed { reason: "closed".into() },
+        "finance",
+        date(TODAY),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "payout_already_settled", "{err}");
+    settle(
+        &db.pool,
+        &payouts[1],
+        &Settlement::Failed { reason: "账户已销户".into() },
+        "finance",
+        date(TODAY),
+    )
+    .await
+    .unwrap();
+
+    let before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
+    let err = issue_payouts(&db.pool, &ids[..1], date("2024-11-12"), "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PayoutError::AlreadyPaid { .. }), "{err}");
+    let after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(before, after, "a refusal records nothing");
+}
+
+/// Eight payout requests for one cleared application at the same instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_concurrent_payouts_for_one_application_exactly_one_is_recorded() {
+    const REQUESTS: usize = 8;
+    let (db, ids) = approved(1).await;
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    close_notice(&db.pool, &notice.id, "clerk", date("2024-11-09")).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let (pool, barrier, ids) = (db.pool.clone(), barrier.clone(), ids.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                issue_payouts(&pool, &ids, date("2024-11-12"), "finance", date(TODAY)).await
+            })
+        })
+        .collect();
+    let (mut paid, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => paid += 1,
+            Err(PayoutError::AlreadyPaid { .. }) => refused += 1,
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!((paid, refused), (1, REQUESTS - 1));
+    assert_eq!(quota_paid(&db).await, "600.00", "paid once");
+}
