@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use fundledger::commands::applications::{review, submit, PersonApplication, Review};
+use fundledger::commands::applications::{review, submit, withdraw, PersonApplication, Review};
 use fundledger::commands::payouts::{
-    close_notice, issue_payouts, open_notice, settle, PayoutError, Settlement,
+    close_notice, file_objection, issue_payouts, open_notice, record_recovery, resolve_objection,
+    settle, PayoutError, Settlement,
 };
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
 use fundledger::personal::Keys;
@@ -187,4 +188,139 @@ async fn of_concurrent_payouts_for_one_application_exactly_one_is_recorded() {
     }
     assert_eq!((paid, refused), (1, REQUESTS - 1));
     assert_eq!(quota_paid(&db).await, "600.00", "paid once");
+}
+
+/// The pool's 2024 quota as a fold of the whole log: (committed, paid, recovered, remaining).
+async fn quota(db: &TestDatabase) -> (String, String, String, String) {
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT event_type, data FROM events ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let mut pools = projections::pools::Pools::default();
+    for (t, d) in &rows {
+        pools.apply(t, d).unwrap();
+    }
+    let q = pools.quota("371500", 2024).unwrap();
+    q.check();
+    (
+        q.committed.to_string(),
+        q.paid.to_string(),
+        q.recovered.to_string(),
+        q.remaining().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_upheld_objection_rejects_the_application_and_frees_its_quota() {
+    let (db, ids) = approved(2).await;
+    assert_eq!(quota(&db).await.0, "1200.00");
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    let upheld = file_objection(
+        &db.pool,
+        &notice.id,
+        &ids[0],
+        "申请人并未参加培训",
+        "citizen",
+        date("2024-11-05"),
+    )
+    .await
+    .unwrap();
+    let dismissed =
+        file_objection(&db.pool, &notice.id, &ids[1], "金额有误", "citizen", date("2024-11-06"))
+            .await
+            .unwrap();
+    let err = file_objection(&db.pool, &notice.id, &ids[1], "again", "citizen", date("2024-11-09"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "objection_period_ended", "{err}");
+
+    let cleared = close_notice(&db.pool, &notice.id, "clerk", date("2024-11-09")).await.unwrap();
+    assert!(cleared.is_empty(), "open objections hold their applications");
+
+    let status = resolve_objection(
+        &db.pool,
+        &upheld,
+        true,
+        "查实未参加培训",
+        "reviewer",
+        date("2024-11-11"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.as_str(), "rejected");
+    let status = resolve_objection(
+        &db.pool,
+        &dismissed,
+        false,
+        "异议不成立",
+        "reviewer",
+        date("2024-11-11"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.as_str(), "cleared");
+    let err = resolve_objection(&db.pool, &upheld, false, "x", "reviewer", date("2024-11-11"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "objection_already_resolved");
+
+    let err = issue_payouts(&db.pool, &ids[..1], date("2024-11-12"), "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_cleared", "{err}");
+    issue_payouts(&db.pool, &ids[1..], date("2024-11-12"), "finance", date(TODAY)).await.unwrap();
+    assert_eq!(quota(&db).await, ("0.00".into(), "600.00".into(), "0".into(), "14400.00".into()));
+}
+
+#[tokio::test]
+async fn a_withdrawal_releases_its_commitment_and_a_recovery_frees_quota() {
+    let (db, ids) = approved(3).await;
+    withdraw(&db.pool, &ids[2], "申请人放弃", "clerk", date(TODAY)).await.unwrap();
+    assert_eq!(quota(&db).await.0, "1200.00");
+    let err = withdraw(&db.pool, &ids[2], "again", "clerk", date(TODAY)).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_state");
+
+    let paid = &ids[..2];
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), paid, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    close_notice(&db.pool, &notice.id, "clerk", date("2024-11-09")).await.unwrap();
+    let payouts =
+        issue_payouts(&db.pool, paid, date("2024-11-12"), "finance", date(TODAY)).await.unwrap();
+    settle(
+        &db.pool,
+        &payouts[0],
+        &Settlement::Settled { bank_reference: "B1".into() },
+        "finance",
+        date(TODAY),
+    )
+    .await
+    .unwrap();
+
+    let money = |s: &str| policy::Money::parse(s).unwrap();
+    let err = record_recovery(&db.pool, &ids[1], money("600.00"), "骗取", "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_recoverable", "an unsettled payout is not recovered: {err}");
+    let err = record_recovery(&db.pool, &ids[0], money("600.01"), "骗取", "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "validation_failed", "{err}");
+    record_recovery(&db.pool, &ids[0], money("200.00"), "重复领取", "finance", date(TODAY))
+        .await
+        .unwrap();
+    record_recovery(&db.pool, &ids[0], money("400.00"), "重复领取", "finance", date(TODAY))
+        .await
+        .unwrap();
+    let err = record_recovery(&db.pool, &ids[0], money("0.01"), "x", "finance", date(TODAY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_recoverable", "fully recovered: {err}");
+    assert_eq!(
+        quota(&db).await,
+        ("0.00".into(), "1200.00".into(), "600.00".into(), "14400.00".into())
+    );
 }

@@ -253,3 +253,59 @@ impl DomainEvent for PayoutFailed {
     const TYPE: &'static str = "PayoutFailed";
     const VERSION: i32 = 1;
 }
+
+/// An objection (异议) to an application on public notice; it holds the application until
+/// resolved. Tagged `objection:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionFiled {
+    pub objection: String,
+    pub notice: String,
+    pub application: String,
+    pub summary: String,
+    pub filed_on: NaiveDate,
+}
+
+impl DomainEvent for ObjectionFiled {
+    const TYPE: &'static str = "ObjectionFiled";
+    const VERSION: i32 = 1;
+}
+
+/// A reviewer resolved an objection. Upheld: the application is rejected in the same
+/// transaction (an `ApplicationRejected` follows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionResolved {
+    pub objection: String,
+    pub application: String,
+    pub upheld: bool,
+    pub note: String,
+    pub resolved_by: String,
+    pub resolved_on: NaiveDate,
+}
+
+impl DomainEvent for ObjectionResolved {
+    const TYPE: &'static str = "ObjectionResolved";
+    const VERSION: i32 = 1;
+}
+
+/// Money paid wrongly was recovered (追回). Frees quota and, once the whole amount is back,
+/// the annual slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRecorded {
+    pub recovery: String,
+    pub application: String,
+    pub pool: String,
+    pub year: i32,
+    pub amount: Decimal,
+    pub counts_against_quota: bool,
+    pub reason: String,
+    pub recovered_on: NaiveDate,
+    pub recorded_by: String,
+}
+
+impl DomainEvent for RecoveryRecorded {
+    const TYPE: &'static str = "RecoveryRecorded";
+    const VERSION: i32 = 1;
+}

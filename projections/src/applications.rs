@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use events::application::{
     ApplicationApproved, ApplicationCleared, ApplicationNoticed, ApplicationRejected,
-    ApplicationSubmitted, ApplicationWithdrawn, PayoutFailed, PayoutIssued, PayoutSettled,
+    ApplicationSubmitted, ApplicationWithdrawn, ObjectionFiled, ObjectionResolved, PayoutFailed,
+    PayoutIssued, PayoutSettled, RecoveryRecorded,
 };
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -25,6 +26,8 @@ pub enum Status {
     Settled,
     /// The last payout failed; it may be reissued.
     PayoutFailed,
+    /// Paid, and the whole amount recovered: frees its annual slot.
+    Recovered,
     Rejected,
     Withdrawn,
 }
@@ -39,6 +42,7 @@ impl Status {
             Status::PayoutIssued => "payout_issued",
             Status::Settled => "settled",
             Status::PayoutFailed => "payout_failed",
+            Status::Recovered => "recovered",
             Status::Rejected => "rejected",
             Status::Withdrawn => "withdrawn",
         }
@@ -67,6 +71,9 @@ pub struct Application {
     pub notice: Option<String>,
     /// Payouts issued, in order; the last one is the current one.
     pub payouts: Vec<String>,
+    /// Objections filed and not yet resolved: they hold the application.
+    pub open_objections: Vec<String>,
+    pub recovered: Decimal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +112,8 @@ impl Applications {
                         status: Status::Submitted,
                         notice: None,
                         payouts: Vec::new(),
+                        open_objections: Vec::new(),
+                        recovered: Decimal::ZERO,
                     },
                 );
             }
@@ -141,6 +150,27 @@ impl Applications {
             PayoutSettled::TYPE => {
                 let e: PayoutSettled = decode(event_type, data)?;
                 self.set_status(&e.application, Status::Settled);
+            }
+            ObjectionFiled::TYPE => {
+                let e: ObjectionFiled = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.open_objections.push(e.objection);
+                }
+            }
+            ObjectionResolved::TYPE => {
+                let e: ObjectionResolved = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.open_objections.retain(|o| *o != e.objection);
+                }
+            }
+            RecoveryRecorded::TYPE => {
+                let e: RecoveryRecorded = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.recovered += e.amount;
+                    if a.recovered >= a.amount {
+                        a.status = Status::Recovered;
+                    }
+                }
             }
             PayoutFailed::TYPE => {
                 let e: PayoutFailed = decode(event_type, data)?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use events::application::{
-    ApplicationApproved, ApplicationRejected, ApplicationWithdrawn, PayoutIssued,
+    ApplicationApproved, ApplicationRejected, ApplicationWithdrawn, PayoutIssued, RecoveryRecorded,
 };
 use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
 use events::DomainEvent;
@@ -130,6 +130,14 @@ impl Pools {
                     if let Some(q) = self.quota_mut(&e.pool, e.year) {
                         q.committed -= e.amount;
                         q.paid += e.amount;
+                    }
+                }
+            }
+            RecoveryRecorded::TYPE => {
+                let e: RecoveryRecorded = decode(event_type, data)?;
+                if e.counts_against_quota {
+                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
+                        q.recovered += e.amount;
                     }
                 }
             }

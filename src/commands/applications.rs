@@ -133,6 +133,10 @@ pub enum ApplicationError {
     SelfReview(String),
     #[error("reasons: a rejection needs at least one reason the applicant can read")]
     NoReasons,
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("application {id} is {status}; only an application not yet paid can be withdrawn")]
+    NotWithdrawable { id: String, status: &'static str },
     #[error(
         "pool {pool} has no expansion quota for {year}; the city finance bureau sets it first"
     )]
@@ -156,9 +160,12 @@ impl ApplicationError {
             }
             ApplicationError::FutureDate(_)
             | ApplicationError::CountyNotFound(_)
-            | ApplicationError::NoReasons => "validation_failed",
+            | ApplicationError::NoReasons
+            | ApplicationError::Invalid { .. } => "validation_failed",
             ApplicationError::NotFound(_) => "not_found",
-            ApplicationError::NotReviewable { .. } => "invalid_state",
+            ApplicationError::NotReviewable { .. } | ApplicationError::NotWithdrawable { .. } => {
+                "invalid_state"
+            }
             ApplicationError::SelfReview(_) => "self_review_forbidden",
             ApplicationError::QuotaNotSet { .. } => "quota_not_set",
             ApplicationError::QuotaExceeded { .. } => "quota_exceeded",
@@ -225,6 +232,7 @@ fn prior(a: &Application) -> Option<PriorApplication> {
             Status::Submitted => policy::Status::Pending,
             Status::Approved | Status::InNotice | Status::Cleared => policy::Status::Counted,
             Status::PayoutIssued | Status::Settled | Status::PayoutFailed => policy::Status::Paid,
+            Status::Recovered => policy::Status::Recovered,
             Status::Rejected => policy::Status::Rejected,
             Status::Withdrawn => policy::Status::Withdrawn,
         },
@@ -491,4 +499,67 @@ pub async fn review(
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("review kept conflicting")))
+}
+
+/// Withdraws an application not yet paid (撤回). Its annual slot is freed, and so is any quota
+/// money its approval committed.
+pub async fn withdraw(
+    db: &PgPool,
+    id: &str,
+    reason: &str,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Application, ApplicationError> {
+    if reason.trim().is_empty() {
+        return Err(ApplicationError::Invalid {
+            field: "reason",
+            message: "say why the application is withdrawn".into(),
+        });
+    }
+    let stream = application_stream(id);
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let events = read_stream(&mut tx, &stream).await?;
+        let version = events.last().map_or(0, |e| e.stream_version);
+        let mut app = fold_applications(&events)
+            .by_id
+            .remove(id)
+            .ok_or_else(|| ApplicationError::NotFound(id.to_string()))?;
+        let committed = match app.status {
+            Status::Submitted => false,
+            Status::Approved | Status::InNotice | Status::Cleared => true,
+            other => {
+                return Err(ApplicationError::NotWithdrawable {
+                    id: id.to_string(),
+                    status: other.as_str(),
+                })
+            }
+        };
+        let mut tags = vec![Tag::person(&app.person_key)];
+        if committed && app.funding == policy::Funding::ExpansionPilot.as_str() {
+            // Quota readers must see the release.
+            tags.push(Tag::pool_year(&app.pool, app.year));
+        }
+        let e = events::application::ApplicationWithdrawn {
+            application: id.to_string(),
+            reason: reason.trim().to_string(),
+            withdrawn_by: clerk.to_string(),
+            withdrawn_on: today,
+        };
+        let appending = Append {
+            events: vec![new_event(&stream, &e, clerk, &app.pool, &app.county, tags, today)],
+            expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        match append(&mut tx, &appending).await {
+            Ok(_) => {
+                tx.commit().await?;
+                app.status = Status::Withdrawn;
+                return Ok(app);
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApplicationError::Store(AppendError::Invalid("withdrawal kept conflicting")))
 }

@@ -6,9 +6,11 @@
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use events::application::{
-    ApplicationCleared, ApplicationNoticed, NoticeClosed, NoticeLine, NoticeOpened, PayoutFailed,
-    PayoutIssued, PayoutSettled,
+    ApplicationCleared, ApplicationNoticed, ApplicationRejected, NoticeClosed, NoticeLine,
+    NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled,
+    RecoveryRecorded,
 };
+use events::DomainEvent;
 use events::Tag;
 use projections::applications::{Application, Status};
 use sqlx::PgPool;
@@ -42,6 +44,14 @@ pub enum PayoutError {
     AlreadyPaid { id: String, payout: String },
     #[error("payout {payout} is already {status}")]
     PayoutNotOpen { payout: String, status: &'static str },
+    #[error("the objection period of notice {notice} ended on {ends_on}")]
+    ObjectionPeriodEnded { notice: String, ends_on: NaiveDate },
+    #[error("application {id} is {status}, not on notice {notice}")]
+    NotOnNotice { id: String, status: &'static str, notice: String },
+    #[error("objection {0} is already resolved")]
+    ObjectionResolved(String),
+    #[error("application {id} is {status}; only a settled payout can be recovered")]
+    NotRecoverable { id: String, status: &'static str },
     #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
@@ -59,6 +69,10 @@ impl PayoutError {
             PayoutError::NotCleared { .. } => "not_cleared",
             PayoutError::AlreadyPaid { .. } => "already_paid",
             PayoutError::PayoutNotOpen { .. } => "payout_already_settled",
+            PayoutError::ObjectionPeriodEnded { .. } => "objection_period_ended",
+            PayoutError::NotOnNotice { .. } => "not_on_notice",
+            PayoutError::ObjectionResolved(_) => "objection_already_resolved",
+            PayoutError::NotRecoverable { .. } => "not_recoverable",
             PayoutError::Store(_) | PayoutError::Database(_) => "internal",
         }
     }
@@ -262,7 +276,11 @@ pub async fn close_notice(
             let mut expected = vec![(stream.clone(), ExpectedVersion::Exact(version))];
             for (app, v) in &apps {
                 // Withdrawn or rejected meanwhile (an upheld objection): not cleared.
-                if app.status == Status::InNotice && app.notice.as_deref() == Some(notice_id) {
+                // An open objection holds the application until it is resolved.
+                if app.status == Status::InNotice
+                    && app.notice.as_deref() == Some(notice_id)
+                    && app.open_objections.is_empty()
+                {
                     let e = ApplicationCleared {
                         application: app.id.clone(),
                         notice: notice_id.to_string(),
@@ -479,6 +497,255 @@ pub async fn settle(
         .await?;
         if try_commit(tx, &appending).await? {
             return Ok(());
+        }
+    }
+    Err(kept_conflicting())
+}
+
+fn objection_tag(objection: &str) -> Tag {
+    Tag::parse(&format!("objection:{objection}")).expect("objection ids are uuids")
+}
+
+async fn read_notice(
+    conn: &mut sqlx::PgConnection,
+    notice_id: &str,
+) -> Result<(NoticeOpened, bool), PayoutError> {
+    let events = read_stream(conn, &format!("notice-{notice_id}")).await?;
+    let opened: NoticeOpened = events
+        .iter()
+        .find(|e| e.event_type == "NoticeOpened")
+        .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded notice"))
+        .ok_or_else(|| PayoutError::NotFound(format!("notice {notice_id}")))?;
+    Ok((opened, events.iter().any(|e| e.event_type == "NoticeClosed")))
+}
+
+/// Files an objection (异议) against an application on notice, during the notice period.
+pub async fn file_objection(
+    db: &PgPool,
+    notice_id: &str,
+    application_id: &str,
+    summary: &str,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<String, PayoutError> {
+    if summary.trim().is_empty() {
+        return Err(PayoutError::Invalid {
+            field: "summary",
+            message: "say what the objection is".into(),
+        });
+    }
+    let objection = uuid::Uuid::now_v7().to_string();
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let (opened, closed) = read_notice(&mut tx, notice_id).await?;
+        if closed || today > opened.ends_on {
+            return Err(PayoutError::ObjectionPeriodEnded {
+                notice: notice_id.to_string(),
+                ends_on: opened.ends_on,
+            });
+        }
+        let (app, version) =
+            read_applications(&mut tx, &[application_id.to_string()]).await?.remove(0);
+        if app.status != Status::InNotice || app.notice.as_deref() != Some(notice_id) {
+            return Err(PayoutError::NotOnNotice {
+                id: app.id.clone(),
+                status: app.status.as_str(),
+                notice: notice_id.to_string(),
+            });
+        }
+        let e = ObjectionFiled {
+            objection: objection.clone(),
+            notice: notice_id.to_string(),
+            application: app.id.clone(),
+            summary: summary.trim().to_string(),
+            filed_on: today,
+        };
+        let stream = application_stream(&app.id);
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &e,
+                actor,
+                &app.pool,
+                &app.county,
+                vec![objection_tag(&objection)],
+                today,
+            )],
+            expected: vec![(stream, ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        if try_commit(tx, &appending).await? {
+            return Ok(objection);
+        }
+    }
+    Err(kept_conflicting())
+}
+
+/// Resolves an objection. Upheld: the application is rejected (its quota and slot freed).
+/// Not upheld: the application goes on, and is cleared if its notice has already closed.
+pub async fn resolve_objection(
+    db: &PgPool,
+    objection: &str,
+    upheld: bool,
+    note: &str,
+    reviewer: &str,
+    today: NaiveDate,
+) -> Result<Status, PayoutError> {
+    if note.trim().is_empty() {
+        return Err(PayoutError::Invalid {
+            field: "note",
+            message: "say how the objection was resolved".into(),
+        });
+    }
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let found = read_tagged(&mut tx, &[objection_tag(objection)]).await?;
+        let filed: ObjectionFiled = found
+            .events
+            .iter()
+            .find(|e| e.event_type == ObjectionFiled::TYPE)
+            .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded objection"))
+            .ok_or_else(|| PayoutError::NotFound(format!("objection {objection}")))?;
+        let (app, version) =
+            read_applications(&mut tx, std::slice::from_ref(&filed.application)).await?.remove(0);
+        if !app.open_objections.iter().any(|o| o == objection) {
+            return Err(PayoutError::ObjectionResolved(objection.to_string()));
+        }
+        let stream = application_stream(&app.id);
+        let resolved = ObjectionResolved {
+            objection: objection.to_string(),
+            application: app.id.clone(),
+            upheld,
+            note: note.trim().to_string(),
+            resolved_by: reviewer.to_string(),
+            resolved_on: today,
+        };
+        let mut events = vec![new_event(
+            &stream,
+            &resolved,
+            reviewer,
+            &app.pool,
+            &app.county,
+            vec![objection_tag(objection)],
+            today,
+        )];
+        let status = if upheld {
+            let mut tags = vec![Tag::person(&app.person_key)];
+            if app.funding == policy::Funding::ExpansionPilot.as_str() {
+                tags.push(Tag::pool_year(&app.pool, app.year));
+            }
+            let rejected = ApplicationRejected {
+                application: app.id.clone(),
+                reasons: vec![format!("objection upheld: {}", note.trim())],
+                reviewer: reviewer.to_string(),
+                rejected_on: today,
+            };
+            events.push(new_event(
+                &stream,
+                &rejected,
+                reviewer,
+                &app.pool,
+                &app.county,
+                tags,
+                today,
+            ));
+            Status::Rejected
+        } else {
+            let (_, closed) = read_notice(&mut tx, &filed.notice).await?;
+            let others_open = app.open_objections.iter().any(|o| o != objection);
+            if closed && !others_open && app.status == Status::InNotice {
+                let cleared = ApplicationCleared {
+                    application: app.id.clone(),
+                    notice: filed.notice.clone(),
+                    cleared_on: today,
+                };
+                events.push(new_event(
+                    &stream,
+                    &cleared,
+                    reviewer,
+                    &app.pool,
+                    &app.county,
+                    vec![],
+                    today,
+                ));
+                Status::Cleared
+            } else {
+                app.status
+            }
+        };
+        let appending = Append {
+            events,
+            expected: vec![(stream, ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        if try_commit(tx, &appending).await? {
+            return Ok(status);
+        }
+    }
+    Err(kept_conflicting())
+}
+
+/// Records money recovered (追回) from a settled payout. Frees quota money, and once the whole
+/// amount is back the application no longer takes an annual slot.
+pub async fn record_recovery(
+    db: &PgPool,
+    application_id: &str,
+    amount: policy::Money,
+    reason: &str,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<String, PayoutError> {
+    if reason.trim().is_empty() {
+        return Err(PayoutError::Invalid {
+            field: "reason",
+            message: "say why the money is recovered".into(),
+        });
+    }
+    let recovery = uuid::Uuid::now_v7().to_string();
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let (app, version) =
+            read_applications(&mut tx, &[application_id.to_string()]).await?.remove(0);
+        if app.status != Status::Settled {
+            return Err(PayoutError::NotRecoverable {
+                id: app.id.clone(),
+                status: app.status.as_str(),
+            });
+        }
+        let outstanding = app.amount - app.recovered;
+        if amount.value() > outstanding {
+            return Err(PayoutError::Invalid {
+                field: "amount",
+                message: format!(
+                    "{} is more than the {outstanding} paid and not yet recovered",
+                    amount.value()
+                ),
+            });
+        }
+        let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
+        let mut tags = vec![Tag::person(&app.person_key)];
+        if counts {
+            tags.push(Tag::pool_year(&app.pool, app.year));
+        }
+        let e = RecoveryRecorded {
+            recovery: recovery.clone(),
+            application: app.id.clone(),
+            pool: app.pool.clone(),
+            year: app.year,
+            amount: amount.value(),
+            counts_against_quota: counts,
+            reason: reason.trim().to_string(),
+            recovered_on: today,
+            recorded_by: actor.to_string(),
+        };
+        let stream = application_stream(&app.id);
+        let appending = Append {
+            events: vec![new_event(&stream, &e, actor, &app.pool, &app.county, tags, today)],
+            expected: vec![(stream, ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        if try_commit(tx, &appending).await? {
+            return Ok(recovery);
         }
     }
     Err(kept_conflicting())
