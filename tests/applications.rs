@@ -280,3 +280,61 @@ async fn of_forty_simultaneous_approvals_exactly_the_twenty_five_that_fit_pass()
     .unwrap();
     assert_eq!(committed.to_string(), "15000.00", "committed equals the cap, not a fen more");
 }
+
+/// The same occupation and level for one person, submitted at once in two counties, and a
+/// training application for that occupation and level at the same instant: exactly one of the
+/// three stands (once per occupation and level; training and skill upgrade exclusive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests() {
+    let db = ledger().await;
+    let keys = Arc::new(Keys::generate());
+    // 4-10-01-05 (养老护理员) at level 5: skill upgrade in Weihai twice, training in Liaocheng.
+    let person = 77;
+    let su = |county: &str| {
+        let body = json!({
+            "county": county, "submitted_on": "2024-10-20",
+            "applicant": {"id_number": id_number(person), "name": "孙七"},
+            "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": true},
+            "certificate": {"occupation_code": "4-10-01-05", "level": 5, "number": "S1", "issued_on": "2024-10-01"}
+        });
+        PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap())
+    };
+    let tr = {
+        let body = json!({
+            "county": "371502", "submitted_on": "2024-10-20",
+            "applicant": {"id_number": id_number(person), "name": "孙七"},
+            "eligibility": {"receiving_unemployment_benefit": true},
+            "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
+                         "class_start_on": "2024-09-10", "hours": 40}
+        });
+        PersonApplication::Training(serde_json::from_value(body).unwrap())
+    };
+    let apps = [su("371002"), su("371003"), tr];
+    let barrier = Arc::new(tokio::sync::Barrier::new(apps.len()));
+    let tasks: Vec<_> = apps
+        .into_iter()
+        .map(|app| {
+            let (pool, keys, barrier) = (db.pool.clone(), keys.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                submit(&pool, &keys, &app, "clerk", today()).await
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(match t.await.unwrap() {
+            Ok(_) => "accepted",
+            Err(e) => e.code(),
+        });
+    }
+    codes.sort();
+    assert_eq!(codes.iter().filter(|c| **c == "accepted").count(), 1, "{codes:?}");
+    for c in codes.iter().filter(|c| **c != "accepted") {
+        assert!(
+            ["occupation_level_already_subsidized", "training_and_skill_upgrade_exclusive"]
+                .contains(c),
+            "{codes:?}"
+        );
+    }
+}
