@@ -283,7 +283,10 @@ pub async fn submit(
     for _ in 0..COMMAND_ATTEMPTS_MAX {
         let mut tx = db.begin().await?;
         // One person's submissions queue: ten at once in two counties must see each other.
-        lock_tags(&mut tx, std::slice::from_ref(&person_tag)).await?;
+        match lock_tags(&mut tx, std::slice::from_ref(&person_tag)).await {
+            Err(e) if e.is_conflict() => continue,
+            other => other?,
+        }
         let read = read_tagged(&mut tx, &[person_tag.clone(), policies_tag()]).await?;
         let policies = policies_in(&read.events);
         let history: Vec<PriorApplication> = fold_applications(&read.events)
@@ -435,7 +438,10 @@ pub async fn review(
                 if counts {
                     let quota_tag = Tag::pool_year(&app.pool, app.year);
                     // Forty counties approving against one quota proceed one after another.
-                    lock_tags(&mut tx, std::slice::from_ref(&quota_tag)).await?;
+                    match lock_tags(&mut tx, std::slice::from_ref(&quota_tag)).await {
+                        Err(e) if e.is_conflict() => continue,
+                        other => other?,
+                    }
                     let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool code");
                     let pool_events = read_stream(&mut tx, &pool_stream(&pool_code)).await?;
                     let quota_read = read_tagged(&mut tx, std::slice::from_ref(&quota_tag)).await?;

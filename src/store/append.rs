@@ -73,6 +73,11 @@ pub enum AppendError {
     TagConflict { tag: String, event_id: i64 },
     #[error("invalid append: {0}")]
     Invalid(&'static str),
+    /// PostgreSQL broke a lock cycle by aborting this transaction. The lock order rules out
+    /// cycles among appends; a command that locks a hot tag before reading could still meet
+    /// one, and retrying from the start is then the right answer.
+    #[error("the transaction was chosen to break a lock cycle; retry")]
+    Deadlock,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -81,7 +86,12 @@ impl AppendError {
     /// A conflict means "read again, decide again, append again"; nothing else is retryable
     /// by the caller.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, AppendError::StreamVersionConflict { .. } | AppendError::TagConflict { .. })
+        matches!(
+            self,
+            AppendError::StreamVersionConflict { .. }
+                | AppendError::TagConflict { .. }
+                | AppendError::Deadlock
+        )
     }
 }
 
@@ -154,14 +164,15 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
 /// what the previous one committed, instead of all reading the same state and all but one
 /// failing their condition and retrying. The append re-takes the same locks (they are
 /// re-entrant), so correctness still rests on its condition.
-pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), sqlx::Error> {
+pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), AppendError> {
     let mut keys: Vec<i64> = tags.iter().map(|t| lock_key("tag:", t.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n")
         .bind(&keys)
         .execute(conn)
-        .await?;
+        .await
+        .map_err(classify)?;
     Ok(())
 }
 
@@ -219,6 +230,7 @@ fn classify(err: sqlx::Error) -> AppendError {
         Some("23505") if db.constraint() == Some("events_stream_version_key") => {
             AppendError::StreamVersionConflict { stream: String::new(), expected: -1, actual: -1 }
         }
+        Some("40P01") => AppendError::Deadlock,
         _ => AppendError::Database(err),
     }
 }
