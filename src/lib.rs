@@ -10,4 +10,5 @@ pub mod http;
 pub mod personal;
 pub mod postgres;
 pub mod publishing;
+pub mod read_models;
 pub mod store;

@@ -5,8 +5,6 @@
 //! submissions, one pool's quota for a year. Commands on them queue and proceed in order;
 //! everything else runs in parallel.
 
-use std::collections::BTreeMap;
-
 use chrono::{Datelike, NaiveDate};
 use events::application::{
     ApplicationApproved, ApplicationRejected, ApplicationSubmitted, DecisionRecord, PersonRecord,
@@ -22,12 +20,11 @@ use projections::applications::{Application, Applications, Status};
 use projections::pools::Pools;
 use sqlx::PgPool;
 
-use super::setup::pool_stream;
 use super::COMMAND_ATTEMPTS_MAX;
 use crate::personal::{Field, Keys, PersonKey, Sealed};
 use crate::publishing::{policies_in, POLICIES_TAG};
 use crate::store::{
-    append, lock_tags, read_stream, read_tagged, Append, AppendCondition, AppendError,
+    append, lock_tags, read_point, read_stream, read_tagged, Append, AppendCondition, AppendError,
     ExpectedVersion, NewEvent, RecordedEvent,
 };
 
@@ -357,6 +354,7 @@ pub async fn submit(
         };
         match append(&mut tx, &appending).await {
             Ok(_) => {
+                crate::read_models::apply(&mut tx, &appending.events).await?;
                 tx.commit().await?;
                 return Ok(Submitted { id, pool, decision });
             }
@@ -442,21 +440,14 @@ pub async fn review(
                         Err(e) if e.is_conflict() => continue,
                         other => other?,
                     }
-                    let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool code");
-                    let pool_events = read_stream(&mut tx, &pool_stream(&pool_code)).await?;
-                    let quota_read = read_tagged(&mut tx, std::slice::from_ref(&quota_tag)).await?;
-                    let mut by_id: BTreeMap<i64, &RecordedEvent> = BTreeMap::new();
-                    for e in pool_events.iter().chain(quota_read.events.iter()) {
-                        by_id.insert(e.id, e);
-                    }
-                    let mut pools = Pools::default();
-                    for e in by_id.values() {
-                        pools.apply(&e.event_type, &e.data).expect("recorded events read back");
-                    }
-                    let quota = pools.quota(&app.pool, app.year).ok_or_else(|| {
-                        ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year }
-                    })?;
-                    quota.check();
+                    // The read point first: the condition then covers anything after the row read.
+                    let read_at = read_point(&mut tx).await?;
+                    let quota = crate::read_models::quota(&mut tx, &app.pool, app.year)
+                        .await?
+                        .ok_or_else(|| ApplicationError::QuotaNotSet {
+                            pool: app.pool.clone(),
+                            year: app.year,
+                        })?;
                     if app.amount > quota.remaining() {
                         return Err(ApplicationError::QuotaExceeded {
                             pool: app.pool.clone(),
@@ -466,10 +457,8 @@ pub async fn review(
                             cap: quota.cap.to_string(),
                         });
                     }
-                    condition = Some(AppendCondition {
-                        tags: vec![quota_tag.clone()],
-                        after: quota_read.read_point,
-                    });
+                    condition =
+                        Some(AppendCondition { tags: vec![quota_tag.clone()], after: read_at });
                     tags.push(quota_tag);
                 }
                 let e = ApplicationApproved {
@@ -492,6 +481,7 @@ pub async fn review(
         };
         match append(&mut tx, &appending).await {
             Ok(_) => {
+                crate::read_models::apply(&mut tx, &appending.events).await?;
                 tx.commit().await?;
                 let mut app = app;
                 app.status = match review {
@@ -559,6 +549,7 @@ pub async fn withdraw(
         };
         match append(&mut tx, &appending).await {
             Ok(_) => {
+                crate::read_models::apply(&mut tx, &appending.events).await?;
                 tx.commit().await?;
                 app.status = Status::Withdrawn;
                 return Ok(app);

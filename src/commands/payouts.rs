@@ -138,6 +138,7 @@ async fn try_commit(
 ) -> Result<bool, PayoutError> {
     match append(&mut tx, appending).await {
         Ok(_) => {
+            crate::read_models::apply(&mut tx, &appending.events).await?;
             tx.commit().await?;
             Ok(true)
         }

@@ -284,6 +284,7 @@ pub async fn set_quota(
         };
         match append(&mut tx, &appending).await {
             Ok(_) => {
+                crate::read_models::apply(&mut tx, &appending.events).await?;
                 tx.commit().await?;
                 return Ok(cap);
             }
