@@ -24,6 +24,16 @@ pub struct PersonRecord {
     pub name_masked: String,
 }
 
+/// The enterprise a refund is for. Enterprise identifiers and names are public, not personal
+/// information: stored as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseRecord {
+    /// Unified social credit code (GB 32100).
+    pub credit_code: String,
+    pub name: String,
+}
+
 /// What the policy decided at submission, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +65,7 @@ pub struct SlotRecord {
 #[serde(deny_unknown_fields)]
 pub struct ApplicationSubmitted {
     pub application: String,
-    /// `skill_upgrade` or `vocational_training`.
+    /// `skill_upgrade`, `vocational_training` or `job_stabilization_refund`.
     pub program: String,
     pub county: String,
     pub pool: String,
@@ -64,8 +74,14 @@ pub struct ApplicationSubmitted {
     pub year: i32,
     /// The clerk (token label) who submitted it; they may not review it.
     pub submitted_by: String,
-    pub person: PersonRecord,
-    /// Occupation code, or catalog key for training items without one.
+    /// For the programs paid to a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<PersonRecord>,
+    /// For the programs paid to an enterprise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<EnterpriseRecord>,
+    /// Occupation code, or catalog key for training items without one; the credit code for
+    /// an enterprise.
     pub subject: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<u8>,
@@ -130,7 +146,8 @@ impl DomainEvent for ApplicationWithdrawn {
     const VERSION: i32 = 1;
 }
 
-/// One line of a public notice (公示): masked, as the published list shows it.
+/// One line of a public notice (公示), as the published list shows it: a person's name and ID
+/// number masked; for an enterprise, its name and credit code, which are public.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoticeLine {

@@ -51,6 +51,11 @@ impl Tag {
         Self::parse(&format!("person:{person_key}")).expect("person keys are hex")
     }
 
+    /// One enterprise's refunds, by unified social credit code.
+    pub fn enterprise(credit_code: &str) -> Self {
+        Self::parse(&format!("enterprise:{credit_code}")).expect("credit codes are ASCII")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -58,9 +58,12 @@ pub struct Application {
     pub year: i32,
     pub submitted_on: NaiveDate,
     pub submitted_by: String,
-    pub person_key: String,
-    pub name_masked: String,
-    pub id_number_masked: String,
+    /// The tag of the party paid: `person:<key>` or `enterprise:<credit code>`.
+    pub party: String,
+    /// As lists and notices show it: a person's masked name, or the enterprise's name.
+    pub display_name: String,
+    /// A person's masked ID number, or the enterprise's credit code.
+    pub display_id: String,
     pub subject: String,
     pub level: Option<u8>,
     pub amount: Decimal,
@@ -74,6 +77,13 @@ pub struct Application {
     /// Objections filed and not yet resolved: they hold the application.
     pub open_objections: Vec<String>,
     pub recovered: Decimal,
+}
+
+impl Application {
+    /// The tag of the party paid, which every event of the application carries.
+    pub fn party_tag(&self) -> events::Tag {
+        events::Tag::parse(&self.party).expect("a recorded party tag")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,9 +110,23 @@ impl Applications {
                         year: e.year,
                         submitted_on: e.submitted_on,
                         submitted_by: e.submitted_by,
-                        person_key: e.person.key,
-                        name_masked: e.person.name_masked,
-                        id_number_masked: e.person.id_number_masked,
+                        party: match (&e.person, &e.enterprise) {
+                            (Some(p), _) => events::Tag::person(&p.key).to_string(),
+                            (None, Some(ent)) => {
+                                events::Tag::enterprise(&ent.credit_code).to_string()
+                            }
+                            (None, None) => String::new(),
+                        },
+                        display_name: match (&e.person, &e.enterprise) {
+                            (Some(p), _) => p.name_masked.clone(),
+                            (None, Some(ent)) => ent.name.clone(),
+                            (None, None) => String::new(),
+                        },
+                        display_id: match (&e.person, &e.enterprise) {
+                            (Some(p), _) => p.id_number_masked.clone(),
+                            (None, Some(ent)) => ent.credit_code.clone(),
+                            (None, None) => String::new(),
+                        },
                         subject: e.subject,
                         level: e.level,
                         amount: e.decision.amount,
@@ -187,13 +211,10 @@ impl Applications {
         }
     }
 
-    /// One person's applications, in submission order.
-    pub fn of_person<'a>(
-        &'a self,
-        person_key: &'a str,
-    ) -> impl Iterator<Item = &'a Application> + 'a {
-        let mut all: Vec<_> =
-            self.by_id.values().filter(move |a| a.person_key == person_key).collect();
+    /// One party's applications (by its tag, `person:<key>` or `enterprise:<code>`), in
+    /// submission order.
+    pub fn of_party<'a>(&'a self, party: &'a str) -> impl Iterator<Item = &'a Application> + 'a {
+        let mut all: Vec<_> = self.by_id.values().filter(move |a| a.party == party).collect();
         all.sort_by_key(|a| a.submitted_on);
         all.into_iter()
     }

@@ -287,7 +287,7 @@ pub async fn submit(
         let read = read_tagged(&mut tx, &[person_tag.clone(), policies_tag()]).await?;
         let policies = policies_in(&read.events);
         let history: Vec<PriorApplication> = fold_applications(&read.events)
-            .of_person(person_key.as_str())
+            .of_party(person_tag.as_str())
             .filter_map(prior)
             .collect();
         let policy = policy::select(&policies, app.program(), pool, app.business_date())
@@ -302,7 +302,8 @@ pub async fn submit(
             submitted_on: app.submitted_on(),
             year: app.submitted_on().year(),
             submitted_by: clerk.to_string(),
-            person: PersonRecord {
+            enterprise: None,
+            person: Some(PersonRecord {
                 key: person_key.as_str().to_string(),
                 id_number_sealed: Sealed::seal(
                     keys,
@@ -314,7 +315,7 @@ pub async fn submit(
                 name_sealed: Sealed::seal(keys, Field::Name, &applicant.name).as_str().to_string(),
                 id_number_masked: applicant.id_number.masked(),
                 name_masked: mask_name(&applicant.name),
-            },
+            }),
             subject: subject.clone(),
             level: level.map(|l| l.number()),
             details: app.details(),
@@ -403,7 +404,7 @@ pub async fn review(
         if app.submitted_by == reviewer {
             return Err(ApplicationError::SelfReview(reviewer.to_string()));
         }
-        let person_tag = Tag::person(&app.person_key);
+        let person_tag = app.party_tag();
         let (event, condition) = match review {
             Review::Reject { reasons } => {
                 let e = ApplicationRejected {
@@ -531,7 +532,7 @@ pub async fn withdraw(
                 })
             }
         };
-        let mut tags = vec![Tag::person(&app.person_key)];
+        let mut tags = vec![app.party_tag()];
         if committed && app.funding == policy::Funding::ExpansionPilot.as_str() {
             // Quota readers must see the release.
             tags.push(Tag::pool_year(&app.pool, app.year));

@@ -199,8 +199,8 @@ pub async fn open_notice(
                 pool = app.pool.clone();
                 lines.push(NoticeLine {
                     application: app.id.clone(),
-                    name_masked: app.name_masked.clone(),
-                    id_number_masked: app.id_number_masked.clone(),
+                    name_masked: app.display_name.clone(),
+                    id_number_masked: app.display_id.clone(),
                     program: app.program.clone(),
                     amount: app.amount,
                 });
@@ -631,7 +631,7 @@ pub async fn resolve_objection(
             today,
         )];
         let status = if upheld {
-            let mut tags = vec![Tag::person(&app.person_key)];
+            let mut tags = vec![app.party_tag()];
             if app.funding == policy::Funding::ExpansionPilot.as_str() {
                 tags.push(Tag::pool_year(&app.pool, app.year));
             }
@@ -724,7 +724,7 @@ pub async fn record_recovery(
             });
         }
         let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
-        let mut tags = vec![Tag::person(&app.person_key)];
+        let mut tags = vec![app.party_tag()];
         if counts {
             tags.push(Tag::pool_year(&app.pool, app.year));
         }
