@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use fundledger::commands::applications::{review, submit, withdraw, PersonApplication, Review};
+use fundledger::commands::applications::{
+    review, submit, submit_refund, withdraw, PersonApplication, Review,
+};
 use fundledger::commands::payouts::{
     close_notice, file_objection, issue_payouts, open_notice, record_recovery, resolve_objection,
     settle, Settlement,
@@ -66,6 +68,21 @@ fn application(rng: &mut StdRng) -> PersonApplication {
     }
 }
 
+/// A refund for one of a few enterprises (one a year each, so most repeats are refused).
+fn refund(rng: &mut StdRng) -> policy::job_stabilization::JobStabilizationApplication {
+    const CODES: [&str; 4] =
+        ["91371000MA3C1234XT", "91371000MA3C1235XU", "91371000MA3C1236XW", "91371000MA3C1237XX"];
+    let code = CODES[rng.gen_range(0..CODES.len())];
+    serde_json::from_value(json!({
+        "county": "371002", "submitted_on": "2024-08-01",
+        "enterprise": {"credit_code": code, "name": "威海某企业", "size": if rng.gen_bool(0.5) { "sme" } else { "large" },
+                       "kind": "enterprise", "labour_dispatch": false},
+        "premiums": {"paid_last_year": "88888.88", "months_paid_in_full": 13},
+        "staff": {"insured_employees": 40, "laid_off_last_year": rng.gen_range(0..4)}
+    }))
+    .unwrap()
+}
+
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> Option<&'a T> {
     (!items.is_empty()).then(|| &items[rng.gen_range(0..items.len())])
 }
@@ -84,6 +101,7 @@ async fn the_fold_of_the_log_equals_the_quota_rows_kept_inline() {
         "liaocheng-2024-training.toml",
         "shandong-2024-expansion-quota.toml",
         "shandong-2024-skill-upgrade.toml",
+        "shandong-2024-job-stabilization.toml",
     ] {
         publish(&db.pool, &load_policy_file(&dir.join(f)).unwrap(), "admin").await.unwrap();
     }
@@ -139,7 +157,13 @@ async fn the_fold_of_the_log_equals_the_quota_rows_kept_inline() {
     }
     for _ in 0..COMMANDS {
         let outcome: Result<(), String> = match rng.gen_range(0..100) {
-            0..=24 => submit(&db.pool, &keys, &application(&mut rng), "clerk", today)
+            0..=19 => submit(&db.pool, &keys, &application(&mut rng), "clerk", today)
+                .await
+                .map(|s| {
+                    state.insert(s.id, ("submitted", s.pool.to_string()));
+                })
+                .map_err(|e| e.code().to_string()),
+            20..=24 => submit_refund(&db.pool, &refund(&mut rng), "clerk", today)
                 .await
                 .map(|s| {
                     state.insert(s.id, ("submitted", s.pool.to_string()));
@@ -326,6 +350,17 @@ async fn the_fold_of_the_log_equals_the_quota_rows_kept_inline() {
     ] {
         assert!(seen.contains_key(t), "the history never produced {t} (seed {seed})");
     }
+    let programs: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT data->>'program' FROM events WHERE event_type = 'ApplicationSubmitted' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        programs,
+        ["job_stabilization_refund", "skill_upgrade", "vocational_training"],
+        "seed {seed}"
+    );
     let mut rebuilt = projections::pools::Pools::default();
     for (t, d) in &rows {
         rebuilt.apply(t, d).unwrap();

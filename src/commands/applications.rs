@@ -212,6 +212,39 @@ pub(crate) fn fold_applications(events: &[RecordedEvent]) -> Applications {
     apps
 }
 
+fn decision_record(decision: &policy::Decision) -> DecisionRecord {
+    DecisionRecord {
+        policy: decision.policy.id.to_string(),
+        document: decision.policy.document.clone(),
+        amount: decision.amount.value.value(),
+        amount_rule: decision.amount.rule.to_string(),
+        funding: decision.funding.value.as_str().to_string(),
+        funding_rule: decision.funding.rule.to_string(),
+        slot: decision.slot.as_ref().map(|s| SlotRecord {
+            kind: match s.value.kind {
+                policy::SlotKind::Base => "base".into(),
+                policy::SlotKind::Extra => "extra".into(),
+            },
+            year: s.value.year,
+            number: s.value.number,
+            rule: s.rule.to_string(),
+        }),
+    }
+}
+
+/// An application's state as the policy's decisions count it.
+fn prior_status(status: Status) -> policy::Status {
+    match status {
+        // A pending application holds its slot (DOMAIN.md).
+        Status::Submitted => policy::Status::Pending,
+        Status::Approved | Status::InNotice | Status::Cleared => policy::Status::Counted,
+        Status::PayoutIssued | Status::Settled | Status::PayoutFailed => policy::Status::Paid,
+        Status::Recovered => policy::Status::Recovered,
+        Status::Rejected => policy::Status::Rejected,
+        Status::Withdrawn => policy::Status::Withdrawn,
+    }
+}
+
 /// A person's earlier application as the policy's decisions read it.
 fn prior(a: &Application) -> Option<PriorApplication> {
     let program = match a.program.as_str() {
@@ -224,15 +257,7 @@ fn prior(a: &Application) -> Option<PriorApplication> {
         subject: Subject::parse(&a.subject).ok()?,
         level: a.level.and_then(|l| Level::parse(&l.to_string()).ok()),
         submitted_on: a.submitted_on,
-        status: match a.status {
-            // A pending application holds its slot (DOMAIN.md).
-            Status::Submitted => policy::Status::Pending,
-            Status::Approved | Status::InNotice | Status::Cleared => policy::Status::Counted,
-            Status::PayoutIssued | Status::Settled | Status::PayoutFailed => policy::Status::Paid,
-            Status::Recovered => policy::Status::Recovered,
-            Status::Rejected => policy::Status::Rejected,
-            Status::Withdrawn => policy::Status::Withdrawn,
-        },
+        status: prior_status(a.status),
         slot: None,
     })
 }
@@ -319,23 +344,7 @@ pub async fn submit(
             subject: subject.clone(),
             level: level.map(|l| l.number()),
             details: app.details(),
-            decision: DecisionRecord {
-                policy: decision.policy.id.to_string(),
-                document: decision.policy.document.clone(),
-                amount: decision.amount.value.value(),
-                amount_rule: decision.amount.rule.to_string(),
-                funding: decision.funding.value.as_str().to_string(),
-                funding_rule: decision.funding.rule.to_string(),
-                slot: decision.slot.as_ref().map(|s| SlotRecord {
-                    kind: match s.value.kind {
-                        policy::SlotKind::Base => "base".into(),
-                        policy::SlotKind::Extra => "extra".into(),
-                    },
-                    year: s.value.year,
-                    number: s.value.number,
-                    rule: s.rule.to_string(),
-                }),
-            },
+            decision: decision_record(&decision),
         };
         let appending = Append {
             events: vec![new_event(
@@ -560,4 +569,91 @@ pub async fn withdraw(
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("withdrawal kept conflicting")))
+}
+
+/// Submits a job-stabilization refund (稳岗返还) for an enterprise: the policy in force decides
+/// it against the enterprise's earlier refunds (one a year). Refunds are ordinary
+/// unemployment-insurance spending and do not count against the expansion quota.
+pub async fn submit_refund(
+    db: &PgPool,
+    app: &policy::job_stabilization::JobStabilizationApplication,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Submitted, ApplicationError> {
+    if app.submitted_on > today {
+        return Err(ApplicationError::FutureDate(app.submitted_on));
+    }
+    let pool = county_pool(db, &app.county).await?;
+    let credit_code = app.enterprise.credit_code.to_string();
+    let party = Tag::enterprise(&credit_code);
+    let id = uuid::Uuid::now_v7().to_string();
+    let stream = application_stream(&id);
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        match lock_tags(&mut tx, std::slice::from_ref(&party)).await {
+            Err(e) if e.is_conflict() => continue,
+            other => other?,
+        }
+        let read = read_tagged(&mut tx, &[party.clone(), policies_tag()]).await?;
+        let policies = policies_in(&read.events);
+        let history: Vec<policy::job_stabilization::PriorRefund> = fold_applications(&read.events)
+            .of_party(party.as_str())
+            .map(|a| policy::job_stabilization::PriorRefund {
+                submitted_on: a.submitted_on,
+                status: prior_status(a.status),
+            })
+            .collect();
+        let policy =
+            policy::select(&policies, Program::JobStabilizationRefund, pool, app.business_date())
+                .map_err(|r| ApplicationError::Refused(vec![r]))?;
+        let decision = policy::job_stabilization::decide(app, &history, policy)
+            .map_err(ApplicationError::Refused)?;
+        let event = ApplicationSubmitted {
+            application: id.clone(),
+            program: Program::JobStabilizationRefund.as_str().to_string(),
+            county: app.county.to_string(),
+            pool: pool.to_string(),
+            submitted_on: app.submitted_on,
+            year: app.submitted_on.year(),
+            submitted_by: clerk.to_string(),
+            person: None,
+            enterprise: Some(events::application::EnterpriseRecord {
+                credit_code: credit_code.clone(),
+                name: app.enterprise.name.trim().to_string(),
+            }),
+            subject: credit_code.clone(),
+            level: None,
+            details: serde_json::json!({
+                "enterprise": app.enterprise, "premiums": app.premiums, "staff": app.staff,
+                "dispatch": app.dispatch, "pool_reserve": app.pool_reserve,
+            }),
+            decision: decision_record(&decision),
+        };
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &event,
+                clerk,
+                &pool.to_string(),
+                &app.county.to_string(),
+                vec![party.clone()],
+                app.submitted_on,
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition {
+                tags: vec![party.clone(), policies_tag()],
+                after: read.read_point,
+            }),
+        };
+        match append(&mut tx, &appending).await {
+            Ok(_) => {
+                crate::read_models::apply(&mut tx, &appending.events).await?;
+                tx.commit().await?;
+                return Ok(Submitted { id, pool, decision });
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))
 }
