@@ -144,3 +144,45 @@ pub async fn published(pool: &PgPool, id: &str) -> Result<Option<Policy>, sqlx::
         serde_json::from_value(e.data["policy"].clone()).expect("a recorded policy reads back")
     }))
 }
+
+/// Published policies, parsed once per process and database and reused while no policy is
+/// published: a policy carries its whole catalog, and parsing it on every command would cost
+/// more than the command. The caller's read point must be taken before this read, and its
+/// append conditioned on [`POLICIES_TAG`], so a policy published meanwhile is never missed.
+pub async fn policies_cached(
+    conn: &mut sqlx::PgConnection,
+    database: &str,
+) -> Result<std::sync::Arc<Vec<Policy>>, sqlx::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<String, (Vec<i64>, Arc<Vec<Policy>>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT t.event_id FROM event_tags t WHERE t.tag = $1 ORDER BY t.event_id",
+    )
+    .bind(POLICIES_TAG)
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some((cached_ids, policies)) = cache.lock().expect("policy cache").get(database) {
+        if *cached_ids == ids {
+            return Ok(policies.clone());
+        }
+    }
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT event_type, data FROM events WHERE id = ANY ($1) ORDER BY id")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let policies: Arc<Vec<Policy>> = Arc::new(
+        rows.into_iter()
+            .filter(|(t, _)| t == POLICY_PUBLISHED)
+            .map(|(_, d)| {
+                serde_json::from_value(d["policy"].clone()).expect("a recorded policy reads back")
+            })
+            .collect(),
+    );
+    cache.lock().expect("policy cache").insert(database.to_string(), (ids, policies.clone()));
+    Ok(policies)
+}

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 
 use super::COMMAND_ATTEMPTS_MAX;
 use crate::personal::{Field, Keys, PersonKey, Sealed};
-use crate::publishing::{policies_in, POLICIES_TAG};
+use crate::publishing::{policies_cached, POLICIES_TAG};
 use crate::store::{
     append, lock_tags, read_point, read_stream, read_tagged, Append, AppendCondition, AppendError,
     ExpectedVersion, NewEvent, RecordedEvent,
@@ -171,6 +171,11 @@ impl ApplicationError {
     }
 }
 
+/// The database a pool connects to: the key of per-database caches.
+fn database(db: &PgPool) -> String {
+    db.connect_options().get_database().unwrap_or("").to_string()
+}
+
 pub fn application_stream(id: &str) -> String {
     format!("application-{id}")
 }
@@ -309,8 +314,8 @@ pub async fn submit(
             Err(e) if e.is_conflict() => continue,
             other => other?,
         }
-        let read = read_tagged(&mut tx, &[person_tag.clone(), policies_tag()]).await?;
-        let policies = policies_in(&read.events);
+        let read = read_tagged(&mut tx, std::slice::from_ref(&person_tag)).await?;
+        let policies = policies_cached(&mut tx, &database(db)).await?;
         let history: Vec<PriorApplication> = fold_applications(&read.events)
             .of_party(person_tag.as_str())
             .filter_map(prior)
@@ -594,8 +599,8 @@ pub async fn submit_refund(
             Err(e) if e.is_conflict() => continue,
             other => other?,
         }
-        let read = read_tagged(&mut tx, &[party.clone(), policies_tag()]).await?;
-        let policies = policies_in(&read.events);
+        let read = read_tagged(&mut tx, std::slice::from_ref(&party)).await?;
+        let policies = policies_cached(&mut tx, &database(db)).await?;
         let history: Vec<policy::job_stabilization::PriorRefund> = fold_applications(&read.events)
             .of_party(party.as_str())
             .map(|a| policy::job_stabilization::PriorRefund {

@@ -1,0 +1,331 @@
+//! Command throughput: submissions (16 concurrent clients, many persons) and approvals against
+//! one pool's quota (the hot path), on an empty log and on a log prefilled with many events, so
+//! that a command's cost is seen not to grow with the log.
+//!
+//! Run: `cargo bench --bench commands` (FUNDLEDGER_BENCH_SECS per measurement, default 10;
+//! FUNDLEDGER_BENCH_PREFILL, a comma-separated list of log sizes, default "0,1000000").
+//!
+//! In the same run, pgbench runs a transaction of the same shape against the same server
+//! (read a row, insert an event, update a counter row), for the ratio.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use fundledger::commands::applications::{review, submit, PersonApplication, Review};
+use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::personal::Keys;
+use fundledger::postgres::testing::start_private;
+use fundledger::postgres::{migrate, writer_pool, Cluster, Durability, PoolSettings};
+use fundledger::publishing::{load_policy_file, publish};
+use policy::{Amount, DivisionCode, Ratio};
+use serde_json::json;
+use sqlx::{ConnectOptions, Executor, PgPool};
+
+const CLIENTS: usize = 16;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn id_number(n: u64) -> String {
+    // Address 371502, birth dates over 28 years × 12 months × 28 days, sequence 0-999.
+    let birth = format!(
+        "{:04}{:02}{:02}",
+        1960 + (n / 1000) % 28,
+        1 + (n / 28_000) % 12,
+        1 + (n / 1000 / 28 / 12) % 28
+    );
+    let body = format!("371502{birth}{:03}", n % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+fn training(person: u64) -> PersonApplication {
+    let body = json!({
+        "county": "371502", "submitted_on": "2024-10-20",
+        "applicant": {"id_number": id_number(person), "name": "测试"},
+        "eligibility": {"receiving_unemployment_benefit": true},
+        "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
+                     "class_start_on": "2024-09-10", "hours": 40}
+    });
+    PersonApplication::Training(serde_json::from_value(body).unwrap())
+}
+
+struct Rate {
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn rate(mut latencies_us: Vec<u64>, elapsed: Duration) -> Rate {
+    latencies_us.sort_unstable();
+    let at = |p: f64| {
+        latencies_us.get(((latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
+            as f64
+            / 1000.0
+    };
+    Rate {
+        per_s: latencies_us.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
+}
+
+fn main() {
+    let secs: u64 =
+        std::env::var("FUNDLEDGER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let prefills: Vec<u64> = std::env::var("FUNDLEDGER_BENCH_PREFILL")
+        .unwrap_or_else(|_| "0,1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(run(Duration::from_secs(secs), prefills));
+}
+
+async fn run(duration: Duration, prefills: Vec<u64>) {
+    let cluster =
+        start_private(&std::env::temp_dir().join("fundledger-bench-cluster"), Durability::Durable);
+    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool (16 clients) | p50 ms | p99 ms | pgbench same shape tx/s (16 clients) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for prefill in prefills {
+        let db = format!("bench_commands_{}", uuid::Uuid::new_v4().simple());
+        let admin = cluster.connect_options("postgres");
+        admin
+            .connect()
+            .await
+            .unwrap()
+            .execute(format!("CREATE DATABASE {db}").as_str())
+            .await
+            .unwrap();
+        let owner = cluster.connect_options(&db);
+        migrate(&owner).await.unwrap();
+        let pool = writer_pool(
+            &owner,
+            &PoolSettings { max_connections: CLIENTS as u32 + 4, ..PoolSettings::default() },
+        )
+        .await
+        .unwrap();
+        fill(&owner, prefill).await;
+        setup(&pool).await;
+        let keys = Arc::new(Keys::generate());
+
+        let (submitted, subs) = submissions(&pool, &keys, duration).await;
+        let approvals = approvals(&pool, submitted, duration).await;
+        let shape = pgbench_same_shape(&cluster, &db, duration);
+        println!(
+            "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
+            subs.per_s,
+            subs.p50_ms,
+            subs.p99_ms,
+            approvals.per_s,
+            approvals.p50_ms,
+            approvals.p99_ms,
+            shape
+        );
+        pool.close().await;
+        admin
+            .connect()
+            .await
+            .unwrap()
+            .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    }
+    cluster.stop().unwrap();
+}
+
+/// Prefills the log with `n` events of unrelated streams and tags, sequenced, as an import
+/// would leave them.
+async fn fill(owner: &sqlx::postgres::PgConnectOptions, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let mut conn = owner.connect().await.unwrap();
+    const CHUNK: u64 = 250_000;
+    let mut done = 0;
+    while done < n {
+        let m = CHUNK.min(n - done);
+        conn.execute(
+            format!(
+                "WITH ins AS (
+                   INSERT INTO events (stream_id, stream_version, event_type, schema_version, data, metadata, tags)
+                   SELECT 'filler-' || g, 1, 'Filler', 1, '{{\"n\": 1}}', '{{}}', ARRAY['person:filler' || (g % 100000)]
+                     FROM generate_series({done}, {done} + {m} - 1) g
+                   RETURNING id, tags)
+                 INSERT INTO event_tags (tag, event_id) SELECT tags[1], id FROM ins"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        done += m;
+        eprintln!("prefilled {done} of {n} events");
+    }
+    loop {
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT fundledger_sequence()").fetch_one(&mut conn).await.unwrap();
+        if head == Some(n as i64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    conn.execute("VACUUM ANALYZE").await.unwrap();
+    eprintln!("prefilled and sequenced {n} events in {:?}", started.elapsed());
+}
+
+async fn setup(pool: &PgPool) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for f in ["liaocheng-2024-training.toml", "shandong-2024-expansion-quota.toml"] {
+        publish(pool, &load_policy_file(&dir.join(f)).unwrap(), "admin").await.unwrap();
+    }
+    let liaocheng = DivisionCode::parse("371500").unwrap();
+    register_pool(pool, &liaocheng, "聊城市", "admin").await.unwrap();
+    register_county(pool, &DivisionCode::parse("371502").unwrap(), "东昌府区", &liaocheng, "admin")
+        .await
+        .unwrap();
+    lock_balance(
+        pool,
+        &liaocheng,
+        date("2023-12-31"),
+        Amount::parse("100000000000.00").unwrap(),
+        "d",
+        date("2024-11-20"),
+        "f",
+    )
+    .await
+    .unwrap();
+    set_quota(pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "f").await.unwrap();
+}
+
+async fn submissions(pool: &PgPool, keys: &Arc<Keys>, duration: Duration) -> (Vec<String>, Rate) {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS as u64)
+        .map(|c| {
+            let (pool, keys) = (pool.clone(), keys.clone());
+            tokio::spawn(async move {
+                let (mut ids, mut lat) = (Vec::new(), Vec::new());
+                let mut n = c;
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    let s = submit(&pool, &keys, &training(n), "clerk", date("2024-11-20"))
+                        .await
+                        .unwrap();
+                    lat.push(t0.elapsed().as_micros() as u64);
+                    ids.push(s.id);
+                    n += CLIENTS as u64;
+                }
+                (ids, lat)
+            })
+        })
+        .collect();
+    let (mut ids, mut lat) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (i, l) = t.await.unwrap();
+        ids.extend(i);
+        lat.extend(l);
+    }
+    let r = rate(lat, started.elapsed());
+    (ids, r)
+}
+
+async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration) -> Rate {
+    let deadline = Instant::now() + duration;
+    let queue = Arc::new(tokio::sync::Mutex::new(ids));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (pool, queue) = (pool.clone(), queue.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let Some(id) = queue.lock().await.pop() else { break };
+                    let t0 = Instant::now();
+                    review(
+                        &pool,
+                        &id,
+                        &Review::Approve,
+                        &format!("reviewer {c}"),
+                        date("2024-11-20"),
+                    )
+                    .await
+                    .unwrap();
+                    lat.push(t0.elapsed().as_micros() as u64);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    rate(lat, started.elapsed())
+}
+
+/// pgbench: read a counter row (locking it, as the quota row is locked), insert an event of the
+/// same size, update the counter.
+fn pgbench_same_shape(cluster: &Cluster, db: &str, duration: Duration) -> f64 {
+    let work =
+        std::env::temp_dir().join(format!("fundledger-pgbench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&work).unwrap();
+    let script = work.join("shape.sql");
+    std::fs::write(
+        &script,
+        "\\set v random(1, 9000000000000000000)\n\
+         BEGIN;\n\
+         SELECT used FROM bench_counter WHERE id = 1 + :client_id % 16 FOR UPDATE;\n\
+         INSERT INTO bench_events (stream_id, stream_version, event_type, schema_version, data, metadata, tags) \
+         VALUES ('shape-' || :v, 1, 'ApplicationSubmitted', 1, '{\"application\": \"x\", \"decision\": {\"amount\": \"600.00\"}}', '{\"actor\": \"clerk\"}', '{person-x}');\n\
+         UPDATE bench_counter SET used = used + 1 WHERE id = 1 + :client_id % 16;\n\
+         COMMIT;\n",
+    )
+    .unwrap();
+    let psql_setup = Command::new(cluster.binaries().path("psql"))
+        .args(["-q", "-h"])
+        .arg(cluster.socket_dir())
+        .args(["-U", fundledger::postgres::cluster::SUPERUSER, db, "-c"])
+        .arg(
+            "CREATE TABLE IF NOT EXISTS bench_events (LIKE events INCLUDING ALL);
+             CREATE TABLE IF NOT EXISTS bench_counter (id int PRIMARY KEY, used bigint NOT NULL);
+             INSERT INTO bench_counter SELECT g, 0 FROM generate_series(1, 16) g ON CONFLICT DO NOTHING;",
+        )
+        .output()
+        .unwrap();
+    assert!(psql_setup.status.success(), "{}", String::from_utf8_lossy(&psql_setup.stderr));
+    let out = Command::new(cluster.binaries().path("pgbench"))
+        .current_dir(&work)
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &CLIENTS.to_string(),
+            "-j",
+            "4",
+            "-T",
+            &duration.as_secs().to_string(),
+        ])
+        .arg("-f")
+        .arg(&script)
+        .arg("-h")
+        .arg(cluster.socket_dir())
+        .args(["-U", fundledger::postgres::cluster::SUPERUSER, db])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pgbench: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .unwrap()
+}
