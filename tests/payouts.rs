@@ -10,7 +10,9 @@ use fundledger::commands::payouts::{
     close_notice, file_objection, issue_payouts, open_notice, record_recovery, resolve_objection,
     settle, PayoutError, Settlement,
 };
-use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::commands::setup::{
+    lock_balance, register_county, register_pool, set_notice_period, set_quota, SetupError,
+};
 use fundledger::personal::Keys;
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::publishing::{load_policy_file, publish};
@@ -323,4 +325,21 @@ async fn a_withdrawal_releases_its_commitment_and_a_recovery_frees_quota() {
         quota(&db).await,
         ("0.00".into(), "1200.00".into(), "600.00".into(), "14400.00".into())
     );
+}
+
+#[tokio::test]
+async fn a_pool_sets_the_length_of_its_notices() {
+    let (db, ids) = approved(1).await;
+    let pool = DivisionCode::parse("371500").unwrap();
+    let err =
+        set_notice_period(&db.pool, &pool, 0, "聊人社字〔2024〕99号", "admin").await.unwrap_err();
+    assert!(matches!(err, SetupError::Invalid { field: "working_days", .. }), "{err}");
+    set_notice_period(&db.pool, &pool, 3, "聊人社字〔2024〕99号", "admin").await.unwrap();
+    // Monday 2024-11-04, three working days: until Wednesday 2024-11-06.
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    assert_eq!(notice.ends_on, date("2024-11-06"));
+    let cleared = close_notice(&db.pool, &notice.id, "clerk", date("2024-11-07")).await.unwrap();
+    assert_eq!(cleared, ids);
 }

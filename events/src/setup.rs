@@ -70,6 +70,21 @@ impl DomainEvent for ExpansionQuotaSet {
     const VERSION: i32 = 1;
 }
 
+/// The length of the pool's public notices (公示期), in working days. DOMAIN.md: 5 by default,
+/// a setting per pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticePeriodSet {
+    pub pool: String,
+    pub working_days: u32,
+    pub document: String,
+}
+
+impl DomainEvent for NoticePeriodSet {
+    const TYPE: &'static str = "NoticePeriodSet";
+    const VERSION: i32 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

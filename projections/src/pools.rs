@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use events::application::{
     ApplicationApproved, ApplicationRejected, ApplicationWithdrawn, PayoutIssued, RecoveryRecorded,
 };
-use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
+use events::setup::{
+    CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, NoticePeriodSet, PoolRegistered,
+};
 use events::DomainEvent;
 use rust_decimal::Decimal;
 
@@ -27,6 +29,8 @@ pub struct Pool {
     pub counties: BTreeMap<String, String>,
     pub balance: Option<Balance>,
     pub quotas: BTreeMap<i32, Quota>,
+    /// Working days of a public notice, when the pool has set it.
+    pub notice_working_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,7 @@ impl Pools {
                         counties: BTreeMap::new(),
                         balance: None,
                         quotas: BTreeMap::new(),
+                        notice_working_days: None,
                     },
                 );
             }
@@ -112,6 +117,12 @@ impl Pools {
                             recovered: Decimal::ZERO,
                         },
                     );
+                }
+            }
+            NoticePeriodSet::TYPE => {
+                let e: NoticePeriodSet = decode(event_type, data)?;
+                if let Some(pool) = self.pools.get_mut(&e.pool) {
+                    pool.notice_working_days = Some(e.working_days);
                 }
             }
             ApplicationApproved::TYPE => {

@@ -175,7 +175,7 @@ pub async fn open_notice(
     }
     let ids = distinct_ids("application_ids", application_ids)?;
     let id = uuid::Uuid::now_v7().to_string();
-    let ends_on = notice_ends_on(starts_on, NOTICE_WORKING_DAYS_DEFAULT);
+    let mut ends_on = starts_on;
     let stream = format!("notice-{id}");
     let mut lines = Vec::new();
     let mut committed = false;
@@ -188,6 +188,26 @@ pub async fn open_notice(
             let mut events: Vec<NewEvent> = Vec::new();
             let mut expected = vec![(stream.clone(), ExpectedVersion::NoStream)];
             let mut pool = String::new();
+            // The pool's notice length (a setting per pool, DOMAIN.md), from its stream.
+            let working_days = match apps.first() {
+                Some((first, _)) => {
+                    let code =
+                        policy::DivisionCode::parse(&first.pool).expect("a recorded pool code");
+                    super::setup::read_pool(conn, &code)
+                        .await
+                        .map_err(|e| match e {
+                            super::setup::SetupError::Database(e) => PayoutError::Database(e),
+                            other => {
+                                PayoutError::Invalid { field: "county", message: other.to_string() }
+                            }
+                        })?
+                        .0
+                        .and_then(|p| p.notice_working_days)
+                        .unwrap_or(NOTICE_WORKING_DAYS_DEFAULT)
+                }
+                None => NOTICE_WORKING_DAYS_DEFAULT,
+            };
+            ends_on = notice_ends_on(starts_on, working_days);
             for (app, version) in &apps {
                 if app.status != Status::Approved || app.county != county {
                     return Err(PayoutError::NotNoticeable {
@@ -224,7 +244,7 @@ pub async fn open_notice(
                 pool: pool.clone(),
                 starts_on,
                 ends_on,
-                working_days: NOTICE_WORKING_DAYS_DEFAULT,
+                working_days,
                 lines: lines.clone(),
                 opened_by: clerk.to_string(),
             };

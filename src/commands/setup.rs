@@ -2,7 +2,9 @@
 //! ever), set a year's expansion quota.
 
 use chrono::{Datelike, NaiveDate};
-use events::setup::{CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, PoolRegistered};
+use events::setup::{
+    CountyRegistered, ExpansionQuotaSet, HistoricalBalanceLocked, NoticePeriodSet, PoolRegistered,
+};
 use events::{DomainEvent, Metadata, Tag};
 use policy::{quota_cap, Amount, DivisionCode, Program, Ratio, Rules};
 use projections::pools::{Pool, Pools};
@@ -95,7 +97,7 @@ fn new_event<E: DomainEvent>(
 }
 
 /// The pool's state from its own stream, and the stream's version.
-async fn read_pool(
+pub(crate) async fn read_pool(
     conn: &mut sqlx::PgConnection,
     pool: &DivisionCode,
 ) -> Result<(Option<Pool>, i64), SetupError> {
@@ -293,4 +295,49 @@ pub async fn set_quota(
         }
     }
     Err(SetupError::Store(AppendError::Invalid("setting the quota kept conflicting")))
+}
+
+/// Longest public notice a pool may set, in working days.
+pub const NOTICE_WORKING_DAYS_MAX: u32 = 30;
+
+/// Sets the length of the pool's public notices in working days (DOMAIN.md: 5 by default).
+pub async fn set_notice_period(
+    db: &PgPool,
+    pool: &DivisionCode,
+    working_days: u32,
+    document: &str,
+    actor: &str,
+) -> Result<(), SetupError> {
+    non_empty("document", document)?;
+    if !(1..=NOTICE_WORKING_DAYS_MAX).contains(&working_days) {
+        return Err(SetupError::Invalid {
+            field: "working_days",
+            message: format!(
+                "must be between 1 and {NOTICE_WORKING_DAYS_MAX} working days; got {working_days}"
+            ),
+        });
+    }
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let (state, version) = read_pool(&mut tx, pool).await?;
+        if state.is_none() {
+            return Err(SetupError::PoolNotFound(pool.to_string()));
+        }
+        let event = NoticePeriodSet {
+            pool: pool.to_string(),
+            working_days,
+            document: document.trim().to_string(),
+        };
+        let appending = Append {
+            events: vec![new_event(pool_stream(pool), &event, actor, pool, vec![], None)],
+            expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        match append(&mut tx, &appending).await {
+            Ok(_) => return Ok(tx.commit().await?),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SetupError::Store(AppendError::Invalid("setting the notice period kept conflicting")))
 }
