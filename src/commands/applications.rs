@@ -24,7 +24,7 @@ use super::COMMAND_ATTEMPTS_MAX;
 use crate::personal::{Field, Keys, PersonKey, Sealed};
 use crate::publishing::{policies_cached, POLICIES_TAG};
 use crate::store::{
-    append, lock_tags, read_point, read_stream, read_tagged, Append, AppendCondition, AppendError,
+    lock_tags, read_point, read_stream, read_tagged, Append, AppendCondition, AppendError,
     ExpectedVersion, NewEvent, RecordedEvent,
 };
 
@@ -367,14 +367,8 @@ pub async fn submit(
                 after: read.read_point,
             }),
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => {
-                crate::read_models::apply(&mut tx, &appending.events).await?;
-                tx.commit().await?;
-                return Ok(Submitted { id, pool, decision });
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            return Ok(Submitted { id, pool, decision });
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))
@@ -494,19 +488,13 @@ pub async fn review(
             expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
             condition,
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => {
-                crate::read_models::apply(&mut tx, &appending.events).await?;
-                tx.commit().await?;
-                let mut app = app;
-                app.status = match review {
-                    Review::Approve => Status::Approved,
-                    Review::Reject { .. } => Status::Rejected,
-                };
-                return Ok(app);
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            let mut app = app;
+            app.status = match review {
+                Review::Approve => Status::Approved,
+                Review::Reject { .. } => Status::Rejected,
+            };
+            return Ok(app);
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("review kept conflicting")))
@@ -562,15 +550,9 @@ pub async fn withdraw(
             expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => {
-                crate::read_models::apply(&mut tx, &appending.events).await?;
-                tx.commit().await?;
-                app.status = Status::Withdrawn;
-                return Ok(app);
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            app.status = Status::Withdrawn;
+            return Ok(app);
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("withdrawal kept conflicting")))
@@ -650,14 +632,8 @@ pub async fn submit_refund(
                 after: read.read_point,
             }),
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => {
-                crate::read_models::apply(&mut tx, &appending.events).await?;
-                tx.commit().await?;
-                return Ok(Submitted { id, pool, decision });
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            return Ok(Submitted { id, pool, decision });
         }
     }
     Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))

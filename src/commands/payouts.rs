@@ -17,9 +17,7 @@ use sqlx::PgPool;
 
 use super::applications::{application_stream, fold_applications, new_event};
 use super::COMMAND_ATTEMPTS_MAX;
-use crate::store::{
-    append, read_stream, read_tagged, Append, AppendError, ExpectedVersion, NewEvent,
-};
+use crate::store::{read_stream, read_tagged, Append, AppendError, ExpectedVersion, NewEvent};
 
 /// Length of a public notice in working days (DOMAIN.md, Interpretation: 5 by default).
 pub const NOTICE_WORKING_DAYS_DEFAULT: u32 = 5;
@@ -131,22 +129,6 @@ async fn read_applications(
     Ok(out)
 }
 
-/// Appends and commits; `Ok(false)` is a conflict: the caller reads again and retries.
-async fn try_commit(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    appending: &Append,
-) -> Result<bool, PayoutError> {
-    match append(&mut tx, appending).await {
-        Ok(_) => {
-            crate::read_models::apply(&mut tx, &appending.events).await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-        Err(e) if e.is_conflict() => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn kept_conflicting() -> PayoutError {
     PayoutError::Store(AppendError::Invalid("the command kept conflicting"))
 }
@@ -252,7 +234,7 @@ pub async fn open_notice(
             Ok(Append { events, expected, condition: None })
         }
         .await?;
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             committed = true;
             break;
         }
@@ -334,7 +316,7 @@ pub async fn close_notice(
             Ok(Append { events, expected, condition: None })
         }
         .await?;
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             committed = true;
             break;
         }
@@ -419,7 +401,7 @@ pub async fn issue_payouts(
             Ok(Append { events, expected, condition: None })
         }
         .await?;
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             committed = true;
             break;
         }
@@ -516,7 +498,7 @@ pub async fn settle(
             })
         }
         .await?;
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             return Ok(());
         }
     }
@@ -595,7 +577,7 @@ pub async fn file_objection(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             return Ok(objection);
         }
     }
@@ -699,7 +681,7 @@ pub async fn resolve_objection(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             return Ok(status);
         }
     }
@@ -765,7 +747,7 @@ pub async fn record_recovery(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if try_commit(tx, &appending).await? {
+        if super::commit(tx, &appending).await? {
             return Ok(recovery);
         }
     }

@@ -13,8 +13,7 @@ use sqlx::PgPool;
 use super::COMMAND_ATTEMPTS_MAX;
 use crate::publishing::{policies_in, POLICIES_TAG};
 use crate::store::{
-    append, read_stream, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion,
-    NewEvent,
+    read_stream, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -124,18 +123,17 @@ pub async fn register_pool(
 ) -> Result<(), SetupError> {
     non_empty("name", name)?;
     let event = PoolRegistered { pool: pool.to_string(), name: name.trim().to_string() };
-    let mut tx = db.begin().await?;
+    let tx = db.begin().await?;
     let appending = Append {
         events: vec![new_event(pool_stream(pool), &event, actor, pool, vec![], None)],
         expected: vec![(pool_stream(pool), ExpectedVersion::NoStream)],
         condition: None,
     };
-    match append(&mut tx, &appending).await {
-        Ok(_) => Ok(tx.commit().await?),
-        Err(AppendError::StreamVersionConflict { .. }) => {
-            Err(SetupError::PoolAlreadyRegistered(pool.to_string()))
-        }
-        Err(e) => Err(e.into()),
+    // No condition: the only possible conflict is the stream existing already.
+    if super::commit(tx, &appending).await? {
+        Ok(())
+    } else {
+        Err(SetupError::PoolAlreadyRegistered(pool.to_string()))
     }
 }
 
@@ -162,12 +160,11 @@ pub async fn register_county(
         expected: vec![(county_stream(county), ExpectedVersion::NoStream)],
         condition: None,
     };
-    match append(&mut tx, &appending).await {
-        Ok(_) => Ok(tx.commit().await?),
-        Err(AppendError::StreamVersionConflict { .. }) => {
-            Err(SetupError::CountyAlreadyRegistered(county.to_string()))
-        }
-        Err(e) => Err(e.into()),
+    // No condition: the only possible conflict is the stream existing already.
+    if super::commit(tx, &appending).await? {
+        Ok(())
+    } else {
+        Err(SetupError::CountyAlreadyRegistered(county.to_string()))
     }
 }
 
@@ -207,10 +204,8 @@ pub async fn lock_balance(
             expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => return Ok(tx.commit().await?),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            return Ok(());
         }
     }
     Err(SetupError::Store(AppendError::Invalid("locking the balance kept conflicting")))
@@ -284,14 +279,8 @@ pub async fn set_quota(
                 after: published.read_point,
             }),
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => {
-                crate::read_models::apply(&mut tx, &appending.events).await?;
-                tx.commit().await?;
-                return Ok(cap);
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            return Ok(cap);
         }
     }
     Err(SetupError::Store(AppendError::Invalid("setting the quota kept conflicting")))
@@ -333,10 +322,8 @@ pub async fn set_notice_period(
             expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        match append(&mut tx, &appending).await {
-            Ok(_) => return Ok(tx.commit().await?),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
+        if super::commit(tx, &appending).await? {
+            return Ok(());
         }
     }
     Err(SetupError::Store(AppendError::Invalid("setting the notice period kept conflicting")))
