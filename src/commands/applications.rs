@@ -18,7 +18,6 @@ use policy::{
 };
 use projections::applications::{Application, Applications, Status};
 use projections::pools::Pools;
-use sqlx::PgPool;
 
 use super::COMMAND_ATTEMPTS_MAX;
 use crate::personal::{Field, Keys, PersonKey, Sealed};
@@ -171,11 +170,6 @@ impl ApplicationError {
     }
 }
 
-/// The database a pool connects to: the key of per-database caches.
-fn database(db: &PgPool) -> String {
-    db.connect_options().get_database().unwrap_or("").to_string()
-}
-
 pub fn application_stream(id: &str) -> String {
     format!("application-{id}")
 }
@@ -267,9 +261,11 @@ fn prior(a: &Application) -> Option<PriorApplication> {
     })
 }
 
-async fn county_pool(db: &PgPool, county: &DivisionCode) -> Result<DivisionCode, ApplicationError> {
-    let mut conn = db.acquire().await?;
-    let events = read_stream(&mut conn, &format!("county-{county}")).await?;
+async fn county_pool(
+    conn: &mut sqlx::PgConnection,
+    county: &DivisionCode,
+) -> Result<DivisionCode, ApplicationError> {
+    let events = read_stream(conn, &format!("county-{county}")).await?;
     let mut pools = Pools::default();
     for e in &events {
         pools.apply(&e.event_type, &e.data).expect("recorded events read back");
@@ -291,31 +287,33 @@ pub struct Submitted {
 /// Submits an application: the policy in force decides it against the person's history in
 /// every county and year; a refusal records nothing.
 pub async fn submit(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     keys: &Keys,
     app: &PersonApplication,
     clerk: &str,
     today: NaiveDate,
 ) -> Result<Submitted, ApplicationError> {
+    let mut db = db.into();
     if app.submitted_on() > today {
         return Err(ApplicationError::FutureDate(app.submitted_on()));
     }
-    let pool = county_pool(db, &app.county()).await?;
     let applicant = app.applicant();
     let person_key = PersonKey::derive(keys, &applicant.id_number);
     let person_tag = Tag::person(person_key.as_str());
     let (subject, level) = app.subject_and_level();
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
+    let database = db.database().to_string();
     for _ in 0..COMMAND_ATTEMPTS_MAX {
         let mut tx = db.begin().await?;
+        let pool = county_pool(&mut tx, &app.county()).await?;
         // One person's submissions queue: ten at once in two counties must see each other.
         match lock_tags(&mut tx, std::slice::from_ref(&person_tag)).await {
             Err(e) if e.is_conflict() => continue,
             other => other?,
         }
         let read = read_tagged(&mut tx, std::slice::from_ref(&person_tag)).await?;
-        let policies = policies_cached(&mut tx, &database(db)).await?;
+        let policies = policies_cached(&mut tx, &database).await?;
         let history: Vec<PriorApplication> = fold_applications(&read.events)
             .of_party(person_tag.as_str())
             .filter_map(prior)
@@ -383,12 +381,13 @@ pub enum Review {
 /// Reviews a submitted application. Approval commits expansion-pilot money against the pool's
 /// quota for the year; an approval that would pass the cap is refused with `quota_exceeded`.
 pub async fn review(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     id: &str,
     review: &Review,
     reviewer: &str,
     today: NaiveDate,
 ) -> Result<Application, ApplicationError> {
+    let mut db = db.into();
     if let Review::Reject { reasons } = review {
         if reasons.iter().all(|r| r.trim().is_empty()) {
             return Err(ApplicationError::NoReasons);
@@ -503,12 +502,13 @@ pub async fn review(
 /// Withdraws an application not yet paid (撤回). Its annual slot is freed, and so is any quota
 /// money its approval committed.
 pub async fn withdraw(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     id: &str,
     reason: &str,
     clerk: &str,
     today: NaiveDate,
 ) -> Result<Application, ApplicationError> {
+    let mut db = db.into();
     if reason.trim().is_empty() {
         return Err(ApplicationError::Invalid {
             field: "reason",
@@ -562,27 +562,29 @@ pub async fn withdraw(
 /// it against the enterprise's earlier refunds (one a year). Refunds are ordinary
 /// unemployment-insurance spending and do not count against the expansion quota.
 pub async fn submit_refund(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     app: &policy::job_stabilization::JobStabilizationApplication,
     clerk: &str,
     today: NaiveDate,
 ) -> Result<Submitted, ApplicationError> {
+    let mut db = db.into();
     if app.submitted_on > today {
         return Err(ApplicationError::FutureDate(app.submitted_on));
     }
-    let pool = county_pool(db, &app.county).await?;
     let credit_code = app.enterprise.credit_code.to_string();
     let party = Tag::enterprise(&credit_code);
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
+    let database = db.database().to_string();
     for _ in 0..COMMAND_ATTEMPTS_MAX {
         let mut tx = db.begin().await?;
+        let pool = county_pool(&mut tx, &app.county).await?;
         match lock_tags(&mut tx, std::slice::from_ref(&party)).await {
             Err(e) if e.is_conflict() => continue,
             other => other?,
         }
         let read = read_tagged(&mut tx, std::slice::from_ref(&party)).await?;
-        let policies = policies_cached(&mut tx, &database(db)).await?;
+        let policies = policies_cached(&mut tx, &database).await?;
         let history: Vec<policy::job_stabilization::PriorRefund> = fold_applications(&read.events)
             .of_party(party.as_str())
             .map(|a| policy::job_stabilization::PriorRefund {

@@ -11,7 +11,7 @@ pub mod setup;
 /// contention; each attempt re-reads).
 pub const COMMAND_ATTEMPTS_MAX: usize = 16;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::store::{append, Append, AppendError};
 
@@ -31,5 +31,48 @@ pub(crate) async fn commit(
         }
         Err(e) if e.is_conflict() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Where a command runs. On a pool, each attempt is a transaction of its own. Within a
+/// caller's transaction (the HTTP layer's unit of work, which records the idempotency key and
+/// the response beside the command's events), each attempt is a savepoint, so a conflict rolls
+/// back only the attempt and the caller commits everything at once.
+#[derive(Debug)]
+pub struct Db<'a> {
+    target: Target<'a>,
+    /// The database's name: the key of per-database caches (published policies).
+    database: String,
+}
+
+#[derive(Debug)]
+enum Target<'a> {
+    Pool(&'a PgPool),
+    Within(&'a mut PgConnection),
+}
+
+impl<'a> From<&'a PgPool> for Db<'a> {
+    fn from(pool: &'a PgPool) -> Self {
+        let database = pool.connect_options().get_database().unwrap_or("").to_string();
+        Db { target: Target::Pool(pool), database }
+    }
+}
+
+impl<'a> Db<'a> {
+    /// Runs the command inside `conn`'s open transaction, as savepoints.
+    pub fn within(conn: &'a mut PgConnection, database: &str) -> Self {
+        Db { target: Target::Within(conn), database: database.to_string() }
+    }
+
+    /// Starts one attempt: a transaction, or a savepoint within the caller's.
+    pub(crate) async fn begin(&mut self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
+        match &mut self.target {
+            Target::Pool(pool) => pool.begin().await,
+            Target::Within(conn) => conn.begin().await,
+        }
+    }
+
+    pub(crate) fn database(&self) -> &str {
+        &self.database
     }
 }

@@ -13,7 +13,6 @@ use events::application::{
 use events::DomainEvent;
 use events::Tag;
 use projections::applications::{Application, Status};
-use sqlx::PgPool;
 
 use super::applications::{application_stream, fold_applications, new_event};
 use super::COMMAND_ATTEMPTS_MAX;
@@ -142,13 +141,14 @@ pub struct Notice {
 
 /// Opens a public notice for approved applications of one county.
 pub async fn open_notice(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     county: &str,
     starts_on: NaiveDate,
     application_ids: &[String],
     clerk: &str,
     today: NaiveDate,
 ) -> Result<Notice, PayoutError> {
+    let mut db = db.into();
     if starts_on > today {
         return Err(PayoutError::Invalid {
             field: "starts_on",
@@ -247,11 +247,12 @@ pub async fn open_notice(
 
 /// Closes a notice whose period has ended, clearing its applications for payout.
 pub async fn close_notice(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     notice_id: &str,
     clerk: &str,
     today: NaiveDate,
 ) -> Result<Vec<String>, PayoutError> {
+    let mut db = db.into();
     let stream = format!("notice-{notice_id}");
     let mut cleared = Vec::new();
     let mut committed = false;
@@ -333,12 +334,13 @@ fn payout_tag(payout: &str) -> Tag {
 
 /// Issues one payout per application, all or none. Returns the payout ids in order.
 pub async fn issue_payouts(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     application_ids: &[String],
     paid_on: NaiveDate,
     actor: &str,
     today: NaiveDate,
 ) -> Result<Vec<String>, PayoutError> {
+    let mut db = db.into();
     if paid_on > today {
         return Err(PayoutError::Invalid {
             field: "paid_on",
@@ -420,12 +422,13 @@ pub enum Settlement {
 
 /// Records the bank's result for a payout.
 pub async fn settle(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     payout: &str,
     settlement: &Settlement,
     actor: &str,
     today: NaiveDate,
 ) -> Result<(), PayoutError> {
+    let mut db = db.into();
     let (field, text) = match settlement {
         Settlement::Settled { bank_reference } => ("bank_reference", bank_reference),
         Settlement::Failed { reason } => ("reason", reason),
@@ -524,13 +527,14 @@ async fn read_notice(
 
 /// Files an objection (异议) against an application on notice, during the notice period.
 pub async fn file_objection(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     notice_id: &str,
     application_id: &str,
     summary: &str,
     actor: &str,
     today: NaiveDate,
 ) -> Result<String, PayoutError> {
+    let mut db = db.into();
     if summary.trim().is_empty() {
         return Err(PayoutError::Invalid {
             field: "summary",
@@ -587,13 +591,14 @@ pub async fn file_objection(
 /// Resolves an objection. Upheld: the application is rejected (its quota and slot freed).
 /// Not upheld: the application goes on, and is cleared if its notice has already closed.
 pub async fn resolve_objection(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     objection: &str,
     upheld: bool,
     note: &str,
     reviewer: &str,
     today: NaiveDate,
 ) -> Result<Status, PayoutError> {
+    let mut db = db.into();
     if note.trim().is_empty() {
         return Err(PayoutError::Invalid {
             field: "note",
@@ -691,13 +696,14 @@ pub async fn resolve_objection(
 /// Records money recovered (追回) from a settled payout. Frees quota money, and once the whole
 /// amount is back the application no longer takes an annual slot.
 pub async fn record_recovery(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     application_id: &str,
     amount: policy::Money,
     reason: &str,
     actor: &str,
     today: NaiveDate,
 ) -> Result<String, PayoutError> {
+    let mut db = db.into();
     if reason.trim().is_empty() {
         return Err(PayoutError::Invalid {
             field: "reason",

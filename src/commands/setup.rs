@@ -8,7 +8,6 @@ use events::setup::{
 use events::{DomainEvent, Metadata, Tag};
 use policy::{quota_cap, Amount, DivisionCode, Program, Ratio, Rules};
 use projections::pools::{Pool, Pools};
-use sqlx::PgPool;
 
 use super::COMMAND_ATTEMPTS_MAX;
 use crate::publishing::{policies_in, POLICIES_TAG};
@@ -116,11 +115,12 @@ fn non_empty(field: &'static str, value: &str) -> Result<(), SetupError> {
 }
 
 pub async fn register_pool(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     pool: &DivisionCode,
     name: &str,
     actor: &str,
 ) -> Result<(), SetupError> {
+    let mut db = db.into();
     non_empty("name", name)?;
     let event = PoolRegistered { pool: pool.to_string(), name: name.trim().to_string() };
     let tx = db.begin().await?;
@@ -138,12 +138,13 @@ pub async fn register_pool(
 }
 
 pub async fn register_county(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     county: &DivisionCode,
     name: &str,
     pool: &DivisionCode,
     actor: &str,
 ) -> Result<(), SetupError> {
+    let mut db = db.into();
     non_empty("name", name)?;
     let mut tx = db.begin().await?;
     // Pools are never removed: once seen, the pool stays, so no condition is needed on it.
@@ -171,7 +172,7 @@ pub async fn register_county(
 /// Locks the pool's historical balance. Once, ever: of any number of concurrent requests,
 /// one records the balance and the others get `balance_already_locked`.
 pub async fn lock_balance(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     pool: &DivisionCode,
     as_of: NaiveDate,
     amount: Amount,
@@ -179,6 +180,7 @@ pub async fn lock_balance(
     today: NaiveDate,
     actor: &str,
 ) -> Result<(), SetupError> {
+    let mut db = db.into();
     non_empty("document", document)?;
     if as_of > today {
         return Err(SetupError::Invalid {
@@ -215,13 +217,14 @@ pub async fn lock_balance(
 /// published expansion-quota policy in force on January 1st of that year, whose ratio is the
 /// ceiling. Returns the cap.
 pub async fn set_quota(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     pool: &DivisionCode,
     year: i32,
     ratio: Ratio,
     filing_document: &str,
     actor: &str,
 ) -> Result<Amount, SetupError> {
+    let mut db = db.into();
     non_empty("filing_document", filing_document)?;
     let jan_1 = NaiveDate::from_ymd_opt(year, 1, 1)
         .filter(|d| (2000..=2100).contains(&d.year()))
@@ -291,12 +294,13 @@ pub const NOTICE_WORKING_DAYS_MAX: u32 = 30;
 
 /// Sets the length of the pool's public notices in working days (DOMAIN.md: 5 by default).
 pub async fn set_notice_period(
-    db: &PgPool,
+    db: impl Into<super::Db<'_>>,
     pool: &DivisionCode,
     working_days: u32,
     document: &str,
     actor: &str,
 ) -> Result<(), SetupError> {
+    let mut db = db.into();
     non_empty("document", document)?;
     if !(1..=NOTICE_WORKING_DAYS_MAX).contains(&working_days) {
         return Err(SetupError::Invalid {
