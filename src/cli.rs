@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, Limits};
+use crate::personal::Keys;
 use crate::postgres::{Database, PoolSettings};
 use crate::publishing::{load_policy_file, publish, PublishError};
+use crate::tokens;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,10 +37,42 @@ pub enum Command {
         /// Connections in the database pool.
         #[arg(long, env = "FUNDLEDGER_DB_CONNECTIONS", default_value_t = 16)]
         db_connections: u32,
+        /// Seconds a request may take before it is abandoned (and its transaction rolled back).
+        #[arg(long, env = "FUNDLEDGER_REQUEST_TIMEOUT", default_value_t = 30)]
+        request_timeout: u64,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
+        body_limit: usize,
     },
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Publish policies and list what is published.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for one person; the token is printed alone on the last line of stdout.
+    Create {
+        /// Roles, comma-separated: admin, city_finance, county_clerk, county_reviewer, auditor.
+        #[arg(long)]
+        role: String,
+        /// The pool a city_finance token acts for.
+        #[arg(long)]
+        pool: Option<String>,
+        /// The county a county_clerk or county_reviewer token acts for.
+        #[arg(long)]
+        county: Option<String>,
+        /// Whom the token is for; recorded as the actor of every write.
+        #[arg(long)]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by its id (from `token list`) or the token itself.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,13 +96,30 @@ pub enum PolicyCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, db_connections } => {
+        Command::Serve { listen, db_connections, request_timeout, body_limit } => {
+            let keys = Keys::load_or_create(&key_file(&cli.data_dir))?;
             let settings =
                 PoolSettings { max_connections: db_connections, ..PoolSettings::default() };
             let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
-            let served = serve(listen, AppState { pool: db.pool.clone() }).await;
+            let limits = Limits {
+                body_bytes: body_limit,
+                request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                ..Limits::default()
+            };
+            let served = serve(listen, AppState::new(db.pool.clone(), keys, limits)).await;
             db.close().await;
             served
+        }
+        Command::Token(command) => {
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
+            )
+            .await?;
+            let outcome = token_command(&db.pool, command).await;
+            db.close().await;
+            outcome
         }
         Command::Policy(PolicyCommand::Check { files }) => {
             for file in &files {
@@ -121,6 +172,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome
         }
     }
+}
+
+/// The personal-data key file: `FUNDLEDGER_KEY_FILE`, or `keys/personal.key` in the data
+/// directory.
+fn key_file(data_dir: &std::path::Path) -> PathBuf {
+    std::env::var_os("FUNDLEDGER_KEY_FILE")
+        .map_or_else(|| Keys::default_path(data_dir), PathBuf::from)
+}
+
+async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    match command {
+        TokenCommand::Create { role, pool: p, county, label } => {
+            let (roles, scope) = tokens::parse_roles(&role, p.as_deref(), county.as_deref())?;
+            if let Some(code) = p.as_deref().or(county.as_deref()) {
+                policy::DivisionCode::parse(code)
+                    .map_err(|e| anyhow::anyhow!("--pool/--county: {e}"))?;
+            }
+            let token = tokens::create(&mut conn, &roles, &scope, &label).await?;
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            println!(
+                "created a token for `{}` with roles {} ({scope:?})",
+                label.trim(),
+                roles.join(",")
+            );
+            println!("it is shown once; store it like a password:");
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            for t in tokens::list(&mut conn).await? {
+                let scope = t
+                    .pool
+                    .map(|p| format!("pool {p}"))
+                    .or(t.county.map(|c| format!("county {c}")))
+                    .unwrap_or_else(|| "all".into());
+                let state =
+                    t.revoked_at.map_or_else(|| "active".to_string(), |r| format!("revoked {r}"));
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.label, t.roles.join(","), scope, state);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            tokens::revoke(&mut conn, &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {

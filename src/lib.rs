@@ -12,3 +12,4 @@ pub mod postgres;
 pub mod publishing;
 pub mod read_models;
 pub mod store;
+pub mod tokens;

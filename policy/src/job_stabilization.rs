@@ -182,6 +182,7 @@ impl JobStabilizationRules {
 
 /// `enterprise` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Enterprise {
     pub credit_code: CreditCode,
     pub name: String,
@@ -194,12 +195,14 @@ pub struct Enterprise {
 /// actually paid last year, without back payments of earlier years' arrears
 /// and late fees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Premiums {
     pub paid_last_year: Money,
     pub months_paid_in_full: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Staff {
     pub insured_employees: u32,
     pub laid_off_last_year: u32,
@@ -207,6 +210,7 @@ pub struct Staff {
 
 /// A labour-dispatch company's breakdown of staff and premiums.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dispatch {
     pub own_staff: OwnStaff,
     pub hosts: Vec<Host>,
@@ -230,6 +234,7 @@ pub struct Host {
 
 /// The pool's figures for the reserve condition, supplied by the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PoolReserve {
     /// The date of the balance: must be the end of the prior year.
     pub as_of: NaiveDate,
@@ -241,6 +246,7 @@ pub struct PoolReserve {
 
 /// A job-stabilization request body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobStabilizationApplication {
     pub county: DivisionCode,
     pub submitted_on: NaiveDate,

@@ -6,6 +6,7 @@ use crate::ids::IdNumber;
 
 /// `applicant` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Applicant {
     pub id_number: IdNumber,
     pub name: String,
@@ -13,6 +14,7 @@ pub struct Applicant {
 
 /// `eligibility` of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PersonEligibility {
     /// Months of unemployment insurance as an employee, at submission.
     #[serde(default)]

@@ -289,6 +289,7 @@ impl SkillUpgradeRules {
 
 /// The certificate of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Certificate {
     pub occupation_code: OccupationCode,
     pub level: Level,
@@ -302,6 +303,7 @@ pub struct Certificate {
 
 /// A skill-upgrade request body (`"program": "skill_upgrade"`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SkillUpgradeApplication {
     pub county: DivisionCode,
     pub submitted_on: NaiveDate,

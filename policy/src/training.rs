@@ -208,6 +208,7 @@ pub enum Assessment {
 
 /// `training` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Training {
     pub catalog: CatalogKind,
     /// For the graded catalogs.
@@ -227,6 +228,7 @@ pub struct Training {
 
 /// A training request body (`"program": "vocational_training"`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingApplication {
     pub county: DivisionCode,
     pub submitted_on: NaiveDate,

@@ -1,19 +1,293 @@
-//! The HTTP API (axum). Only liveness so far; the routes of API.md follow.
+//! The HTTP API of API.md (axum). Handlers parse and authorise; the commands decide and
+//! record; [`problem`] is the one place errors become responses; [`unit`] makes every POST one
+//! transaction with its Idempotency-Key.
 
-use axum::routing::get;
-use axum::{Json, Router};
-use sqlx::PgPool;
+/// Begins a POST's unit of work, or returns the stored response of a request already made.
+macro_rules! begin_unit {
+    ($state:expr, $principal:expr, $command:expr) => {
+        match $crate::http::unit::Unit::begin(&$state, &$principal, &$command).await? {
+            $crate::http::unit::Begun::Fresh(unit) => unit,
+            $crate::http::unit::Begun::Replay(response) => return Ok(response),
+        }
+    };
+}
+
+pub mod extract;
+pub mod problem;
+pub mod routes;
+pub mod unit;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::NaiveDate;
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::personal::Keys;
+use extract::Place;
+use problem::Problem;
+
+/// Limits a deployment may tune (flags and environment of `serve`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Concurrent `GET /v1/events/live` readers.
+    pub live_readers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { body_bytes: 1 << 20, request_timeout: Duration::from_secs(30), live_readers: 8 }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The database's name: the key of per-database caches.
+    pub database: Arc<str>,
+    pub keys: Arc<Keys>,
+    pub limits: Limits,
+    pub live_readers: Arc<tokio::sync::Semaphore>,
+    openapi: Arc<serde_json::Value>,
+    router: Arc<OnceLock<Router>>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(state)
+impl AppState {
+    pub fn new(pool: PgPool, keys: Keys, limits: Limits) -> Self {
+        let database = pool.connect_options().get_database().unwrap_or("").into();
+        AppState {
+            pool,
+            database,
+            keys: Arc::new(keys),
+            limits,
+            live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
+            openapi: Arc::new(serde_json::Value::Null),
+            router: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The router itself, for `/v1/batch` to run each item through.
+    pub(crate) fn router(&self) -> Router {
+        self.router.get().expect("set when the router is built").clone()
+    }
 }
 
-/// Liveness: the process answers. Database reachability is `/readyz`'s job.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Money as the API shows it: a string with exactly two decimals.
+pub fn money(d: rust_decimal::Decimal) -> String {
+    format!("{d:.2}")
+}
+
+/// Today's business date in Asia/Shanghai (UTC+8 all year: China has no daylight saving).
+pub fn today() -> NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+/// Where the first event of a stream says it belongs.
+pub(crate) async fn place_of_stream(
+    conn: &mut PgConnection,
+    stream: &str,
+) -> Result<Option<Place>, sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT metadata->>'pool', metadata->>'county' FROM events \
+         WHERE stream_id = $1 ORDER BY stream_version LIMIT 1",
+    )
+    .bind(stream)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(pool, county)| Place { pool, county }))
+}
+
+/// Where the first event carrying a tag says it belongs.
+pub(crate) async fn place_of_tag(
+    conn: &mut PgConnection,
+    tag: &str,
+) -> Result<Option<Place>, sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT e.metadata->>'pool', e.metadata->>'county' FROM event_tags t \
+         JOIN events e ON e.id = t.event_id WHERE t.tag = $1 ORDER BY t.event_id LIMIT 1",
+    )
+    .bind(tag)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(pool, county)| Place { pool, county }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fundledger",
+        description = "Event-sourced ledger of unemployment-insurance fund payouts. Money is a string with at most two decimals; dates are business dates (YYYY-MM-DD, Asia/Shanghai); errors are application/problem+json (RFC 9457) with a stable `code`. Every POST accepts `Idempotency-Key` (1 to 200 characters): the same key and body replay the first response with `Idempotent-Replayed: true`; a different body gets 409 `idempotency_conflict`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(Problem, problem::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, from the same registrations.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{applications, batch, feed, ops, payouts, setup};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(setup::create_pool))
+        .routes(routes!(setup::create_county))
+        .routes(routes!(setup::lock_balance))
+        .routes(routes!(setup::set_quota))
+        .routes(routes!(setup::get_quota))
+        .routes(routes!(setup::set_notice_period))
+        .routes(routes!(applications::submit, applications::list))
+        .routes(routes!(applications::get))
+        .routes(routes!(applications::review))
+        .routes(routes!(applications::withdraw))
+        .routes(routes!(applications::person_subsidies))
+        .routes(routes!(payouts::open_notice))
+        .routes(routes!(payouts::get_notice))
+        .routes(routes!(payouts::file_objection))
+        .routes(routes!(payouts::resolve_objection))
+        .routes(routes!(payouts::close_notice))
+        .routes(routes!(payouts::issue_payouts))
+        .routes(routes!(payouts::settle))
+        .routes(routes!(payouts::record_recovery))
+        .routes(routes!(feed::events))
+        .routes(routes!(feed::live))
+        .routes(routes!(feed::spending))
+        .routes(routes!(batch::batch))
+        .split_for_parts()
+}
+
+/// The OpenAPI document the server serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+pub fn router(mut state: AppState) -> Router {
+    let (routes, doc) = api();
+    state.openapi = Arc::new(serde_json::to_value(&doc).expect("the document serialises"));
+    let limits = state.limits;
+    let router = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(axum::middleware::from_fn(problems_everywhere))
+        .layer(axum::middleware::from_fn_with_state(limits, observe))
+        .with_state(state.clone());
+    let _ = state.router.set(router.clone());
+    router
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route; GET /openapi.json lists every route")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method; GET /openapi.json lists what each route accepts",
+    )
+}
+
+/// Turns what axum's own extractors answer (plain text) into problem+json, so every error of
+/// the API has the same shape.
+async fn problems_everywhere(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() < 400 || is_problem {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    Problem::new(status, code, detail).into_response()
+}
+
+/// Request id, timeout and one log line per request (route template, never the raw path: a
+/// person's ID number can be in it).
+async fn observe(
+    axum::extract::State(limits): axum::extract::State<Limits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 100)
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", %request_id, %method, route = %route);
+    let started = Instant::now();
+    let response = async {
+        match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request_timeout",
+                    format!(
+                        "the request took longer than {} s and was abandoned; nothing was recorded, retry with the same Idempotency-Key",
+                        limits.request_timeout.as_secs()
+                    ),
+                );
+                p.retry_after = Some(1);
+                p.into_response()
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let mut response = response;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, duration_ms = format!("{duration_ms:.1}"), "request"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }

@@ -1,0 +1,310 @@
+//! What a handler gets from a request: the token's principal, and a command body parsed
+//! strictly (JSON only, unknown fields refused, each bad field named by its JSON path) with
+//! its Idempotency-Key and fingerprint.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::problem::{FieldError, Problem};
+use super::AppState;
+use crate::tokens::{authenticate, Principal, Role};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(Problem::unauthorized)?;
+        let mut conn = state.pool.acquire().await?;
+        let principal = authenticate(&mut conn, token).await?.ok_or_else(Problem::unauthorized)?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// Where a resource belongs, for the scope check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    pub pool: Option<String>,
+    pub county: Option<String>,
+}
+
+impl Place {
+    pub fn pool(pool: &str) -> Self {
+        Place { pool: Some(pool.to_string()), county: None }
+    }
+    pub fn county(pool: Option<String>, county: &str) -> Self {
+        Place { pool, county: Some(county.to_string()) }
+    }
+}
+
+/// Refuses with 403 unless the principal holds one of `roles` for `place`.
+pub fn require(p: &Principal, roles: &[Role], place: &Place) -> Result<(), Problem> {
+    use crate::tokens::Scope;
+    if !roles.iter().any(|r| p.has(*r)) {
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        return Err(Problem::forbidden(format!(
+            "this needs one of the roles {}; the token `{}` holds {}",
+            names.join(", "),
+            p.label,
+            p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let allowed = match &p.scope {
+        Scope::All => true,
+        Scope::Pool(pool) => place.pool.as_deref() == Some(pool),
+        Scope::County(county) => place.county.as_deref() == Some(county),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        let scope = match &p.scope {
+            Scope::All => String::new(),
+            Scope::Pool(x) => format!("pool {x}"),
+            Scope::County(x) => format!("county {x}"),
+        };
+        Err(Problem::forbidden(format!(
+            "the token `{}` acts for {scope} only; this belongs to {}",
+            p.label,
+            match (&place.county, &place.pool) {
+                (Some(c), _) => format!("county {c}"),
+                (None, Some(pool)) => format!("pool {pool}"),
+                (None, None) => "no pool or county".to_string(),
+            }
+        )))
+    }
+}
+
+/// A command's body, strictly parsed, with what idempotency needs.
+#[derive(Debug)]
+pub struct Command<T> {
+    pub body: T,
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of method, path and the body's canonical JSON: the same request, whatever its
+    /// whitespace or key order.
+    pub fingerprint: String,
+}
+
+/// Keys sorted at every level, so the fingerprint does not depend on key order.
+fn canonical(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+pub fn fingerprint(method: &str, path: &str, body: &serde_json::Value) -> String {
+    let mut text = format!("{method} {path}\n");
+    canonical(body, &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The JSON path of a serde error and its message, with `missing field` and `unknown field`
+/// pointed at the field itself rather than its parent.
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let mut path = e.path().to_string();
+    if path == "." {
+        path.clear();
+    }
+    let message = e.inner().to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let name = rest.split('`').next().unwrap_or("");
+            let already = path.rsplit('.').next() == Some(name);
+            if !already {
+                path = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            }
+        }
+    }
+    FieldError { field: path, message }
+}
+
+/// Parses a JSON value into `T`, naming the bad field.
+pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let error = field_error(e);
+        let detail = if error.field.is_empty() {
+            error.message.clone()
+        } else {
+            format!("{}: {}", error.field, error.message)
+        };
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+            .with_errors(vec![error])
+    })
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let idempotency_key = match req.headers().get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(v) => {
+                let key = v.to_str().ok().map(str::to_string).unwrap_or_default();
+                if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
+                    return Err(Problem::invalid(
+                        "Idempotency-Key",
+                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+                    ));
+                }
+                Some(key)
+            }
+        };
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the body is larger than the {} bytes accepted; send fewer records per request",
+                        state.limits.body_bytes
+                    ),
+                )
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
+            }
+        })?;
+        let value = if bytes.iter().all(u8::is_ascii_whitespace) && content_type.is_none() {
+            // `curl -X POST` with no body: the same as `{}`.
+            serde_json::Value::Object(Default::default())
+        } else {
+            match content_type.as_deref() {
+                Some("application/json") => {}
+                Some(ct) if ct.ends_with("+json") => {}
+                other => {
+                    return Err(Problem::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        format!(
+                            "send the body as JSON with `Content-Type: application/json` (got {})",
+                            other.unwrap_or("no content type")
+                        ),
+                    ))
+                }
+            }
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("the body is not valid JSON: {e}"),
+                )
+            })?
+        };
+        let fingerprint = fingerprint(&method, &path, &value);
+        let body = parse(value)?;
+        Ok(Command { body, idempotency_key, fingerprint })
+    }
+}
+
+/// Serde helpers for request fields that must be parsed by the policy crate's parsers, so that a
+/// bad code is refused with the parser's own sentence.
+pub fn division(field: &str, s: &str) -> Result<policy::DivisionCode, Problem> {
+    policy::DivisionCode::parse(s).map_err(|e| Problem::invalid(field, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_whitespace_but_not_values() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "b": {"d":"x", "c":[1, 2]}, "a": 1 }"#).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":1,"b":{"c":[2,1],"d":"x"}}"#).unwrap();
+        assert_eq!(fingerprint("POST", "/p", &a), fingerprint("POST", "/p", &b));
+        assert_ne!(fingerprint("POST", "/p", &a), fingerprint("POST", "/p", &c));
+        assert_ne!(fingerprint("POST", "/p", &a), fingerprint("POST", "/q", &a));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        amount: String,
+    }
+
+    #[test]
+    fn errors_name_the_field_by_its_json_path() {
+        let missing = parse::<Outer>(serde_json::json!({"inner": {}})).unwrap_err();
+        assert_eq!(missing.errors[0].field, "inner.amount");
+        let unknown =
+            parse::<Outer>(serde_json::json!({"inner": {"amount": "1", "x": 1}})).unwrap_err();
+        assert_eq!(unknown.errors[0].field, "inner.x");
+        let wrong = parse::<Outer>(serde_json::json!({"inner": {"amount": 5}})).unwrap_err();
+        assert_eq!(wrong.errors[0].field, "inner.amount");
+        assert_eq!(wrong.code, "validation_failed");
+    }
+}
+
+#[cfg(test)]
+mod request_bodies {
+    use super::parse;
+
+    #[test]
+    fn unknown_fields_inside_an_application_are_refused_by_path() {
+        let body = serde_json::json!({
+            "county": "371502", "submitted_on": "2024-10-20",
+            "applicant": {"id_number": "371502198804040034", "name": "王小五", "nickname": "x"},
+            "eligibility": {"receiving_unemployment_benefit": true},
+            "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
+                         "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
+        });
+        let p = parse::<policy::training::TrainingApplication>(body).unwrap_err();
+        assert_eq!(p.errors[0].field, "applicant.nickname", "{p:?}");
+    }
+}

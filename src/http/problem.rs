@@ -1,0 +1,240 @@
+//! Every error the API returns, as RFC 9457 problem+json: the one place where the error enums
+//! of the commands become HTTP statuses, stable codes and sentences a clerk can act on.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::applications::ApplicationError;
+use crate::commands::payouts::PayoutError;
+use crate::commands::setup::SetupError;
+use crate::store::AppendError;
+
+/// One bad field, named by its JSON path in the request (`applicant.id_number`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem. `code` is stable and machine-readable; `detail` is a sentence.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(default)]
+    pub errors: Vec<FieldError>,
+    /// Seconds after which a retry may succeed (503 only; also sent as `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            type_: format!("urn:fundledger:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// 422 `validation_failed` naming one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("{field}: {message}"),
+        )
+        .with_errors(vec![FieldError { field: field.to_string(), message }])
+    }
+
+    pub fn unauthorized() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid token as `Authorization: Bearer <token>`; tokens come from `fundledger token create`",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn unavailable() -> Self {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the ledger's database cannot be reached; nothing was recorded, retry shortly",
+        );
+        p.retry_after = Some(5);
+        p
+    }
+
+    /// An error that is ours, not the caller's: logged (with the request id of the span), never
+    /// echoed.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred and was logged; nothing was recorded",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry = self.retry_after;
+        let mut response = (status, axum::Json(self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = retry {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Whether a database error means "cannot reach it" (503, retry) rather than a fault (500).
+fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300"))
+}
+
+impl From<sqlx::Error> for Problem {
+    fn from(e: sqlx::Error) -> Self {
+        if unreachable(&e) {
+            tracing::warn!(error = %e, "database unreachable");
+            Problem::unavailable()
+        } else {
+            Problem::internal(&e)
+        }
+    }
+}
+
+impl From<AppendError> for Problem {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Database(e) => e.into(),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+/// The HTTP status of a refusal code: 409 when the request conflicts with what is recorded
+/// (history, state, quota), 422 when the request itself cannot be accepted.
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "validation_failed"
+        | "not_eligible"
+        | "certificate_window_expired"
+        | "no_policy_in_force"
+        | "unknown_occupation"
+        | "no_standard_for_level"
+        | "ratio_above_ceiling"
+        | "pool_not_found" => StatusCode::UNPROCESSABLE_ENTITY,
+        "not_found" => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    }
+}
+
+fn refusal(code: &str, detail: String, errors: Vec<FieldError>) -> Problem {
+    Problem::new(status_of(code), code, detail).with_errors(errors)
+}
+
+/// The field a command's `Invalid` names, as an `errors[]` entry.
+fn field(field: &str, message: &str) -> Vec<FieldError> {
+    vec![FieldError { field: field.to_string(), message: message.to_string() }]
+}
+
+impl From<ApplicationError> for Problem {
+    fn from(e: ApplicationError) -> Self {
+        let code = e.code();
+        match e {
+            ApplicationError::Store(e) => e.into(),
+            ApplicationError::Database(e) => e.into(),
+            ApplicationError::Refused(rejections) => {
+                let detail =
+                    rejections.first().map_or_else(|| "refused".to_string(), |r| r.message.clone());
+                let errors = rejections
+                    .iter()
+                    .map(|r| FieldError { field: r.field.clone(), message: r.message.clone() })
+                    .collect();
+                refusal(code, detail, errors)
+            }
+            ApplicationError::Invalid { field: f, ref message } => {
+                let errors = field(f, message);
+                refusal(code, e.to_string(), errors)
+            }
+            ApplicationError::FutureDate(_) => {
+                refusal(code, e.to_string(), field("submitted_on", "is in the future"))
+            }
+            ApplicationError::CountyNotFound(_) => {
+                refusal(code, e.to_string(), field("county", "is not a registered county"))
+            }
+            ApplicationError::NoReasons => {
+                refusal(code, e.to_string(), field("reasons", "give at least one reason"))
+            }
+            other => refusal(code, other.to_string(), Vec::new()),
+        }
+    }
+}
+
+impl From<PayoutError> for Problem {
+    fn from(e: PayoutError) -> Self {
+        let code = e.code();
+        match e {
+            PayoutError::Store(e) => e.into(),
+            PayoutError::Database(e) => e.into(),
+            PayoutError::Invalid { field: f, ref message } => {
+                let errors = field(f, message);
+                refusal(code, e.to_string(), errors)
+            }
+            other => refusal(code, other.to_string(), Vec::new()),
+        }
+    }
+}
+
+impl From<SetupError> for Problem {
+    fn from(e: SetupError) -> Self {
+        let code = e.code();
+        match e {
+            SetupError::Store(e) => e.into(),
+            SetupError::Database(e) => e.into(),
+            SetupError::Invalid { field: f, ref message } => {
+                let errors = field(f, message);
+                refusal(code, e.to_string(), errors)
+            }
+            other => refusal(code, other.to_string(), Vec::new()),
+        }
+    }
+}

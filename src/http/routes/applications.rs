@@ -1,0 +1,370 @@
+//! Applications: submit, review, withdraw, read one, list a county's, a person's subsidies.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::commands::applications::{
+    self as commands, application_stream, PersonApplication, Review, Submitted,
+};
+use crate::http::extract::{parse, require, Command, Place};
+use crate::http::problem::Problem;
+use crate::http::{money, place_of_stream, today, AppState};
+use crate::personal::PersonKey;
+use crate::store::{read_stream, read_tagged};
+use crate::tokens::{Principal, Role};
+use projections::applications::{Application, Applications, Status};
+
+/// `POST /v1/applications`: one of the three programs' bodies of API.md, selected by
+/// `program`. Documented loosely here; each program's fields are in API.md.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewApplication {
+    /// `skill_upgrade`, `vocational_training` or `job_stabilization_refund`.
+    pub program: String,
+    #[schema(example = "370811")]
+    pub county: String,
+    pub submitted_on: chrono::NaiveDate,
+    /// Persons: `{"id_number","name"}`.
+    #[schema(value_type = Option<Object>)]
+    pub applicant: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub eligibility: Option<Value>,
+    /// Skill upgrade: `{"occupation_code","level","number","issued_on","issued_by"?}`.
+    #[schema(value_type = Option<Object>)]
+    pub certificate: Option<Value>,
+    /// Vocational training.
+    #[schema(value_type = Option<Object>)]
+    pub training: Option<Value>,
+    /// `expansion_pilot` or `employment_subsidy`; derived by the policy when omitted.
+    pub funding: Option<String>,
+    /// Refunds: `{"credit_code","name","size","kind","labour_dispatch"}`.
+    #[schema(value_type = Option<Object>)]
+    pub enterprise: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub premiums: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub staff: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub dispatch: Option<Value>,
+}
+
+/// `POST /v1/applications/{id}/review`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// `approve` or `reject`.
+    pub decision: String,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// `POST /v1/applications/{id}/withdraw`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawBody {
+    pub reason: String,
+}
+
+/// An application as the API shows it: personal data masked.
+pub(crate) fn application_json(a: &Application) -> Value {
+    json!({
+        "id": a.id,
+        "program": a.program,
+        "county": a.county,
+        "pool": a.pool,
+        "year": a.year,
+        "submitted_on": a.submitted_on,
+        "submitted_by": a.submitted_by,
+        "applicant": { "name": a.display_name, "id": a.display_id },
+        "subject": a.subject,
+        "level": a.level,
+        "status": a.status.as_str(),
+        "amount": money(a.amount),
+        "funding": a.funding,
+        "policy": a.policy,
+        "slot": a.slot.as_ref().map(|(kind, year, number)| json!({"kind": kind, "year": year, "number": number})),
+        "notice": a.notice,
+        "payouts": a.payouts,
+        "open_objections": a.open_objections,
+        "recovered": money(a.recovered),
+    })
+}
+
+fn submitted_json(s: &Submitted, program: &str, county: &str) -> Value {
+    json!({
+        "id": s.id,
+        "status": "submitted",
+        "program": program,
+        "county": county,
+        "pool": s.pool.to_string(),
+        "amount": money(s.decision.amount.value.value()),
+        "funding": s.decision.funding.value.as_str(),
+        "policy": { "id": s.decision.policy.id.to_string(), "document": s.decision.policy.document },
+        "decision": s.decision,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/applications", tag = "applications", request_body = NewApplication,
+    responses((status = 201, description = "Submitted: id, status, amount, funding, the policy and the decision's rules"),
+              (status = 409, body = Problem, description = "annual_limit_reached, occupation_level_already_subsidized, higher_level_already_subsidized, training_and_skill_upgrade_exclusive"),
+              (status = 422, body = Problem, description = "validation_failed, not_eligible, certificate_window_expired, no_policy_in_force")))]
+pub async fn submit(
+    State(state): State<AppState>,
+    principal: Principal,
+    command: Command<Value>,
+) -> Result<Response, Problem> {
+    let mut body = command.body.clone();
+    let program = match body.as_object_mut().and_then(|o| o.remove("program")) {
+        Some(Value::String(p)) => p,
+        Some(_) => return Err(Problem::invalid("program", "must be a string")),
+        None => return Err(Problem::invalid("program", "missing field `program`")),
+    };
+    let county = body.get("county").and_then(Value::as_str).unwrap_or("").to_string();
+    enum Parsed {
+        Person(PersonApplication),
+        Refund(Box<policy::job_stabilization::JobStabilizationApplication>),
+    }
+    let parsed = match program.as_str() {
+        "skill_upgrade" => Parsed::Person(PersonApplication::SkillUpgrade(parse(body)?)),
+        "vocational_training" => Parsed::Person(PersonApplication::Training(parse(body)?)),
+        "job_stabilization_refund" => Parsed::Refund(Box::new(parse(body)?)),
+        other => {
+            return Err(Problem::invalid(
+                "program",
+                format!("`{other}` is not a program; use skill_upgrade, vocational_training or job_stabilization_refund"),
+            ))
+        }
+    };
+    require(&principal, &[Role::CountyClerk], &Place::county(None, &county))?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome = match &parsed {
+        Parsed::Person(app) => {
+            commands::submit(unit.db(), &state.keys, app, &principal.label, today()).await
+        }
+        Parsed::Refund(app) => {
+            commands::submit_refund(unit.db(), app, &principal.label, today()).await
+        }
+    }
+    .map(|s| submitted_json(&s, &program, &county));
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+async fn application_place(state: &AppState, id: &str) -> Result<Place, Problem> {
+    let mut conn = state.pool.acquire().await?;
+    place_of_stream(&mut conn, &application_stream(id))
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("application {id} does not exist")))
+}
+
+#[utoipa::path(post, path = "/v1/applications/{id}/review", tag = "applications", request_body = ReviewBody,
+    params(("id" = String, Path, description = "application id")),
+    responses((status = 200, description = "The application with its amount and policy"),
+              (status = 409, body = Problem, description = "self_review_forbidden, quota_exceeded, invalid_state")))]
+pub async fn review(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<ReviewBody>,
+) -> Result<Response, Problem> {
+    let review = match command.body.decision.as_str() {
+        "approve" => Review::Approve,
+        "reject" => Review::Reject { reasons: command.body.reasons.clone() },
+        other => {
+            return Err(Problem::invalid(
+                "decision",
+                format!("`{other}` is not a decision; use approve or reject"),
+            ))
+        }
+    };
+    let place = application_place(&state, &id).await?;
+    require(&principal, &[Role::CountyReviewer], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
+        .await
+        .map(|a| application_json(&a));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,
+    params(("id" = String, Path, description = "application id")),
+    responses((status = 200, description = "Withdrawn"), (status = 409, body = Problem)))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<WithdrawBody>,
+) -> Result<Response, Problem> {
+    let place = application_place(&state, &id).await?;
+    require(&principal, &[Role::CountyClerk], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome =
+        commands::withdraw(unit.db(), &id, &command.body.reason, &principal.label, today())
+            .await
+            .map(|a| application_json(&a));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+/// Every role may read, within its scope.
+pub(crate) const READERS: [Role; 5] =
+    [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
+
+#[utoipa::path(get, path = "/v1/applications/{id}", tag = "applications",
+    params(("id" = String, Path, description = "application id")),
+    responses((status = 200, description = "Status, amount, policy and the full event history"), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+) -> Result<Json<Value>, Problem> {
+    let place = application_place(&state, &id).await?;
+    require(&principal, &READERS, &place)?;
+    let mut conn = state.pool.acquire().await?;
+    let events = read_stream(&mut conn, &application_stream(&id)).await?;
+    let mut apps = Applications::default();
+    for e in &events {
+        apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
+    }
+    let app = apps
+        .by_id
+        .get(&id)
+        .ok_or_else(|| Problem::not_found(format!("application {id} does not exist")))?;
+    let mut body = application_json(app);
+    body["events"] = events
+        .iter()
+        .map(|e| {
+            json!({
+                "position": e.position.map(|p| p.0),
+                "version": e.stream_version,
+                "type": e.event_type,
+                "business_date": e.business_date,
+                "recorded_at": e.recorded_at,
+                "actor": e.metadata.actor,
+                "data": crate::http::routes::feed::public_data(&e.data),
+            })
+        })
+        .collect();
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The county whose applications to list (county tokens: their own, the default).
+    pub county: Option<String>,
+    /// Only applications in this status.
+    pub status: Option<String>,
+    /// Cursor: the `next_after` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+pub const LIST_LIMIT_MAX: i64 = 500;
+
+#[utoipa::path(get, path = "/v1/applications", tag = "applications", params(ListQuery),
+    responses((status = 200, description = "`{\"applications\":[…],\"next_after\"}` in id order (ids are time-ordered UUIDv7)")))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, Problem> {
+    use crate::tokens::Scope;
+    let county = match (&principal.scope, &q.county) {
+        (Scope::County(own), None) => Some(own.clone()),
+        (_, given) => given.clone(),
+    };
+    let pool = match &principal.scope {
+        Scope::Pool(p) => Some(p.clone()),
+        _ => None,
+    };
+    match (&principal.scope, &county) {
+        (Scope::County(_), Some(c)) => require(&principal, &READERS, &Place::county(None, c))?,
+        _ => require(&principal, &READERS, &Place { pool: pool.clone(), county: None })?,
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(Problem::invalid("limit", format!("must be between 1 and {LIST_LIMIT_MAX}")));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT application FROM application_status \
+         WHERE ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR pool = $2) \
+           AND ($3::text IS NULL OR status = $3) AND application > coalesce($4, '') \
+         ORDER BY application LIMIT $5",
+    )
+    .bind(&county)
+    .bind(&pool)
+    .bind(&q.status)
+    .bind(&q.after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut applications = Vec::with_capacity(rows.len());
+    for (id,) in &rows {
+        let events = read_stream(&mut conn, &application_stream(id)).await?;
+        let mut apps = Applications::default();
+        for e in &events {
+            apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
+        }
+        if let Some(a) = apps.by_id.get(id) {
+            applications.push(application_json(a));
+        }
+    }
+    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.clone()));
+    Ok(Json(json!({ "applications": applications, "next_after": next_after.flatten() })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct YearQuery {
+    pub year: i32,
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id_number}/subsidies", tag = "applications",
+    params(("id_number" = String, Path, description = "resident ID number (18 characters)"), YearQuery),
+    responses((status = 200, description = "`{year, used, limit, applications}`: slots used that year, masked"), (status = 422, body = Problem)))]
+pub async fn person_subsidies(
+    State(state): State<AppState>,
+    Path(id_number): Path<String>,
+    principal: Principal,
+    Query(q): Query<YearQuery>,
+) -> Result<Json<Value>, Problem> {
+    // A person's history spans counties and pools: any token may see it, masked, so that a
+    // county clerk can tell a person how many slots are left.
+    let _ = &principal;
+    let id = policy::IdNumber::parse(&id_number)
+        .map_err(|e| Problem::invalid("id_number", e.to_string()))?;
+    let key = PersonKey::derive(&state.keys, &id);
+    let tag = events::Tag::person(key.as_str());
+    let mut conn = state.pool.acquire().await?;
+    let read = read_tagged(&mut conn, std::slice::from_ref(&tag)).await?;
+    let mut apps = Applications::default();
+    for e in &read.events {
+        apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
+    }
+    let in_year: Vec<&Application> = apps.by_id.values().filter(|a| a.year == q.year).collect();
+    let holds_slot = |a: &&&Application| {
+        a.program == "skill_upgrade"
+            && !matches!(a.status, Status::Rejected | Status::Withdrawn | Status::Recovered)
+    };
+    let used = in_year.iter().filter(holds_slot).count();
+    let policies = crate::publishing::policies_cached(&mut conn, &state.database).await?;
+    let limit = in_year.iter().filter(holds_slot).find_map(|a| {
+        policies.iter().find(|p| p.id.to_string() == a.policy).and_then(|p| match &p.rules {
+            policy::Rules::SkillUpgrade(r) => {
+                Some(r.annual.base_slots + r.extra.as_ref().map_or(0, |e| e.slots))
+            }
+            _ => None,
+        })
+    });
+    Ok(Json(json!({
+        "year": q.year,
+        "used": used,
+        "limit": limit,
+        "applications": in_year.iter().map(|a| application_json(a)).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,127 @@
+//! `POST /v1/batch`: many commands in one request, as county systems send them. Each item is
+//! an ordinary POST run through the same router (the same checks, its own transaction and
+//! Idempotency-Key), so one bad item does not block the others.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use utoipa::ToSchema;
+
+use crate::http::extract::{Command, IDEMPOTENCY_KEY};
+use crate::http::problem::Problem;
+use crate::http::unit::REPLAYED;
+use crate::http::AppState;
+use crate::tokens::Principal;
+
+/// Items per batch.
+pub const BATCH_MAX: usize = 100;
+/// Largest response body an item may produce (a listing is not a command).
+const ITEM_RESPONSE_MAX: usize = 1 << 20;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub requests: Vec<BatchItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// Only `POST`: a batch carries commands.
+    #[serde(default = "post")]
+    pub method: String,
+    /// e.g. `/v1/applications`.
+    pub path: String,
+    /// The item's own key; without one, `<the batch's key>/<index>` when the batch has a key.
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+fn post() -> String {
+    "POST".to_string()
+}
+
+#[utoipa::path(post, path = "/v1/batch", tag = "bulk", request_body = Batch,
+    responses((status = 200, description = "`{results:[{status, body, idempotent_replayed}]}`, one per item, in order"),
+              (status = 422, body = Problem)))]
+pub async fn batch(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_headers: axum::http::HeaderMap,
+    command: Command<Batch>,
+) -> Result<Json<Value>, Problem> {
+    let items = &command.body.requests;
+    if items.is_empty() || items.len() > BATCH_MAX {
+        return Err(Problem::invalid("requests", format!("give 1 to {BATCH_MAX} requests")));
+    }
+    let router = state.router();
+    let mut results = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let refusal = if item.method != "POST" {
+            Some(Problem::invalid(
+                &format!("requests[{i}].method"),
+                "only POST commands can be batched",
+            ))
+        } else if !item.path.starts_with("/v1/") || item.path.starts_with("/v1/batch") {
+            Some(Problem::invalid(
+                &format!("requests[{i}].path"),
+                "must be a /v1/ command path (not /v1/batch)",
+            ))
+        } else {
+            None
+        };
+        if let Some(p) = refusal {
+            results.push(json!({ "status": p.status, "body": p, "idempotent_replayed": false }));
+            continue;
+        }
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&item.path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(auth) = request_headers.get(header::AUTHORIZATION) {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let key = item
+            .idempotency_key
+            .clone()
+            .or_else(|| command.idempotency_key.as_ref().map(|k| format!("{k}/{i}")));
+        if let Some(key) = key {
+            match HeaderValue::from_str(&key) {
+                Ok(v) => request = request.header(IDEMPOTENCY_KEY, v),
+                Err(_) => {
+                    let p = Problem::invalid(
+                        &format!("requests[{i}].idempotency_key"),
+                        "must be visible ASCII",
+                    );
+                    results.push(
+                        json!({ "status": p.status, "body": p, "idempotent_replayed": false }),
+                    );
+                    continue;
+                }
+            }
+        }
+        let mut request = request
+            .body(Body::from(serde_json::to_vec(&item.body).expect("values serialise")))
+            .map_err(|e| Problem::invalid(&format!("requests[{i}].path"), e.to_string()))?;
+        request.extensions_mut().insert(principal.clone());
+        let response: Response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let replayed = response.headers().contains_key(REPLAYED);
+        let bytes = axum::body::to_bytes(response.into_body(), ITEM_RESPONSE_MAX)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        results.push(
+            json!({ "status": status.as_u16(), "body": body, "idempotent_replayed": replayed }),
+        );
+    }
+    let _ = StatusCode::OK;
+    Ok(Json(json!({ "results": results })))
+}

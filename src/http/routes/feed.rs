@@ -1,0 +1,265 @@
+//! The log in global order, as pages and live (server-sent events), and the spending report.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+
+use crate::http::extract::{require, Place};
+use crate::http::problem::Problem;
+use crate::http::AppState;
+use crate::store::{read_all, sequence, Position, RecordedEvent, Subscription};
+use crate::tokens::{Principal, Role};
+
+/// Page size bounds of `GET /v1/events`.
+pub const FEED_LIMIT_MAX: i64 = 1000;
+const FEED_LIMIT_DEFAULT: i64 = 100;
+
+/// An event's data without its sealed (encrypted) personal fields: for views that show
+/// an application to county staff, where the masked forms suffice.
+pub(crate) fn public_data(data: &Value) -> Value {
+    match data {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.ends_with("_sealed"))
+                .map(|(k, v)| (k.clone(), public_data(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(public_data).collect()),
+        other => other.clone(),
+    }
+}
+
+fn event_json(e: &RecordedEvent) -> Value {
+    json!({
+        "position": e.position.map(|p| p.0),
+        "stream": e.stream_id,
+        "version": e.stream_version,
+        "type": e.event_type,
+        "schema_version": e.schema_version,
+        "data": e.data,
+        "metadata": e.metadata,
+        "tags": e.tags,
+        "business_date": e.business_date,
+        "recorded_at": e.recorded_at,
+        // The audit chain's hash (issue 7); null until the chain is computed.
+        "hash": Value::Null,
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// The last position already read (0 for the beginning).
+    pub after: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "audit", params(FeedQuery),
+    responses((status = 200, description = "`{events:[{position,stream,version,type,data,metadata,recorded_at,hash}], next_after}` in global order; never skips a committed event")))]
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<Value>, Problem> {
+    require(&principal, &[Role::Auditor, Role::Admin], &Place::default())?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::invalid("after", "must be 0 or a position"));
+    }
+    let limit = q.limit.unwrap_or(FEED_LIMIT_DEFAULT);
+    if !(1..=FEED_LIMIT_MAX).contains(&limit) {
+        return Err(Problem::invalid("limit", format!("must be between 1 and {FEED_LIMIT_MAX}")));
+    }
+    let mut conn = state.pool.acquire().await?;
+    // Positions are handed out by the sequencer; running it here means a reader never waits for
+    // the background one to see what has committed.
+    sequence(&mut conn).await?;
+    let page = read_all(&mut conn, Position(after), limit).await?;
+    let next_after = page.last().and_then(|e| e.position).map_or(after, |p| p.0);
+    Ok(Json(json!({
+        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+        "next_after": next_after,
+    })))
+}
+
+#[utoipa::path(get, path = "/v1/events/live", tag = "audit", params(FeedQuery),
+    responses((status = 200, description = "text/event-stream: one event per log entry, `id` = position; resumes after `Last-Event-ID` (or `after`)")))]
+pub async fn live(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(q): Query<FeedQuery>,
+) -> Result<Response, Problem> {
+    require(&principal, &[Role::Auditor, Role::Admin], &Place::default())?;
+    let resume = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|p| *p >= 0)
+                .ok_or_else(|| Problem::invalid("Last-Event-ID", "must be a log position"))
+        })
+        .transpose()?;
+    let after = resume.or(q.after).unwrap_or(0);
+    // Each live reader holds a listening connection: bound them, so auditors cannot starve
+    // the county offices of database connections.
+    let permit = state
+        .live_readers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            let mut p = Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_live_readers",
+                "the live feed has as many readers as it serves; page with GET /v1/events or retry later",
+            );
+            p.retry_after = Some(30);
+            p
+        })?;
+    let subscription = Subscription::start(&state.pool, Position(after)).await?;
+    let page = q.limit.unwrap_or(FEED_LIMIT_DEFAULT).clamp(1, FEED_LIMIT_MAX);
+    let subscription = subscription.with_page_limit(page);
+    let events = stream::unfold((subscription, permit), |(mut sub, permit)| async move {
+        match sub.next_page().await {
+            Ok(page) => Some((Ok(page), (sub, permit))),
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed stopped");
+                None
+            }
+        }
+    })
+    .flat_map(|page: Result<Vec<RecordedEvent>, Infallible>| {
+        let page = page.unwrap_or_default();
+        stream::iter(page.into_iter().map(|e| {
+            let event = Event::default()
+                .id(e.position.map_or(0, |p| p.0).to_string())
+                .event(e.event_type.clone())
+                .json_data(event_json(&e))
+                .expect("events serialise");
+            Ok::<_, Infallible>(event)
+        }))
+    });
+    Ok(sse(events).into_response())
+}
+
+fn sse(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SpendingQuery {
+    pub pool: String,
+    pub year: i32,
+    /// `json` (default) or `csv` (UTF-8 with a byte-order mark, for spreadsheet programs).
+    pub format: Option<String>,
+}
+
+/// The report's columns, in order; money columns are strings with two decimals.
+const SPENDING_COLUMNS: [&str; 9] =
+    ["month", "county", "program", "funding", "payouts", "paid", "failed", "recovered", "net"];
+
+#[utoipa::path(get, path = "/v1/reports/spending", tag = "reports", params(SpendingQuery),
+    responses((status = 200, description = "Rows by month, county, program and funding source (JSON, or CSV with `format=csv`)")))]
+pub async fn spending(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<SpendingQuery>,
+) -> Result<Response, Problem> {
+    require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&q.pool))?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(Problem::invalid(
+                "format",
+                format!("`{other}` is not a format; use json or csv"),
+            ))
+        }
+    };
+    let mut conn = state.pool.acquire().await?;
+    let rows: Vec<(Value,)> = sqlx::query_as(
+        "SELECT to_jsonb(s) FROM spending s WHERE pool = $1 AND month LIKE $2 || '-%' \
+         ORDER BY month, county, program, funding",
+    )
+    .bind(&q.pool)
+    .bind(format!("{:04}", q.year))
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<Value> = rows.into_iter().map(|(r,)| report_row(r)).collect();
+    if !csv {
+        return Ok(Json(json!({ "pool": q.pool, "year": q.year, "rows": rows })).into_response());
+    }
+    let mut out = String::from("\u{feff}");
+    out.push_str(&SPENDING_COLUMNS.join(","));
+    out.push_str("\r\n");
+    for row in &rows {
+        let cells: Vec<String> = SPENDING_COLUMNS
+            .iter()
+            .map(|c| match &row[*c] {
+                Value::String(s) => csv_cell(s),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    let mut response = out.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    let disposition = format!("attachment; filename=\"spending-{}-{}.csv\"", q.pool, q.year);
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// A stored spending row as the report shows it: money as strings with two decimals, and the
+/// net (paid − failed − recovered).
+fn report_row(stored: Value) -> Value {
+    let money = |k: &str| -> rust_decimal::Decimal {
+        match &stored[k] {
+            Value::Number(n) => n.to_string().parse().unwrap_or_default(),
+            Value::String(s) => s.parse().unwrap_or_default(),
+            _ => rust_decimal::Decimal::ZERO,
+        }
+    };
+    let fmt = |d: rust_decimal::Decimal| format!("{:.2}", d);
+    let (paid, failed, recovered) = (money("paid"), money("failed"), money("recovered"));
+    json!({
+        "month": stored["month"], "county": stored["county"], "program": stored["program"],
+        "funding": stored["funding"], "payouts": stored["payouts"],
+        "paid": fmt(paid), "failed": fmt(failed), "recovered": fmt(recovered),
+        "net": fmt(paid - failed - recovered),
+    })
+}
+
+/// A CSV cell, quoted when it must be (RFC 4180), and defused against formula injection in
+/// spreadsheet programs.
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<rust_decimal::Decimal>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}

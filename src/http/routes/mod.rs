@@ -1,0 +1,8 @@
+//! Handlers, one module per part of API.md.
+
+pub mod applications;
+pub mod batch;
+pub mod feed;
+pub mod ops;
+pub mod payouts;
+pub mod setup;

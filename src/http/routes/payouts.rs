@@ -1,0 +1,384 @@
+//! Public notice (公示), objections, payouts, settlement and recovery.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::NaiveDate;
+use events::application::{NoticeClosed, NoticeOpened, ObjectionFiled, ObjectionResolved};
+use events::DomainEvent;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::commands::applications::application_stream;
+use crate::commands::payouts::{self as commands, Settlement};
+use crate::http::extract::{require, Command, Place};
+use crate::http::problem::Problem;
+use crate::http::{money, place_of_stream, place_of_tag, today, AppState};
+use crate::store::read_stream;
+use crate::tokens::{Principal, Role};
+
+/// `POST /v1/notices`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotice {
+    pub county: String,
+    pub starts_on: NaiveDate,
+    pub application_ids: Vec<String>,
+}
+
+/// `POST /v1/notices/{id}/objections`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewObjection {
+    pub application_id: String,
+    pub summary: String,
+}
+
+/// `POST /v1/objections/{id}/resolve`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    pub upheld: bool,
+    pub note: String,
+}
+
+/// `POST /v1/notices/{id}/close`: no fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Close {}
+
+/// `POST /v1/payouts`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayouts {
+    pub application_ids: Vec<String>,
+    pub paid_on: NaiveDate,
+}
+
+/// `POST /v1/payouts/{id}/settlement`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementBody {
+    /// `settled` or `failed`.
+    pub status: String,
+    pub bank_reference: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/applications/{id}/recoveries`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecovery {
+    #[schema(value_type = String, example = "1500.00")]
+    pub amount: policy::Money,
+    pub reason: String,
+}
+
+fn notice_stream(id: &str) -> String {
+    format!("notice-{id}")
+}
+
+async fn place(state: &AppState, stream: &str, what: &str) -> Result<Place, Problem> {
+    let mut conn = state.pool.acquire().await?;
+    place_of_stream(&mut conn, stream)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("{what} does not exist")))
+}
+
+#[utoipa::path(post, path = "/v1/notices", tag = "payouts", request_body = NewNotice,
+    responses((status = 201, description = "`{id, ends_on, lines}`"), (status = 409, body = Problem, description = "not_approved")))]
+pub async fn open_notice(
+    State(state): State<AppState>,
+    principal: Principal,
+    command: Command<NewNotice>,
+) -> Result<Response, Problem> {
+    let b = &command.body;
+    require(&principal, &[Role::CountyClerk], &Place::county(None, &b.county))?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome = commands::open_notice(
+        unit.db(),
+        &b.county,
+        b.starts_on,
+        &b.application_ids,
+        &principal.label,
+        today(),
+    )
+    .await
+    .map(|n| {
+        json!({
+            "id": n.id, "county": b.county, "starts_on": b.starts_on, "ends_on": n.ends_on,
+            "status": "open", "lines": n.lines.iter().map(line_json).collect::<Vec<_>>(),
+        })
+    });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+fn line_json(l: &events::application::NoticeLine) -> Value {
+    json!({
+        "application": l.application, "name": l.name_masked, "id_number": l.id_number_masked,
+        "program": l.program, "amount": money(l.amount),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/notices/{id}", tag = "payouts",
+    params(("id" = String, Path, description = "notice id")),
+    responses((status = 200, description = "The published list, names and ID numbers masked"), (status = 404, body = Problem)))]
+pub async fn get_notice(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+) -> Result<Json<Value>, Problem> {
+    // A notice is public by nature (公示): any token may read it; it shows masked data only.
+    let _ = &principal;
+    let mut conn = state.pool.acquire().await?;
+    let events = read_stream(&mut conn, &notice_stream(&id)).await?;
+    let mut body = Value::Null;
+    let mut objections: Vec<Value> = Vec::new();
+    for e in &events {
+        match e.event_type.as_str() {
+            NoticeOpened::TYPE => {
+                let n: NoticeOpened =
+                    serde_json::from_value(e.data.clone()).map_err(|e| Problem::internal(&e))?;
+                body = json!({
+                    "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
+                    "ends_on": n.ends_on, "working_days": n.working_days, "status": "open",
+                    "lines": n.lines.iter().map(line_json).collect::<Vec<_>>(),
+                });
+            }
+            NoticeClosed::TYPE => {
+                let c: NoticeClosed =
+                    serde_json::from_value(e.data.clone()).map_err(|e| Problem::internal(&e))?;
+                body["status"] = json!("closed");
+                body["closed_on"] = json!(c.closed_on);
+                body["cleared"] = json!(c.cleared);
+            }
+            _ => {}
+        }
+    }
+    if body.is_null() {
+        return Err(Problem::not_found(format!("notice {id} does not exist")));
+    }
+    // Objections and their resolutions are recorded on the applications' streams.
+    let lines: Vec<String> = body["lines"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|l| l["application"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    for app in lines {
+        for e in read_stream(&mut conn, &application_stream(&app)).await? {
+            match e.event_type.as_str() {
+                ObjectionFiled::TYPE => {
+                    let o: ObjectionFiled =
+                        serde_json::from_value(e.data).map_err(|e| Problem::internal(&e))?;
+                    if o.notice == id {
+                        objections.push(json!({
+                            "id": o.objection, "application": o.application, "summary": o.summary,
+                            "filed_on": o.filed_on, "status": "open",
+                        }));
+                    }
+                }
+                ObjectionResolved::TYPE => {
+                    let r: ObjectionResolved =
+                        serde_json::from_value(e.data).map_err(|e| Problem::internal(&e))?;
+                    for o in objections.iter_mut().filter(|o| o["id"] == r.objection.as_str()) {
+                        o["status"] = json!(if r.upheld { "upheld" } else { "dismissed" });
+                        o["note"] = json!(r.note);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    body["objections"] = json!(objections);
+    Ok(Json(body))
+}
+
+#[utoipa::path(post, path = "/v1/notices/{id}/objections", tag = "payouts", request_body = NewObjection,
+    params(("id" = String, Path, description = "notice id")),
+    responses((status = 201, description = "`{id}` of the objection"), (status = 409, body = Problem)))]
+pub async fn file_objection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<NewObjection>,
+) -> Result<Response, Problem> {
+    let place = place(&state, &notice_stream(&id), &format!("notice {id}")).await?;
+    // Objections come from the public; the county office records them.
+    require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = commands::file_objection(
+        unit.db(),
+        &id,
+        &b.application_id,
+        &b.summary,
+        &principal.label,
+        today(),
+    )
+    .await
+    .map(|objection| {
+        json!({ "id": objection, "notice": id, "application": b.application_id, "status": "open" })
+    });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/objections/{id}/resolve", tag = "payouts", request_body = Resolution,
+    params(("id" = String, Path, description = "objection id")),
+    responses((status = 200, description = "Resolved; upheld rejects the application"), (status = 409, body = Problem)))]
+pub async fn resolve_objection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<Resolution>,
+) -> Result<Response, Problem> {
+    let place = {
+        let mut conn = state.pool.acquire().await?;
+        place_of_tag(&mut conn, &format!("objection:{id}"))
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("objection {id} does not exist")))?
+    };
+    require(&principal, &[Role::CountyReviewer], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = commands::resolve_objection(
+        unit.db(),
+        &id,
+        b.upheld,
+        &b.note,
+        &principal.label,
+        today(),
+    )
+    .await
+    .map(|status| json!({ "id": id, "upheld": b.upheld, "application_status": status.as_str() }));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/notices/{id}/close", tag = "payouts", request_body = Close,
+    params(("id" = String, Path, description = "notice id")),
+    responses((status = 200, description = "Closed: the applications cleared for payout"),
+              (status = 409, body = Problem, description = "notice_period_not_ended")))]
+pub async fn close_notice(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<Close>,
+) -> Result<Response, Problem> {
+    let place = place(&state, &notice_stream(&id), &format!("notice {id}")).await?;
+    require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome = commands::close_notice(unit.db(), &id, &principal.label, today())
+        .await
+        .map(|cleared| json!({ "id": id, "status": "closed", "cleared": cleared }));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
+    responses((status = 201, description = "One payout per application"),
+              (status = 409, body = Problem, description = "not_cleared, already_paid")))]
+pub async fn issue_payouts(
+    State(state): State<AppState>,
+    principal: Principal,
+    command: Command<NewPayouts>,
+) -> Result<Response, Problem> {
+    let b = &command.body;
+    // Every application must belong to the finance token's pool.
+    for id in &b.application_ids {
+        let place = place(&state, &application_stream(id), &format!("application {id}")).await?;
+        require(&principal, &[Role::CityFinance], &Place { county: None, ..place })?;
+    }
+    if b.application_ids.is_empty() && !principal.has(Role::CityFinance) {
+        return Err(Problem::forbidden("issuing payouts needs the role city_finance"));
+    }
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome =
+        commands::issue_payouts(unit.db(), &b.application_ids, b.paid_on, &principal.label, today())
+            .await
+            .map(|payouts| {
+                let items: Vec<Value> = b
+                    .application_ids
+                    .iter()
+                    .zip(&payouts)
+                    .map(|(a, p)| json!({ "id": p, "application": a, "paid_on": b.paid_on, "status": "issued" }))
+                    .collect();
+                json!({ "payouts": items })
+            });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+async fn payout_place(state: &AppState, id: &str) -> Result<Place, Problem> {
+    let mut conn = state.pool.acquire().await?;
+    let place = place_of_tag(&mut conn, &format!("payout:{id}"))
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("payout {id} does not exist")))?;
+    Ok(Place { county: None, ..place })
+}
+
+#[utoipa::path(post, path = "/v1/payouts/{id}/settlement", tag = "payouts", request_body = SettlementBody,
+    params(("id" = String, Path, description = "payout id")),
+    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled")))]
+pub async fn settle(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<SettlementBody>,
+) -> Result<Response, Problem> {
+    let b = &command.body;
+    let settlement = match (b.status.as_str(), &b.bank_reference, &b.reason) {
+        ("settled", Some(r), None) => Settlement::Settled { bank_reference: r.clone() },
+        ("settled", None, _) => {
+            return Err(Problem::invalid(
+                "bank_reference",
+                "a settled payout needs the bank's reference",
+            ))
+        }
+        ("failed", None, Some(r)) => Settlement::Failed { reason: r.clone() },
+        ("failed", _, None) => {
+            return Err(Problem::invalid("reason", "a failed payout needs the bank's reason"))
+        }
+        ("settled", _, Some(_)) => {
+            return Err(Problem::invalid("reason", "only a failed payout has a reason"))
+        }
+        ("failed", Some(_), _) => {
+            return Err(Problem::invalid(
+                "bank_reference",
+                "only a settled payout has a bank reference",
+            ))
+        }
+        (other, _, _) => {
+            return Err(Problem::invalid(
+                "status",
+                format!("`{other}` is not a settlement; use settled or failed"),
+            ))
+        }
+    };
+    let place = payout_place(&state, &id).await?;
+    require(&principal, &[Role::CityFinance], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome = commands::settle(unit.db(), &id, &settlement, &principal.label, today())
+        .await
+        .map(|()| json!({ "id": id, "status": b.status }));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
+    params(("id" = String, Path, description = "application id")),
+    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable")))]
+pub async fn record_recovery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<NewRecovery>,
+) -> Result<Response, Problem> {
+    let place = place(&state, &application_stream(&id), &format!("application {id}")).await?;
+    require(&principal, &[Role::CityFinance], &Place { county: None, ..place })?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome =
+        commands::record_recovery(unit.db(), &id, b.amount, &b.reason, &principal.label, today())
+            .await
+            .map(|recovery| {
+                json!({ "id": recovery, "application": id, "amount": b.amount.to_string(), "reason": b.reason.trim() })
+            });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}

@@ -1,0 +1,202 @@
+//! Setup: pools, counties, the locked historical balance, yearly quotas, notice length.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::commands::setup;
+use crate::http::extract::{division, require, Command, Place};
+use crate::http::problem::Problem;
+use crate::http::{money, today, AppState};
+use crate::tokens::{Principal, Role};
+
+/// `POST /v1/pools`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPool {
+    /// 6-digit division code of the pool (统筹地区), e.g. "370800".
+    #[schema(value_type = String, example = "370800")]
+    pub code: policy::DivisionCode,
+    #[schema(example = "济宁市")]
+    pub name: String,
+}
+
+/// `POST /v1/counties`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCounty {
+    #[schema(value_type = String, example = "370811")]
+    pub code: policy::DivisionCode,
+    #[schema(example = "任城区")]
+    pub name: String,
+    #[schema(value_type = String, example = "370800")]
+    pub pool: policy::DivisionCode,
+}
+
+/// `POST /v1/pools/{pool}/historical-balance`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBalance {
+    pub as_of: NaiveDate,
+    /// Money as a string with at most 2 decimals.
+    #[schema(value_type = String, example = "100000000.00")]
+    pub amount: policy::Amount,
+    pub document: String,
+}
+
+/// `POST /v1/pools/{pool}/quotas`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewQuota {
+    pub year: i32,
+    #[schema(value_type = String, example = "0.15")]
+    pub ratio: policy::Ratio,
+    pub filing_document: String,
+}
+
+/// `POST /v1/pools/{pool}/notice-period`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNoticePeriod {
+    pub working_days: u32,
+    pub document: String,
+}
+
+#[utoipa::path(post, path = "/v1/pools", tag = "setup", request_body = NewPool,
+    responses((status = 201, description = "Registered"), (status = "4XX", body = Problem)))]
+pub async fn create_pool(
+    State(state): State<AppState>,
+    principal: Principal,
+    command: Command<NewPool>,
+) -> Result<Response, Problem> {
+    require(&principal, &[Role::Admin], &Place::default())?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = setup::register_pool(unit.db(), &b.code, &b.name, &principal.label)
+        .await
+        .map(|()| json!({ "code": b.code.to_string(), "name": b.name.trim() }));
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/counties", tag = "setup", request_body = NewCounty,
+    responses((status = 201, description = "Registered"), (status = "4XX", body = Problem)))]
+pub async fn create_county(
+    State(state): State<AppState>,
+    principal: Principal,
+    command: Command<NewCounty>,
+) -> Result<Response, Problem> {
+    require(&principal, &[Role::Admin], &Place::default())?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = setup::register_county(unit.db(), &b.code, &b.name, &b.pool, &principal.label)
+        .await
+        .map(|()| {
+            json!({ "code": b.code.to_string(), "name": b.name.trim(), "pool": b.pool.to_string() })
+        });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/pools/{pool}/historical-balance", tag = "setup",
+    request_body = NewBalance, params(("pool" = String, Path, description = "pool code")),
+    responses((status = 201, description = "Locked"), (status = 409, body = Problem, description = "balance_already_locked")))]
+pub async fn lock_balance(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    principal: Principal,
+    command: Command<NewBalance>,
+) -> Result<Response, Problem> {
+    let code = division("pool", &pool)?;
+    require(&principal, &[Role::Admin, Role::CityFinance], &Place::pool(&pool))?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = setup::lock_balance(
+        unit.db(),
+        &code,
+        b.as_of,
+        b.amount,
+        &b.document,
+        today(),
+        &principal.label,
+    )
+    .await
+    .map(|()| {
+        json!({ "pool": pool, "as_of": b.as_of, "amount": b.amount.to_string(), "document": b.document.trim() })
+    });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/pools/{pool}/quotas", tag = "setup", request_body = NewQuota,
+    params(("pool" = String, Path, description = "pool code")),
+    responses((status = 201, description = "The cap, rounded down to the fen"), (status = "4XX", body = Problem)))]
+pub async fn set_quota(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    principal: Principal,
+    command: Command<NewQuota>,
+) -> Result<Response, Problem> {
+    let code = division("pool", &pool)?;
+    require(&principal, &[Role::Admin, Role::CityFinance], &Place::pool(&pool))?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome = setup::set_quota(
+        unit.db(),
+        &code,
+        b.year,
+        b.ratio,
+        &b.filing_document,
+        &principal.label,
+    )
+    .await
+    .map(|cap| {
+        json!({
+            "pool": pool, "year": b.year, "ratio": b.ratio.to_string(), "cap": money(cap.value()),
+            "committed": "0.00", "paid": "0.00", "recovered": "0.00", "remaining": money(cap.value()),
+            "filing_document": b.filing_document.trim(),
+        })
+    });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/pools/{pool}/notice-period", tag = "setup",
+    request_body = NewNoticePeriod, params(("pool" = String, Path, description = "pool code")),
+    responses((status = 201, description = "Set"), (status = "4XX", body = Problem)))]
+pub async fn set_notice_period(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    principal: Principal,
+    command: Command<NewNoticePeriod>,
+) -> Result<Response, Problem> {
+    let code = division("pool", &pool)?;
+    require(&principal, &[Role::Admin, Role::CityFinance], &Place::pool(&pool))?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let outcome =
+        setup::set_notice_period(unit.db(), &code, b.working_days, &b.document, &principal.label)
+            .await
+            .map(|()| json!({ "pool": pool, "working_days": b.working_days }));
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
+}
+
+#[utoipa::path(get, path = "/v1/pools/{pool}/quotas/{year}", tag = "setup",
+    params(("pool" = String, Path, description = "pool code"), ("year" = i32, Path, description = "policy year")),
+    responses((status = 200, description = "pool, year, cap, committed, paid, recovered, remaining"), (status = 404, body = Problem)))]
+pub async fn get_quota(
+    State(state): State<AppState>,
+    Path((pool, year)): Path<(String, i32)>,
+    principal: Principal,
+) -> Result<Json<Value>, Problem> {
+    require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&pool))?;
+    let mut conn = state.pool.acquire().await?;
+    let q = crate::read_models::quota(&mut conn, &pool, year)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("pool {pool} has no quota for {year}")))?;
+    Ok(Json(json!({
+        "pool": q.pool, "year": q.year, "cap": money(q.cap), "committed": money(q.committed),
+        "paid": money(q.paid), "recovered": money(q.recovered), "remaining": money(q.remaining()),
+    })))
+}
