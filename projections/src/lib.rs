@@ -249,7 +249,7 @@ mod tests {
             (slots[0].party.as_str(), slots[0].slot_kind.as_ref()),
             (format!("enterprise:{code}").as_str(), None)
         );
-        assert_eq!(slots[0].stands, true);
+        assert!(slots[0].stands);
         let certs = persons::certificate_rows(&m.applications);
         assert_eq!(certs.len(), 1);
         assert_eq!(
