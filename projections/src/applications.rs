@@ -47,6 +47,27 @@ impl Status {
             Status::Withdrawn => "withdrawn",
         }
     }
+
+    /// Whether the application still stands in a party's history: it holds its annual slot
+    /// and blocks a repeat of the same occupation and level. The policy's `Status::stands`
+    /// of the status `commands::applications` maps this one to; `party_slots.stands` and
+    /// `person_certificates.stands` (migration 0003) compute the same from the stored text.
+    pub fn stands(self) -> bool {
+        !matches!(self, Status::Recovered | Status::Rejected | Status::Withdrawn)
+    }
+
+    pub const ALL: [Status; 10] = [
+        Status::Submitted,
+        Status::Approved,
+        Status::InNotice,
+        Status::Cleared,
+        Status::PayoutIssued,
+        Status::Settled,
+        Status::PayoutFailed,
+        Status::Recovered,
+        Status::Rejected,
+        Status::Withdrawn,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +98,9 @@ pub struct Application {
     /// Objections filed and not yet resolved: they hold the application.
     pub open_objections: Vec<String>,
     pub recovered: Decimal,
+    /// Money issued to the party and not returned by the bank: issued payouts less failed
+    /// ones. Recovered money is counted apart, in `recovered`.
+    pub paid: Decimal,
 }
 
 impl Application {
@@ -84,11 +108,62 @@ impl Application {
     pub fn party_tag(&self) -> events::Tag {
         events::Tag::parse(&self.party).expect("a recorded party tag")
     }
+
+    /// The application as `application_status` stores it.
+    pub fn status_row(&self) -> StatusRow {
+        StatusRow {
+            application: self.id.clone(),
+            program: self.program.clone(),
+            county: self.county.clone(),
+            pool: self.pool.clone(),
+            year: self.year,
+            party: self.party.clone(),
+            display_name: self.display_name.clone(),
+            display_id: self.display_id.clone(),
+            subject: self.subject.clone(),
+            level: self.level.map(i32::from),
+            amount: self.amount,
+            funding: self.funding.clone(),
+            policy: self.policy.clone(),
+            status: self.status.as_str().to_string(),
+            notice: self.notice.clone(),
+            submitted_on: self.submitted_on,
+            submitted_by: self.submitted_by.clone(),
+            recovered: self.recovered,
+            paid: self.paid,
+        }
+    }
+}
+
+/// One row of `application_status` (migration 0003), column for column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRow {
+    pub application: String,
+    pub program: String,
+    pub county: String,
+    pub pool: String,
+    pub year: i32,
+    pub party: String,
+    pub display_name: String,
+    pub display_id: String,
+    pub subject: String,
+    pub level: Option<i32>,
+    pub amount: Decimal,
+    pub funding: String,
+    pub policy: String,
+    pub status: String,
+    pub notice: Option<String>,
+    pub submitted_on: NaiveDate,
+    pub submitted_by: String,
+    pub recovered: Decimal,
+    pub paid: Decimal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applications {
     pub by_id: BTreeMap<String, Application>,
+    /// Payout → its amount: a failure gives back what its payout issued.
+    payout_amounts: BTreeMap<String, Decimal>,
 }
 
 impl Applications {
@@ -138,6 +213,7 @@ impl Applications {
                         payouts: Vec::new(),
                         open_objections: Vec::new(),
                         recovered: Decimal::ZERO,
+                        paid: Decimal::ZERO,
                     },
                 );
             }
@@ -168,7 +244,9 @@ impl Applications {
                 let e: PayoutIssued = decode(event_type, data)?;
                 if let Some(a) = self.by_id.get_mut(&e.application) {
                     a.status = Status::PayoutIssued;
-                    a.payouts.push(e.payout);
+                    a.paid += e.amount;
+                    a.payouts.push(e.payout.clone());
+                    self.payout_amounts.insert(e.payout, e.amount);
                 }
             }
             PayoutSettled::TYPE => {
@@ -198,7 +276,11 @@ impl Applications {
             }
             PayoutFailed::TYPE => {
                 let e: PayoutFailed = decode(event_type, data)?;
-                self.set_status(&e.application, Status::PayoutFailed);
+                let returned = self.payout_amounts.get(&e.payout).copied().unwrap_or_default();
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.status = Status::PayoutFailed;
+                    a.paid -= returned;
+                }
             }
             _ => {}
         }
@@ -217,5 +299,10 @@ impl Applications {
         let mut all: Vec<_> = self.by_id.values().filter(move |a| a.party == party).collect();
         all.sort_by_key(|a| a.submitted_on);
         all.into_iter()
+    }
+
+    /// Every row of `application_status`, by application id.
+    pub fn status_rows(&self) -> Vec<StatusRow> {
+        self.by_id.values().map(Application::status_row).collect()
     }
 }

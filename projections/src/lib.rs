@@ -2,7 +2,36 @@
 //! database, only the events.
 
 pub mod applications;
+pub mod notices;
+pub mod payouts;
+pub mod persons;
 pub mod pools;
+pub mod spending;
+
+/// Every fold of this crate over one log: what the stored read models of migrations 0002
+/// and 0003 rebuild from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadModels {
+    pub pools: pools::Pools,
+    pub applications: applications::Applications,
+    pub notices: notices::Notices,
+    pub payouts: payouts::Payouts,
+    pub spending: spending::Spending,
+}
+
+impl ReadModels {
+    pub fn apply(
+        &mut self,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), ProjectionError> {
+        self.pools.apply(event_type, data)?;
+        self.applications.apply(event_type, data)?;
+        self.notices.apply(event_type, data)?;
+        self.payouts.apply(event_type, data)?;
+        self.spending.apply(event_type, data)
+    }
+}
 
 /// An event this crate cannot read: a stored row that does not match its type's schema.
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +48,226 @@ pub(crate) fn decode<E: events::DomainEvent>(
 ) -> Result<E, ProjectionError> {
     E::deserialize(data)
         .map_err(|source| ProjectionError { event_type: event_type.to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::applications::Status;
+
+    fn submitted(id: &str, program: &str, party: Value, subject: &str, amount: &str) -> Value {
+        let mut e = json!({
+            "application": id, "program": program, "county": "371502", "pool": "371500",
+            "submitted_on": "2024-10-20", "year": 2024, "submitted_by": "clerk",
+            "subject": subject, "details": {},
+            "decision": {"policy": "p", "document": "d", "amount": amount, "amount_rule": "r",
+                         "funding": "expansion_pilot", "funding_rule": "r"},
+        });
+        if program == "job_stabilization_refund" {
+            e["enterprise"] = party;
+            e["decision"]["funding"] = json!("unemployment_insurance");
+        } else {
+            e["person"] = party;
+            e["level"] = json!(4);
+            e["decision"]["slot"] = json!({"kind": "base", "year": 2024, "number": 1, "rule": "r"});
+        }
+        e
+    }
+
+    fn person() -> Value {
+        json!({"key": "k1", "id_number_sealed": "s", "name_sealed": "s",
+               "id_number_masked": "371502********1234", "name_masked": "周*"})
+    }
+
+    fn issued(payout: &str, application: &str, amount: &str, paid_on: &str) -> Value {
+        json!({"payout": payout, "application": application, "pool": "371500", "year": 2024,
+               "amount": amount, "counts_against_quota": true, "paid_on": paid_on,
+               "issued_by": "finance"})
+    }
+
+    fn fold(events: &[(&str, Value)]) -> ReadModels {
+        let mut m = ReadModels::default();
+        for (t, d) in events {
+            m.apply(t, d).unwrap();
+        }
+        m
+    }
+
+    fn money(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_application_through_notice_payout_failure_and_recovery() {
+        let m = fold(&[
+            (
+                "ApplicationSubmitted",
+                submitted("a1", "vocational_training", person(), "6-18-02-04", "700.00"),
+            ),
+            (
+                "ApplicationApproved",
+                json!({"application": "a1", "pool": "371500", "year": 2024,
+                "amount": "700.00", "funding": "expansion_pilot", "counts_against_quota": true,
+                "reviewer": "r", "approved_on": "2024-10-21"}),
+            ),
+            (
+                "NoticeOpened",
+                json!({"notice": "n1", "county": "371502", "pool": "371500",
+                "starts_on": "2024-11-04", "ends_on": "2024-11-08", "working_days": 5,
+                "lines": [{"application": "a1", "name_masked": "周*", "id_number_masked": "371502********1234",
+                           "program": "vocational_training", "amount": "700.00"}],
+                "opened_by": "clerk"}),
+            ),
+            (
+                "ApplicationNoticed",
+                json!({"application": "a1", "notice": "n1", "ends_on": "2024-11-08"}),
+            ),
+            (
+                "ObjectionFiled",
+                json!({"objection": "o1", "notice": "n1", "application": "a1",
+                "summary": "s", "filed_on": "2024-11-05"}),
+            ),
+            (
+                "ObjectionResolved",
+                json!({"objection": "o1", "application": "a1", "upheld": false,
+                "note": "已核查", "resolved_by": "r", "resolved_on": "2024-11-06"}),
+            ),
+            (
+                "NoticeClosed",
+                json!({"notice": "n1", "closed_on": "2024-11-09", "cleared": ["a1"], "closed_by": "clerk"}),
+            ),
+            (
+                "ApplicationCleared",
+                json!({"application": "a1", "notice": "n1", "cleared_on": "2024-11-09"}),
+            ),
+            ("PayoutIssued", issued("p1", "a1", "700.00", "2024-11-29")),
+            (
+                "PayoutFailed",
+                json!({"payout": "p1", "application": "a1", "reason": "账户已销户", "failed_on": "2024-12-02"}),
+            ),
+        ]);
+        let a = &m.applications.by_id["a1"];
+        assert_eq!((a.status, a.paid), (Status::PayoutFailed, Decimal::ZERO));
+        let row = a.status_row();
+        assert_eq!(
+            (row.notice.as_deref(), row.level, row.party.as_str()),
+            (Some("n1"), Some(4), "person:k1")
+        );
+        assert_eq!(m.notices.notices["n1"].status, notices::CLOSED);
+        assert_eq!(m.notices.objections["o1"].status, notices::DISMISSED);
+        assert_eq!(m.notices.line_rows().len(), 1);
+        let p = &m.payouts.by_id["p1"];
+        assert_eq!(
+            (p.status.as_str(), p.county.as_str(), p.failure_reason.as_deref()),
+            ("failed", "371502", Some("账户已销户"))
+        );
+        // The payout is booked in November, its failure in December: November stays as reported.
+        let spending = m.spending.rows();
+        assert_eq!(spending.len(), 2);
+        let (nov, dec) = (&spending[0], &spending[1]);
+        assert_eq!(
+            (nov.0.month.as_str(), nov.1.payouts, nov.1.paid, nov.1.failed),
+            ("2024-11", 1, money("700"), Decimal::ZERO)
+        );
+        assert_eq!(
+            (dec.0.month.as_str(), dec.1.payouts, dec.1.failed, dec.1.net()),
+            ("2024-12", 0, money("700"), money("-700"))
+        );
+        assert_eq!(nov.0.funding, "expansion_pilot");
+    }
+
+    #[test]
+    fn a_full_recovery_frees_the_slot_and_is_booked_in_its_own_month() {
+        let m = fold(&[
+            (
+                "ApplicationSubmitted",
+                submitted("a1", "skill_upgrade", person(), "4-10-01-05", "1500.00"),
+            ),
+            ("PayoutIssued", issued("p1", "a1", "1500.00", "2024-11-12")),
+            (
+                "PayoutSettled",
+                json!({"payout": "p1", "application": "a1", "bank_reference": "B1", "settled_on": "2024-11-13"}),
+            ),
+            (
+                "RecoveryRecorded",
+                json!({"recovery": "r1", "application": "a1", "pool": "371500", "year": 2024,
+                "amount": "700.00", "counts_against_quota": true, "reason": "r", "recovered_on": "2025-01-03", "recorded_by": "f"}),
+            ),
+        ]);
+        let slots = persons::slot_rows(&m.applications);
+        assert_eq!((slots[0].status.as_str(), slots[0].stands), ("settled", true));
+        assert_eq!((slots[0].slot_kind.as_deref(), slots[0].slot_number), (Some("base"), Some(1)));
+        assert_eq!(persons::standing(&m.applications, "person:k1", 2024, "skill_upgrade"), 1);
+        assert_eq!(m.payouts.by_id["p1"].bank_reference.as_deref(), Some("B1"));
+        let jan = &m.spending.rows()[1];
+        assert_eq!((jan.0.month.as_str(), jan.1.recovered), ("2025-01", money("700")));
+
+        let mut m = m;
+        m.apply("RecoveryRecorded", &json!({"recovery": "r2", "application": "a1", "pool": "371500", "year": 2024,
+            "amount": "800.00", "counts_against_quota": true, "reason": "r", "recovered_on": "2025-01-04", "recorded_by": "f"}))
+            .unwrap();
+        let a = &m.applications.by_id["a1"];
+        assert_eq!(
+            (a.status, a.recovered, a.paid),
+            (Status::Recovered, money("1500"), money("1500"))
+        );
+        let slots = persons::slot_rows(&m.applications);
+        assert_eq!((slots[0].status.as_str(), slots[0].stands), ("recovered", false));
+        assert_eq!(persons::standing(&m.applications, "person:k1", 2024, "skill_upgrade"), 0);
+        assert_eq!(m.spending.rows()[1].1.recovered, money("1500"));
+    }
+
+    #[test]
+    fn an_enterprise_has_slots_but_no_certificates() {
+        let code = "91371000MA3C1234XT";
+        let m = fold(&[
+            (
+                "ApplicationSubmitted",
+                submitted(
+                    "a1",
+                    "job_stabilization_refund",
+                    json!({"credit_code": code, "name": "威海某企业"}),
+                    code,
+                    "26666.66",
+                ),
+            ),
+            (
+                "ApplicationSubmitted",
+                submitted("a2", "skill_upgrade", person(), "4-10-01-05", "1500.00"),
+            ),
+            (
+                "ApplicationWithdrawn",
+                json!({"application": "a2", "reason": "r", "withdrawn_by": "c", "withdrawn_on": "2024-10-21"}),
+            ),
+        ]);
+        let slots = persons::slot_rows(&m.applications);
+        assert_eq!(slots.len(), 2);
+        assert_eq!(
+            (slots[0].party.as_str(), slots[0].slot_kind.as_ref()),
+            (format!("enterprise:{code}").as_str(), None)
+        );
+        assert!(slots[0].stands);
+        let certs = persons::certificate_rows(&m.applications);
+        assert_eq!(certs.len(), 1);
+        assert_eq!(
+            (certs[0].subject.as_str(), certs[0].level, certs[0].stands),
+            ("4-10-01-05", Some(4), false)
+        );
+        let row = m.applications.by_id["a1"].status_row();
+        assert_eq!(
+            (row.display_name.as_str(), row.display_id.as_str(), row.level),
+            ("威海某企业", code, None)
+        );
+    }
+
+    #[test]
+    fn only_rejected_withdrawn_and_recovered_applications_stop_standing() {
+        let fallen: Vec<_> =
+            Status::ALL.into_iter().filter(|s| !s.stands()).map(Status::as_str).collect();
+        // party_slots.stands and person_certificates.stands (migration 0003) list the same.
+        assert_eq!(fallen, ["recovered", "rejected", "withdrawn"]);
+    }
 }

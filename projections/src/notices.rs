@@ -1,0 +1,157 @@
+//! Public notices (公示) with their published lines, and the objections (异议) filed against
+//! them.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use events::application::{NoticeClosed, NoticeOpened, ObjectionFiled, ObjectionResolved};
+use events::DomainEvent;
+use rust_decimal::Decimal;
+
+use crate::{decode, ProjectionError};
+
+pub const OPEN: &str = "open";
+pub const CLOSED: &str = "closed";
+pub const UPHELD: &str = "upheld";
+pub const DISMISSED: &str = "dismissed";
+
+/// One row of `notices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub notice: String,
+    pub county: String,
+    pub pool: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+    pub working_days: i32,
+    pub opened_by: String,
+    /// `open` or `closed`.
+    pub status: String,
+    pub closed_on: Option<NaiveDate>,
+    pub closed_by: Option<String>,
+}
+
+/// One row of `notice_lines`: a line as published, names and ID numbers masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeLineRow {
+    pub notice: String,
+    pub application: String,
+    pub name_masked: String,
+    pub id_number_masked: String,
+    pub program: String,
+    pub amount: Decimal,
+}
+
+/// One row of `objections`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectionRow {
+    pub objection: String,
+    pub notice: String,
+    pub application: String,
+    pub summary: String,
+    pub filed_on: NaiveDate,
+    /// `open`, `upheld` or `dismissed`.
+    pub status: String,
+    pub note: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notices {
+    pub notices: BTreeMap<String, NoticeRow>,
+    /// By (notice, application).
+    pub lines: BTreeMap<(String, String), NoticeLineRow>,
+    pub objections: BTreeMap<String, ObjectionRow>,
+}
+
+impl Notices {
+    pub fn apply(
+        &mut self,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), ProjectionError> {
+        match event_type {
+            NoticeOpened::TYPE => {
+                let e: NoticeOpened = decode(event_type, data)?;
+                for l in e.lines {
+                    self.lines.insert(
+                        (e.notice.clone(), l.application.clone()),
+                        NoticeLineRow {
+                            notice: e.notice.clone(),
+                            application: l.application,
+                            name_masked: l.name_masked,
+                            id_number_masked: l.id_number_masked,
+                            program: l.program,
+                            amount: l.amount,
+                        },
+                    );
+                }
+                self.notices.insert(
+                    e.notice.clone(),
+                    NoticeRow {
+                        notice: e.notice,
+                        county: e.county,
+                        pool: e.pool,
+                        starts_on: e.starts_on,
+                        ends_on: e.ends_on,
+                        // A notice of more than two billion working days is not a notice.
+                        working_days: i32::try_from(e.working_days).unwrap_or(i32::MAX),
+                        opened_by: e.opened_by,
+                        status: OPEN.to_string(),
+                        closed_on: None,
+                        closed_by: None,
+                    },
+                );
+            }
+            NoticeClosed::TYPE => {
+                let e: NoticeClosed = decode(event_type, data)?;
+                if let Some(n) = self.notices.get_mut(&e.notice) {
+                    n.status = CLOSED.to_string();
+                    n.closed_on = Some(e.closed_on);
+                    n.closed_by = Some(e.closed_by);
+                }
+            }
+            ObjectionFiled::TYPE => {
+                let e: ObjectionFiled = decode(event_type, data)?;
+                self.objections.insert(
+                    e.objection.clone(),
+                    ObjectionRow {
+                        objection: e.objection,
+                        notice: e.notice,
+                        application: e.application,
+                        summary: e.summary,
+                        filed_on: e.filed_on,
+                        status: OPEN.to_string(),
+                        note: None,
+                        resolved_by: None,
+                        resolved_on: None,
+                    },
+                );
+            }
+            ObjectionResolved::TYPE => {
+                let e: ObjectionResolved = decode(event_type, data)?;
+                if let Some(o) = self.objections.get_mut(&e.objection) {
+                    o.status = if e.upheld { UPHELD } else { DISMISSED }.to_string();
+                    o.note = Some(e.note);
+                    o.resolved_by = Some(e.resolved_by);
+                    o.resolved_on = Some(e.resolved_on);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn notice_rows(&self) -> Vec<NoticeRow> {
+        self.notices.values().cloned().collect()
+    }
+
+    pub fn line_rows(&self) -> Vec<NoticeLineRow> {
+        self.lines.values().cloned().collect()
+    }
+
+    pub fn objection_rows(&self) -> Vec<ObjectionRow> {
+        self.objections.values().cloned().collect()
+    }
+}

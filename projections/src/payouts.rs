@@ -1,0 +1,126 @@
+//! Payouts (拨付) and what the bank made of them.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use events::application::{ApplicationSubmitted, PayoutFailed, PayoutIssued, PayoutSettled};
+use events::DomainEvent;
+use rust_decimal::Decimal;
+
+use crate::{decode, ProjectionError};
+
+/// What a payout or a recovery is booked under, which only the submission records: the
+/// application's county, program and funding source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Books {
+    by_application: BTreeMap<String, Booking>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Booking {
+    pub county: String,
+    pub program: String,
+    pub funding: String,
+}
+
+impl Books {
+    pub(crate) fn submitted(&mut self, e: ApplicationSubmitted) {
+        self.by_application.insert(
+            e.application,
+            Booking { county: e.county, program: e.program, funding: e.decision.funding },
+        );
+    }
+
+    pub(crate) fn get(&self, application: &str) -> Option<&Booking> {
+        self.by_application.get(application)
+    }
+}
+
+pub const ISSUED: &str = "issued";
+pub const SETTLED: &str = "settled";
+pub const FAILED: &str = "failed";
+
+/// One row of `payouts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRow {
+    pub payout: String,
+    pub application: String,
+    pub pool: String,
+    pub county: String,
+    pub program: String,
+    pub funding: String,
+    pub year: i32,
+    pub amount: Decimal,
+    pub paid_on: NaiveDate,
+    pub issued_by: String,
+    /// `issued`, `settled` or `failed`.
+    pub status: String,
+    pub bank_reference: Option<String>,
+    pub settled_on: Option<NaiveDate>,
+    pub failure_reason: Option<String>,
+    pub failed_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payouts {
+    pub by_id: BTreeMap<String, PayoutRow>,
+    books: Books,
+}
+
+impl Payouts {
+    pub fn apply(
+        &mut self,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), ProjectionError> {
+        match event_type {
+            ApplicationSubmitted::TYPE => self.books.submitted(decode(event_type, data)?),
+            PayoutIssued::TYPE => {
+                let e: PayoutIssued = decode(event_type, data)?;
+                if let Some(b) = self.books.get(&e.application) {
+                    let row = PayoutRow {
+                        payout: e.payout.clone(),
+                        application: e.application,
+                        pool: e.pool,
+                        county: b.county.clone(),
+                        program: b.program.clone(),
+                        funding: b.funding.clone(),
+                        year: e.year,
+                        amount: e.amount,
+                        paid_on: e.paid_on,
+                        issued_by: e.issued_by,
+                        status: ISSUED.to_string(),
+                        bank_reference: None,
+                        settled_on: None,
+                        failure_reason: None,
+                        failed_on: None,
+                    };
+                    self.by_id.insert(e.payout, row);
+                }
+            }
+            PayoutSettled::TYPE => {
+                let e: PayoutSettled = decode(event_type, data)?;
+                if let Some(p) = self.by_id.get_mut(&e.payout) {
+                    p.status = SETTLED.to_string();
+                    p.bank_reference = Some(e.bank_reference);
+                    p.settled_on = Some(e.settled_on);
+                }
+            }
+            PayoutFailed::TYPE => {
+                let e: PayoutFailed = decode(event_type, data)?;
+                if let Some(p) = self.by_id.get_mut(&e.payout) {
+                    p.status = FAILED.to_string();
+                    p.failure_reason = Some(e.reason);
+                    p.failed_on = Some(e.failed_on);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every row of `payouts`, by payout id.
+    pub fn rows(&self) -> Vec<PayoutRow> {
+        self.by_id.values().cloned().collect()
+    }
+}
