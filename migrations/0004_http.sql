@@ -32,7 +32,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_writer') THEN
         GRANT SELECT, INSERT, UPDATE ON api_tokens TO fundledger_writer;
-        GRANT SELECT, INSERT ON idempotency_keys TO fundledger_writer;
+        GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO fundledger_writer;
     END IF;
 END
 $$;

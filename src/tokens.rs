@@ -211,7 +211,8 @@ pub async fn authenticate(
         return Ok(None);
     };
     let Ok(id) = Uuid::try_parse(id) else { return Ok(None) };
-    let row: Option<(String, Vec<String>, Option<String>, Option<String>, Vec<u8>)> =
+    type Row = (String, Vec<String>, Option<String>, Option<String>, Vec<u8>);
+    let row: Option<Row> =
         sqlx::query_as(
             "SELECT label, roles, pool, county, secret_hash FROM api_tokens WHERE id = $1 AND revoked_at IS NULL",
         )
@@ -297,7 +298,7 @@ mod tests {
             parse_roles("county_clerk,city_finance", Some("370800"), None),
             Err(TokenError::MixedScopes(..))
         ));
-        assert!(matches!(parse_roles("admin", Some("370800"), None), Err(_)));
+        assert!(parse_roles("admin", Some("370800"), None).is_err());
         assert!(matches!(
             parse_roles("auditor,county_clerk", None, Some("370811")),
             Err(TokenError::MixedScopes(..))

@@ -584,3 +584,117 @@ async fn the_quota_refuses_approvals_past_its_cap_over_http() {
     assert!(committed <= "15000.00".parse().unwrap());
     assert!(approved > 0);
 }
+
+#[tokio::test]
+async fn a_failed_payout_is_reissued_to_a_corrected_account_without_touching_the_quota() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let id = api.post("clerk", "/v1/applications", &training(9)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post("reviewer", &format!("/v1/applications/{id}/review"), &json!({"decision": "approve"}))
+        .await;
+    let notice = api
+        .post(
+            "clerk",
+            "/v1/notices",
+            &json!({"county": "371502", "starts_on": "2024-11-04", "application_ids": [id]}),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post("clerk", &format!("/v1/notices/{notice}/close"), &json!({})).await;
+    let r = api
+        .post("finance", "/v1/payouts", &json!({"application_ids": [id], "paid_on": "2024-11-12"}))
+        .await;
+    let failed = r.json()["payouts"][0]["id"].as_str().unwrap().to_string();
+    let r = api
+        .post(
+            "finance",
+            &format!("/v1/payouts/{failed}/settlement"),
+            &json!({"status": "failed", "reason": "账户已销户"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let quota_before = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
+
+    // Paying the application again the ordinary way is refused, pointing at the reissue.
+    let r = api
+        .post("finance", "/v1/payouts", &json!({"application_ids": [id], "paid_on": "2024-11-20"}))
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "payout_failed"), "{}", r.text);
+    let before = events(&api).await;
+    let bad = json!({"account": {"bank": "农行", "number": "12ab"}, "paid_on": "2024-11-20"});
+    let r = api.post("finance", &format!("/v1/payouts/{failed}/reissue"), &bad).await;
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["field"].as_str()),
+        (422, Some("account.number")),
+        "{}",
+        r.text
+    );
+    assert_eq!(events(&api).await, before);
+
+    let body = json!({"account": {"bank": "中国农业银行聊城分行", "number": "6228 4800 0000 1234"}, "paid_on": "2024-11-20"});
+    let r = api.post("finance", &format!("/v1/payouts/{failed}/reissue"), &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let reissued = r.json();
+    assert_eq!(reissued["account"]["number"], "****1234");
+    let new = reissued["id"].as_str().unwrap().to_string();
+    let raw: String = sqlx::query_scalar(
+        "SELECT data::text FROM events WHERE event_type = 'PayoutIssued' AND data->>'payout' = $1",
+    )
+    .bind(&new)
+    .fetch_one(&api.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        !raw.contains("62284800") && !raw.contains("0000 1234"),
+        "the account number is sealed: {raw}"
+    );
+
+    // Only once: the failed payout is no longer the application's latest.
+    let r = api.post("finance", &format!("/v1/payouts/{failed}/reissue"), &body).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "payout_not_failed"), "{}", r.text);
+    let r = api
+        .post(
+            "finance",
+            &format!("/v1/payouts/{new}/settlement"),
+            &json!({"status": "settled", "bank_reference": "B-2"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        api.get("finance", &format!("/v1/applications/{id}")).await.json()["status"],
+        "settled"
+    );
+    assert_eq!(
+        api.get("finance", "/v1/pools/371500/quotas/2024").await.json(),
+        quota_before,
+        "a reissue moves no quota"
+    );
+
+    // The report books each movement in its own month: both payouts in November 2024, the
+    // failure on the day the bank reported it (today); together a net of one payment.
+    let rows = api.get("finance", "/v1/reports/spending?pool=371500&year=2024").await.json()
+        ["rows"]
+        .clone();
+    assert_eq!(
+        (rows[0]["payouts"].as_i64(), rows[0]["paid"].as_str()),
+        (Some(2), Some("1200.00")),
+        "{rows}"
+    );
+    let this_year = fundledger::http::today().format("%Y").to_string();
+    let later = api
+        .get("finance", &format!("/v1/reports/spending?pool=371500&year={this_year}"))
+        .await
+        .json()["rows"]
+        .clone();
+    assert_eq!(
+        (later[0]["failed"].as_str(), later[0]["net"].as_str()),
+        (Some("600.00"), Some("-600.00")),
+        "{later}"
+    );
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use fundledger::commands::applications::{review, submit, withdraw, PersonApplication, Review};
 use fundledger::commands::payouts::{
-    close_notice, file_objection, issue_payouts, open_notice, record_recovery, resolve_objection,
-    settle, PayoutError, Settlement,
+    close_notice, file_objection, issue_payouts, open_notice, record_recovery, reissue_payout,
+    resolve_objection, settle, BankAccount, PayoutError, Settlement,
 };
 use fundledger::commands::setup::{
     lock_balance, register_county, register_pool, set_notice_period, set_quota, SetupError,
@@ -190,6 +190,53 @@ async fn of_concurrent_payouts_for_one_application_exactly_one_is_recorded() {
     }
     assert_eq!((paid, refused), (1, REQUESTS - 1));
     assert_eq!(quota_paid(&db).await, "600.00", "paid once");
+}
+
+#[tokio::test]
+async fn of_concurrent_reissues_of_one_failed_payout_exactly_one_is_recorded() {
+    const REQUESTS: usize = 8;
+    let (db, ids) = approved(1).await;
+    let notice = open_notice(&db.pool, "371502", date("2024-11-04"), &ids, "clerk", date(TODAY))
+        .await
+        .unwrap();
+    close_notice(&db.pool, &notice.id, "clerk", date("2024-11-09")).await.unwrap();
+    let failed = issue_payouts(&db.pool, &ids, date("2024-11-12"), "finance", date(TODAY))
+        .await
+        .unwrap()
+        .remove(0);
+    let failure = Settlement::Failed { reason: "账户已销户".into() };
+    settle(&db.pool, &failed, &failure, "finance", date(TODAY)).await.unwrap();
+    let keys = Arc::new(Keys::generate());
+    let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let (pool, barrier, keys, failed) =
+                (db.pool.clone(), barrier.clone(), keys.clone(), failed.clone());
+            tokio::spawn(async move {
+                let account =
+                    BankAccount { bank: "农行".into(), number: format!("62284800{i:08}") };
+                barrier.wait().await;
+                reissue_payout(&pool, &keys, &failed, &account, date(TODAY), "finance", date(TODAY))
+                    .await
+            })
+        })
+        .collect();
+    let (mut reissued, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => reissued += 1,
+            Err(PayoutError::NotReissuable { .. }) => refused += 1,
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!((reissued, refused), (1, REQUESTS - 1));
+    let payouts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'PayoutIssued'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(payouts, 2, "the first payout and one reissue");
+    assert_eq!(quota(&db).await.1, "600.00", "the quota counts the money once");
 }
 
 /// The pool's 2024 quota as a fold of the whole log: (committed, paid, recovered, remaining).

@@ -14,8 +14,8 @@ use fundledger::commands::applications::{
     review, submit, submit_refund, withdraw, PersonApplication, Review,
 };
 use fundledger::commands::payouts::{
-    close_notice, file_objection, issue_payouts, open_notice, record_recovery, resolve_objection,
-    settle, Settlement,
+    close_notice, file_objection, issue_payouts, open_notice, record_recovery, reissue_payout,
+    resolve_objection, settle, BankAccount, Settlement,
 };
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
 use fundledger::personal::Keys;
@@ -343,6 +343,20 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
                 None => Ok(()),
             },
             83..=94 => match pick(&mut rng, &payouts).cloned() {
+                // A failed payout is mostly reissued to a corrected account.
+                Some((p, id)) if state[&id].status == "payout_failed" && rng.gen_bool(0.7) => {
+                    let account = BankAccount {
+                        bank: "中国农业银行聊城分行".into(),
+                        number: format!("6228480{i:012}"),
+                    };
+                    reissue_payout(&db.pool, &keys, &p, &account, today, "finance", today)
+                        .await
+                        .map(|new| {
+                            state.get_mut(&id).unwrap().status = "payout_issued";
+                            payouts.push((new, id.clone()));
+                        })
+                        .map_err(|e| e.code().to_string())
+                }
                 Some((p, id)) => {
                     let s = if rng.gen_bool(0.8) {
                         Settlement::Settled { bank_reference: format!("B{i}") }
@@ -439,6 +453,13 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     ] {
         assert!(seen.contains_key(t), "the history never produced {t} (seed {seed})");
     }
+    let reissues: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'PayoutIssued' AND data ? 'reissue_of'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(reissues > 0, "the history never reissued a failed payout (seed {seed})");
     let programs: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT data->>'program' FROM events WHERE event_type = 'ApplicationSubmitted' ORDER BY 1",
     )

@@ -86,3 +86,75 @@ async fn serve_without_database_url_runs_a_private_cluster_and_reuses_it() {
     assert!(!cluster.is_running());
     std::fs::remove_dir_all(&data_dir).unwrap();
 }
+
+fn cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn request(port: u16, request: String) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_an_id_number() {
+    let data_dir = std::env::temp_dir()
+        .join(format!("fundledger-token-test-{}", uuid::Uuid::new_v4().simple()));
+    let bad = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(["token", "create", "--role", "county_clerk", "--label", "x", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a county role without --county is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--county"));
+
+    let out = cli(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员 李四"]);
+    let token = out.lines().last().unwrap().trim().to_string();
+    assert!(token.starts_with("fl_") && !token.contains(' '), "the token alone on the last line: {out}");
+    let listed = cli(&data_dir, &["token", "list"]);
+    assert!(listed.contains("管理员 李四") && !listed.contains(&token[20..]), "{listed}");
+
+    let port = free_port();
+    let mut server = start(&data_dir, port);
+    wait_healthy(port, &mut server).await;
+    let ready = get(port, "/readyz").await.unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let body = r#"{"code":"370800","name":"济宁市"}"#;
+    let post = |token: String| {
+        format!(
+            "POST /v1/pools HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let created = request(port, post(token.clone())).await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let person = request(
+        port,
+        format!("GET /v1/persons/370811199001011236/subsidies?year=2025 HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n"),
+    )
+    .await;
+    assert!(person.starts_with("HTTP/1.1 200"), "{person}");
+
+    let id = listed.lines().find(|l| l.contains("管理员 李四")).unwrap().split('\t').next().unwrap().to_string();
+    cli(&data_dir, &["token", "revoke", &id]);
+    let refused = request(port, post(token)).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    let log = terminate(server);
+    assert!(log.contains("route=/v1/pools") && log.contains("status=201") && log.contains("duration_ms"), "{log}");
+    assert!(log.contains("route=/v1/persons/{id_number}/subsidies"), "{log}");
+    assert!(!log.contains("370811199001011236"), "an ID number never reaches the log");
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}

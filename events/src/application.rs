@@ -234,6 +234,23 @@ pub struct PayoutIssued {
     pub counts_against_quota: bool,
     pub paid_on: NaiveDate,
     pub issued_by: String,
+    /// A reissue (重新支付) names the failed payout it replaces. Added after the first
+    /// payouts were recorded: absent in those rows, and never written when absent, so their
+    /// encoding (and the audit hash over it) is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissue_of: Option<String>,
+    /// The corrected account a reissue is paid to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRecord>,
+}
+
+/// A bank account as events hold it: the number sealed (AES-256-GCM), and masked for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRecord {
+    pub bank: String,
+    pub number_sealed: String,
+    pub number_masked: String,
 }
 
 impl DomainEvent for PayoutIssued {

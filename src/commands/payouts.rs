@@ -41,6 +41,10 @@ pub enum PayoutError {
     AlreadyPaid { id: String, payout: String },
     #[error("payout {payout} is already {status}")]
     PayoutNotOpen { payout: String, status: &'static str },
+    #[error("the payout {payout} of application {id} failed; reissue it to a corrected account (POST /v1/payouts/{payout}/reissue)")]
+    PayoutFailed { id: String, payout: String },
+    #[error("payout {payout} is {status}; only the latest payout of an application, once failed, can be reissued")]
+    NotReissuable { payout: String, status: &'static str },
     #[error("the objection period of notice {notice} ended on {ends_on}")]
     ObjectionPeriodEnded { notice: String, ends_on: NaiveDate },
     #[error("application {id} is {status}, not on notice {notice}")]
@@ -66,6 +70,8 @@ impl PayoutError {
             PayoutError::NotCleared { .. } => "not_cleared",
             PayoutError::AlreadyPaid { .. } => "already_paid",
             PayoutError::PayoutNotOpen { .. } => "payout_already_settled",
+            PayoutError::PayoutFailed { .. } => "payout_failed",
+            PayoutError::NotReissuable { .. } => "payout_not_failed",
             PayoutError::ObjectionPeriodEnded { .. } => "objection_period_ended",
             PayoutError::NotOnNotice { .. } => "not_on_notice",
             PayoutError::ObjectionResolved(_) => "objection_already_resolved",
@@ -366,6 +372,12 @@ pub async fn issue_payouts(
                             payout: app.payouts.last().cloned().unwrap_or_default(),
                         })
                     }
+                    Status::PayoutFailed => {
+                        return Err(PayoutError::PayoutFailed {
+                            id: app.id.clone(),
+                            payout: app.payouts.last().cloned().unwrap_or_default(),
+                        })
+                    }
                     other => {
                         return Err(PayoutError::NotCleared {
                             id: app.id.clone(),
@@ -387,6 +399,8 @@ pub async fn issue_payouts(
                     counts_against_quota: counts,
                     paid_on,
                     issued_by: actor.to_string(),
+                    reissue_of: None,
+                    account: None,
                 };
                 let app_stream = application_stream(&app.id);
                 events.push(new_event(
@@ -503,6 +517,128 @@ pub async fn settle(
         .await?;
         if super::commit(tx, &appending).await? {
             return Ok(());
+        }
+    }
+    Err(kept_conflicting())
+}
+
+/// A corrected bank account for a reissue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankAccount {
+    pub bank: String,
+    pub number: String,
+}
+
+impl BankAccount {
+    /// Only the last four digits show (`****1234`).
+    pub fn masked(&self) -> String {
+        let digits: Vec<char> = self.number.chars().filter(|c| !c.is_whitespace()).collect();
+        let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+        format!("****{tail}")
+    }
+
+    fn check(&self) -> Result<(), PayoutError> {
+        if self.bank.trim().is_empty() {
+            return Err(PayoutError::Invalid {
+                field: "account.bank",
+                message: "name the bank (开户行)".into(),
+            });
+        }
+        let digits: Vec<char> = self.number.chars().filter(|c| !c.is_whitespace()).collect();
+        if !(8..=32).contains(&digits.len()) || !digits.iter().all(char::is_ascii_digit) {
+            return Err(PayoutError::Invalid {
+                field: "account.number",
+                message: "an account number is 8 to 32 digits".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reissues a failed payout to a corrected account (重新支付): a new payout of the same
+/// amount, recorded as a `PayoutIssued` naming the one it replaces. The quota is untouched:
+/// the money moved from committed to paid with the first payout and never came back.
+pub async fn reissue_payout(
+    db: impl Into<super::Db<'_>>,
+    keys: &crate::personal::Keys,
+    failed: &str,
+    account: &BankAccount,
+    paid_on: NaiveDate,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<String, PayoutError> {
+    let mut db = db.into();
+    account.check()?;
+    if paid_on > today {
+        return Err(PayoutError::Invalid {
+            field: "paid_on",
+            message: format!("{paid_on} is in the future"),
+        });
+    }
+    let payout = uuid::Uuid::now_v7().to_string();
+    let number: String = account.number.chars().filter(|c| !c.is_whitespace()).collect();
+    let record = events::application::AccountRecord {
+        bank: account.bank.trim().to_string(),
+        number_sealed: crate::personal::Sealed::seal(
+            keys,
+            crate::personal::Field::BankAccount,
+            &number,
+        )
+        .as_str()
+        .to_string(),
+        number_masked: account.masked(),
+    };
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let mut tx = db.begin().await?;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let appending: Append = async {
+            let found = read_tagged(conn, &[payout_tag(failed)]).await?;
+            let issued: PayoutIssued = found
+                .events
+                .iter()
+                .find(|e| e.event_type == "PayoutIssued")
+                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
+                .ok_or_else(|| PayoutError::NotFound(format!("payout {failed}")))?;
+            let (app, version) =
+                read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
+            if app.status != Status::PayoutFailed
+                || app.payouts.last().map(String::as_str) != Some(failed)
+            {
+                return Err(PayoutError::NotReissuable {
+                    payout: failed.to_string(),
+                    status: app.status.as_str(),
+                });
+            }
+            let e = PayoutIssued {
+                payout: payout.clone(),
+                application: app.id.clone(),
+                pool: app.pool.clone(),
+                year: app.year,
+                amount: issued.amount,
+                counts_against_quota: issued.counts_against_quota,
+                paid_on,
+                issued_by: actor.to_string(),
+                reissue_of: Some(failed.to_string()),
+                account: Some(record.clone()),
+            };
+            let stream = application_stream(&app.id);
+            Ok(Append {
+                events: vec![new_event(
+                    &stream,
+                    &e,
+                    actor,
+                    &app.pool,
+                    &app.county,
+                    vec![payout_tag(&payout), payout_tag(failed)],
+                    paid_on,
+                )],
+                expected: vec![(stream, ExpectedVersion::Exact(version))],
+                condition: None,
+            })
+        }
+        .await?;
+        if super::commit(tx, &appending).await? {
+            return Ok(payout);
         }
     }
     Err(kept_conflicting())

@@ -63,6 +63,9 @@ impl Api {
     }
 
     pub async fn start_with(limits: Limits) -> Api {
+        // Server logs in the test's output (shown for failing tests): the internal errors'
+        // causes are there, never in responses.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
         let db = TestDatabase::new().await;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
         for f in [

@@ -67,6 +67,24 @@ pub struct SettlementBody {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/payouts/{id}/reissue`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reissue {
+    pub account: Account,
+    pub paid_on: NaiveDate,
+}
+
+/// The corrected bank account of a reissue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// 开户行, e.g. "中国农业银行聊城分行".
+    pub bank: String,
+    /// 8 to 32 digits; stored encrypted, shown as `****1234`.
+    pub number: String,
+}
+
 /// `POST /v1/applications/{id}/recoveries`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -359,6 +377,41 @@ pub async fn settle(
         .await
         .map(|()| json!({ "id": id, "status": b.status }));
     Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/payouts/{id}/reissue", tag = "payouts", request_body = Reissue,
+    params(("id" = String, Path, description = "the failed payout's id")),
+    responses((status = 201, description = "A new payout of the same amount to the corrected account; the quota is unchanged"),
+              (status = 409, body = Problem, description = "payout_not_failed")))]
+pub async fn reissue(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<Reissue>,
+) -> Result<Response, Problem> {
+    let place = payout_place(&state, &id).await?;
+    require(&principal, &[Role::CityFinance], &place)?;
+    let mut unit = begin_unit!(state, principal, command);
+    let b = &command.body;
+    let account =
+        commands::BankAccount { bank: b.account.bank.clone(), number: b.account.number.clone() };
+    let outcome = commands::reissue_payout(
+        unit.db(),
+        &state.keys,
+        &id,
+        &account,
+        b.paid_on,
+        &principal.label,
+        today(),
+    )
+    .await
+    .map(|payout| {
+        json!({
+            "id": payout, "reissue_of": id, "paid_on": b.paid_on, "status": "issued",
+            "account": { "bank": account.bank.trim(), "number": account.masked() },
+        })
+    });
+    Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
