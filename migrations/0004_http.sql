@@ -33,6 +33,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_writer') THEN
         GRANT SELECT, INSERT, UPDATE ON api_tokens TO fundledger_writer;
         GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO fundledger_writer;
+        -- /readyz checks that every migration is applied.
+        GRANT SELECT ON _sqlx_migrations TO fundledger_writer;
     END IF;
 END
 $$;

@@ -711,3 +711,11 @@ async fn an_unreachable_database_is_a_503_with_retry_after_not_a_hang() {
     let r = raw(addr, b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
     assert_eq!(r.status, 200, "liveness does not need the database");
 }
+
+#[tokio::test]
+async fn readiness_needs_the_database_and_every_migration() {
+    let api = Api::start().await;
+    let r = api.send("GET", "/readyz", None, &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "ready");
+}

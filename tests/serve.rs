@@ -122,7 +122,10 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
 
     let out = cli(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员 李四"]);
     let token = out.lines().last().unwrap().trim().to_string();
-    assert!(token.starts_with("fl_") && !token.contains(' '), "the token alone on the last line: {out}");
+    assert!(
+        token.starts_with("fl_") && !token.contains(' '),
+        "the token alone on the last line: {out}"
+    );
     let listed = cli(&data_dir, &["token", "list"]);
     assert!(listed.contains("管理员 李四") && !listed.contains(&token[20..]), "{listed}");
 
@@ -145,15 +148,29 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
         format!("GET /v1/persons/370811199001011236/subsidies?year=2025 HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n"),
     )
     .await;
-    assert!(person.starts_with("HTTP/1.1 200"), "{person}");
+    if !person.starts_with("HTTP/1.1 200") {
+        panic!("{person}\n{}", terminate(server));
+    }
 
-    let id = listed.lines().find(|l| l.contains("管理员 李四")).unwrap().split('\t').next().unwrap().to_string();
+    let id = listed
+        .lines()
+        .find(|l| l.contains("管理员 李四"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
     cli(&data_dir, &["token", "revoke", &id]);
     let refused = request(port, post(token)).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 
     let log = terminate(server);
-    assert!(log.contains("route=/v1/pools") && log.contains("status=201") && log.contains("duration_ms"), "{log}");
+    assert!(
+        log.contains("route=/v1/pools")
+            && log.contains("status=201")
+            && log.contains("duration_ms"),
+        "{log}"
+    );
     assert!(log.contains("route=/v1/persons/{id_number}/subsidies"), "{log}");
     assert!(!log.contains("370811199001011236"), "an ID number never reaches the log");
     std::fs::remove_dir_all(&data_dir).unwrap();
