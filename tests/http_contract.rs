@@ -7,49 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{events, id_number, raw, Api, TOKENS};
+use common::{events, id_number, raw, set_up, training, Api, TOKENS};
 use fundledger::http::{router, AppState, Limits};
 use fundledger::personal::Keys;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn set_up(api: &Api) {
-    for (path, body) in [
-        ("/v1/pools", json!({"code": "371500", "name": "聊城市"})),
-        ("/v1/pools", json!({"code": "370800", "name": "济宁市"})),
-        ("/v1/counties", json!({"code": "371502", "name": "东昌府区", "pool": "371500"})),
-        ("/v1/counties", json!({"code": "371521", "name": "阳谷县", "pool": "371500"})),
-        ("/v1/counties", json!({"code": "370811", "name": "任城区", "pool": "370800"})),
-    ] {
-        assert_eq!(api.post("admin", path, &body).await.status, 201);
-    }
-    let r = api
-        .post(
-            "finance",
-            "/v1/pools/371500/historical-balance",
-            &json!({"as_of": "2023-12-31", "amount": "100000.00", "document": "d"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = api
-        .post(
-            "finance",
-            "/v1/pools/371500/quotas",
-            &json!({"year": 2024, "ratio": "0.15", "filing_document": "f"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-}
-
-fn training(person: u32) -> Value {
-    json!({
-        "program": "vocational_training", "county": "371502", "submitted_on": "2024-10-20",
-        "applicant": {"id_number": id_number("371502", person), "name": "王小五"},
-        "eligibility": {"receiving_unemployment_benefit": true},
-        "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
-                     "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
-    })
-}
 
 /// An application approved, on a notice with an objection, and another one paid.
 struct Fixtures {

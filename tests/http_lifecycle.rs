@@ -3,50 +3,8 @@
 
 mod common;
 
-use common::{events, id_number, Api};
+use common::{events, id_number, set_up, training, Api};
 use serde_json::{json, Value};
-
-/// Liaocheng (371500) with counties 371502 and 371521, its balance locked and a 2024 quota;
-/// Jining (370800) with 370811.
-async fn set_up(api: &Api) {
-    for (path, body) in [
-        ("/v1/pools", json!({"code": "371500", "name": "聊城市"})),
-        ("/v1/pools", json!({"code": "370800", "name": "济宁市"})),
-        ("/v1/counties", json!({"code": "371502", "name": "东昌府区", "pool": "371500"})),
-        ("/v1/counties", json!({"code": "371521", "name": "阳谷县", "pool": "371500"})),
-        ("/v1/counties", json!({"code": "370811", "name": "任城区", "pool": "370800"})),
-    ] {
-        let r = api.post("admin", path, &body).await;
-        assert_eq!(r.status, 201, "{path}: {}", r.text);
-    }
-    let r = api
-        .post(
-            "finance",
-            "/v1/pools/371500/historical-balance",
-            &json!({"as_of": "2023-12-31", "amount": "100000.00", "document": "聊人社字〔2024〕1号"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = api
-        .post(
-            "finance",
-            "/v1/pools/371500/quotas",
-            &json!({"year": 2024, "ratio": "0.15", "filing_document": "鲁人社字〔2024〕9号"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.json()["cap"], "15000.00");
-}
-
-fn training(person: u32) -> Value {
-    json!({
-        "program": "vocational_training", "county": "371502", "submitted_on": "2024-10-20",
-        "applicant": {"id_number": id_number("371502", person), "name": "王小五"},
-        "eligibility": {"receiving_unemployment_benefit": true},
-        "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
-                     "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
-    })
-}
 
 fn skill_upgrade(person: u32, occupation: &str, level: u8) -> Value {
     json!({

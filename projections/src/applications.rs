@@ -105,6 +105,12 @@ pub struct Application {
 
 impl Application {
     /// The tag of the party paid, which every event of the application carries.
+    /// Whether `payout` is this application's latest payout and the application is in
+    /// `status`: only the latest payout can be settled, failed or reissued.
+    pub fn latest_payout_is(&self, payout: &str, status: Status) -> bool {
+        self.status == status && self.payouts.last().map(String::as_str) == Some(payout)
+    }
+
     pub fn party_tag(&self) -> events::Tag {
         events::Tag::parse(&self.party).expect("a recorded party tag")
     }

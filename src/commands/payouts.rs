@@ -134,6 +134,23 @@ async fn read_applications(
     Ok(out)
 }
 
+/// A payout as first issued, with its application and the application stream's version.
+async fn read_payout(
+    conn: &mut sqlx::PgConnection,
+    payout: &str,
+) -> Result<(PayoutIssued, Application, i64), PayoutError> {
+    let found = read_tagged(conn, &[payout_tag(payout)]).await?;
+    let issued: PayoutIssued = found
+        .events
+        .iter()
+        .find(|e| e.event_type == PayoutIssued::TYPE)
+        .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
+        .ok_or_else(|| PayoutError::NotFound(format!("payout {payout}")))?;
+    let (app, version) =
+        read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
+    Ok((issued, app, version))
+}
+
 fn kept_conflicting() -> PayoutError {
     PayoutError::Store(AppendError::Invalid("the command kept conflicting"))
 }
@@ -454,18 +471,8 @@ pub async fn settle(
         let mut tx = db.begin().await?;
         let conn: &mut sqlx::PgConnection = &mut tx;
         let appending: Append = async {
-            let found = read_tagged(conn, &[payout_tag(payout)]).await?;
-            let issued: PayoutIssued = found
-                .events
-                .iter()
-                .find(|e| e.event_type == "PayoutIssued")
-                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
-                .ok_or_else(|| PayoutError::NotFound(format!("payout {payout}")))?;
-            let (app, version) =
-                read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
-            if app.status != Status::PayoutIssued
-                || app.payouts.last().map(String::as_str) != Some(payout)
-            {
+            let (_, app, version) = read_payout(conn, payout).await?;
+            if !app.latest_payout_is(payout, Status::PayoutIssued) {
                 return Err(PayoutError::PayoutNotOpen {
                     payout: payout.to_string(),
                     status: app.status.as_str(),
@@ -592,18 +599,8 @@ pub async fn reissue_payout(
         let mut tx = db.begin().await?;
         let conn: &mut sqlx::PgConnection = &mut tx;
         let appending: Append = async {
-            let found = read_tagged(conn, &[payout_tag(failed)]).await?;
-            let issued: PayoutIssued = found
-                .events
-                .iter()
-                .find(|e| e.event_type == "PayoutIssued")
-                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
-                .ok_or_else(|| PayoutError::NotFound(format!("payout {failed}")))?;
-            let (app, version) =
-                read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
-            if app.status != Status::PayoutFailed
-                || app.payouts.last().map(String::as_str) != Some(failed)
-            {
+            let (issued, app, version) = read_payout(conn, failed).await?;
+            if !app.latest_payout_is(failed, Status::PayoutFailed) {
                 return Err(PayoutError::NotReissuable {
                     payout: failed.to_string(),
                     status: app.status.as_str(),
