@@ -44,6 +44,8 @@ pub enum Command {
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
     },
+    /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
+    Verify,
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -109,6 +111,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let served = serve(listen, AppState::new(db.pool.clone(), keys, limits)).await;
             db.close().await;
             served
+        }
+        Command::Verify => {
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
+            )
+            .await?;
+            let started = std::time::Instant::now();
+            let mut conn = db.pool.acquire().await?;
+            let result = crate::audit::verify(&mut conn, |at| {
+                eprint!("\rverifying: {at} events checked");
+            })
+            .await;
+            drop(conn);
+            db.close().await;
+            let v = result?;
+            let secs = started.elapsed().as_secs_f64().max(1e-6);
+            eprintln!(
+                "\r{} events in {:.1} s ({:.0} events/s)",
+                v.events_checked,
+                secs,
+                v.events_checked as f64 / secs
+            );
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            if !v.ok {
+                anyhow::bail!(
+                    "the chain breaks at position {}",
+                    v.first_bad.map_or(0, |b| b.position)
+                );
+            }
+            Ok(())
         }
         Command::Token(command) => {
             let db = Database::open(

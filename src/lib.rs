@@ -4,6 +4,7 @@
 //! PostgreSQL, [`postgres`] connects to (or starts) the database, [`http`] serves the API,
 //! [`cli`] is the command line.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod http;

@@ -206,6 +206,7 @@ async fn each_route_admits_exactly_its_roles_and_scopes() {
             vec!["finance"],
         ),
         ("GET", "/v1/events?after=0&limit=10".into(), Value::Null, vec!["admin", "auditor"]),
+        ("GET", "/v1/audit/verify".into(), Value::Null, vec!["auditor"]),
         (
             "GET",
             "/v1/reports/spending?pool=371500&year=2024".into(),
@@ -547,6 +548,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract_and_only_real_on
         ("POST", "/v1/payouts/{id}/settlement"),
         ("POST", "/v1/applications/{id}/recoveries"),
         ("GET", "/v1/events"),
+        ("GET", "/v1/audit/verify"),
         ("GET", "/v1/reports/spending"),
         ("GET", "/openapi.json"),
         ("GET", "/healthz"),

@@ -166,10 +166,21 @@ async fn each_program_goes_from_submission_to_settled_payout() {
     assert!(s["limit"].as_u64().is_some_and(|l| l >= 1), "{s}");
     assert!(!r.text.contains(&id_number("371502", 2)), "the full ID number is never shown");
 
-    // The feed has everything, in order, with no gaps.
-    let r = api.get("auditor", "/v1/events?after=0&limit=1000").await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let feed = r.json();
+    // The feed has everything, in order, with no gaps. Positions are handed out once every
+    // older transaction in the cluster has ended; other tests share it, so the tail may take a
+    // moment to appear.
+    let total = events(&api).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let feed = loop {
+        let r = api.get("auditor", "/v1/events?after=0&limit=1000").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let feed = r.json();
+        if feed["events"].as_array().unwrap().len() as i64 == total {
+            break feed;
+        }
+        assert!(std::time::Instant::now() < deadline, "the feed never showed all {total} events");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let positions: Vec<i64> = feed["events"]
         .as_array()
         .unwrap()
@@ -179,6 +190,17 @@ async fn each_program_goes_from_submission_to_settled_payout() {
     assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
     assert_eq!(positions.len() as i64, events(&api).await);
     assert_eq!(feed["next_after"], positions.len());
+    assert!(feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["hash"].as_str().is_some_and(|h| h.len() == 64)));
+    let v = api.get("auditor", "/v1/audit/verify").await.json();
+    assert_eq!(
+        (v["ok"].as_bool(), v["events_checked"].as_i64()),
+        (Some(true), Some(positions.len() as i64)),
+        "{v}"
+    );
     let r = api.get("auditor", &format!("/v1/events?after={}&limit=5", positions.len())).await;
     assert_eq!(r.json()["events"], json!([]));
     assert_eq!(r.json()["next_after"], positions.len());

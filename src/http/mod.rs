@@ -181,6 +181,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payouts::record_recovery))
         .routes(routes!(feed::events))
         .routes(routes!(feed::live))
+        .routes(routes!(feed::verify))
         .routes(routes!(feed::spending))
         .routes(routes!(batch::batch))
         .split_for_parts()

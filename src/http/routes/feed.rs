@@ -38,7 +38,7 @@ pub(crate) fn public_data(data: &Value) -> Value {
     }
 }
 
-fn event_json(e: &RecordedEvent) -> Value {
+fn event_json(e: &RecordedEvent, hash: Option<&Vec<u8>>) -> Value {
     json!({
         "position": e.position.map(|p| p.0),
         "stream": e.stream_id,
@@ -50,8 +50,8 @@ fn event_json(e: &RecordedEvent) -> Value {
         "tags": e.tags,
         "business_date": e.business_date,
         "recorded_at": e.recorded_at,
-        // The audit chain's hash (issue 7); null until the chain is computed.
-        "hash": Value::Null,
+        // The audit chain's hash at this position (hex SHA-256; ARCHITECTURE.md).
+        "hash": hash.map(hex::encode),
     })
 }
 
@@ -86,8 +86,20 @@ pub async fn events(
     sequence(&mut conn).await?;
     let page = read_all(&mut conn, Position(after), limit).await?;
     let next_after = page.last().and_then(|e| e.position).map_or(after, |p| p.0);
+    let hashes: std::collections::HashMap<i64, Vec<u8>> = sqlx::query_as::<_, (i64, Vec<u8>)>(
+        "SELECT position, hash FROM log WHERE position > $1 AND position <= $2 AND hash IS NOT NULL",
+    )
+    .bind(after)
+    .bind(next_after)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     Ok(Json(json!({
-        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+        "events": page
+            .iter()
+            .map(|e| event_json(e, e.position.and_then(|p| hashes.get(&p.0))))
+            .collect::<Vec<_>>(),
         "next_after": next_after,
     })))
 }
@@ -145,7 +157,7 @@ pub async fn live(
             let event = Event::default()
                 .id(e.position.map_or(0, |p| p.0).to_string())
                 .event(e.event_type.clone())
-                .json_data(event_json(&e))
+                .json_data(event_json(&e, None))
                 .expect("events serialise");
             Ok::<_, Infallible>(event)
         }))
@@ -157,6 +169,17 @@ fn sse(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    responses((status = 200, description = "`{ok, events_checked, head_position, head_hash}`; `ok: false` names the first bad position in `first_bad`")))]
+pub async fn verify(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<crate::audit::Verification>, Problem> {
+    require(&principal, &[Role::Auditor], &Place::default())?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(crate::audit::verify(&mut conn, |_| {}).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
