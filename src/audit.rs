@@ -5,6 +5,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
 use sqlx::PgConnection;
 
 /// Rows read per round trip.
@@ -20,6 +23,13 @@ pub struct Break {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Verification {
     pub ok: bool,
+    /// Checkpoints whose signature holds under the trusted key and whose hash the chain still
+    /// has (none checked without a trusted key).
+    pub checkpoints_verified: usize,
+    /// The highest position a verified checkpoint covers: a chain rewritten below it with
+    /// fresh hashes is caught; above it, only the next checkpoint will tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_through: Option<i64>,
     pub events_checked: i64,
     pub head_position: i64,
     /// Hex SHA-256 of the last event checked.
@@ -92,6 +102,7 @@ pub fn check(
     rows: &[ChainRow],
     mut expected_position: i64,
     mut prev: [u8; 32],
+    signed: &HashMap<i64, String>,
 ) -> Result<[u8; 32], Break> {
     for row in rows {
         if row.position != expected_position {
@@ -122,6 +133,16 @@ pub fn check(
                 problem: "its content does not match its hash (changed after it was recorded)"
                     .into(),
             });
+        }
+        if let Some(hash) = signed.get(&row.position) {
+            if *hash != hex::encode(computed) {
+                return Err(Break {
+                    position: row.position,
+                    problem: "the chain here differs from the hash a signed checkpoint recorded \
+                              (rewritten with fresh hashes)"
+                        .into(),
+                });
+            }
         }
         prev = computed;
         expected_position += 1;
@@ -180,11 +201,30 @@ async fn page(conn: &mut PgConnection, after: i64) -> Result<Vec<ChainRow>, sqlx
 }
 
 /// Walks the whole chain, as far as positions have been handed out. `progress` is called after each page with the position reached.
+/// With a trusted public key, signed checkpoints are checked too.
 pub async fn verify(
     conn: &mut PgConnection,
+    trusted: Option<&VerifyingKey>,
     mut progress: impl FnMut(i64),
 ) -> Result<Verification, sqlx::Error> {
     // Reads only: what has a position. (`serve` keeps sequencing in the background.)
+    let (checkpoints, forged) = match trusted {
+        Some(key) => crate::checkpoints::signed(conn, key).await?,
+        None => (Vec::new(), None),
+    };
+    if let Some((position, problem)) = forged {
+        return Ok(Verification {
+            ok: false,
+            checkpoints_verified: 0,
+            signed_through: None,
+            events_checked: 0,
+            head_position: 0,
+            head_hash: None,
+            first_bad: Some(Break { position, problem }),
+        });
+    }
+    let signed: HashMap<i64, String> =
+        checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect();
     let mut prev = GENESIS;
     let mut next = 1;
     let mut head_hash = None;
@@ -193,7 +233,7 @@ pub async fn verify(
         if rows.is_empty() {
             break;
         }
-        match check(&rows, next, prev) {
+        match check(&rows, next, prev, &signed) {
             Ok(last) => {
                 prev = last;
                 next += rows.len() as i64;
@@ -204,6 +244,8 @@ pub async fn verify(
                 let checked = b.position - 1;
                 return Ok(Verification {
                     ok: false,
+                    checkpoints_verified: 0,
+                    signed_through: None,
                     events_checked: checked,
                     head_position: checked,
                     head_hash,
@@ -212,8 +254,28 @@ pub async fn verify(
             }
         }
     }
+    // A checkpoint beyond the head means positions it signed are gone.
+    if let Some(c) = checkpoints.iter().find(|c| c.position > next - 1) {
+        return Ok(Verification {
+            ok: false,
+            checkpoints_verified: 0,
+            signed_through: None,
+            events_checked: next - 1,
+            head_position: next - 1,
+            head_hash,
+            first_bad: Some(Break {
+                position: next,
+                problem: format!(
+                    "a signed checkpoint covers position {}, beyond the end",
+                    c.position
+                ),
+            }),
+        });
+    }
     Ok(Verification {
         ok: true,
+        checkpoints_verified: checkpoints.len(),
+        signed_through: checkpoints.iter().map(|c| c.position).max(),
         events_checked: next - 1,
         head_position: next - 1,
         head_hash,

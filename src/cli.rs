@@ -40,12 +40,23 @@ pub enum Command {
         /// Seconds a request may take before it is abandoned (and its transaction rolled back).
         #[arg(long, env = "FUNDLEDGER_REQUEST_TIMEOUT", default_value_t = 30)]
         request_timeout: u64,
+        /// Minutes between signed checkpoints of the chain (0: none).
+        #[arg(long, env = "FUNDLEDGER_CHECKPOINT_EVERY", default_value_t = 60)]
+        checkpoint_every: u64,
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
-    Verify,
+    /// Signed checkpoints are checked against --public-key, or else the local signing key.
+    Verify {
+        /// The checkpoint public key the auditor trusts (hex), as `checkpoint` prints it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign the chain's current head with the checkpoint key (kept outside the database) and
+    /// record it; prints the public key auditors verify with.
+    Checkpoint,
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -98,8 +109,21 @@ pub enum PolicyCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, db_connections, request_timeout, body_limit } => {
+        Command::Serve {
+            listen,
+            db_connections,
+            request_timeout,
+            body_limit,
+            checkpoint_every,
+        } => {
             let keys = Keys::load_or_create(&key_file(&cli.data_dir))?;
+            let signing = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
+                &cli.data_dir,
+            ))?;
+            tracing::info!(
+                public_key = %hex::encode(signing.verifying_key().to_bytes()),
+                "checkpoints are signed with this key; auditors verify with its public half"
+            );
             let settings =
                 PoolSettings { max_connections: db_connections, ..PoolSettings::default() };
             let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
@@ -108,11 +132,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
                 ..Limits::default()
             };
-            let served = serve(listen, AppState::new(db.pool.clone(), keys, limits)).await;
+            let mut state = AppState::new(db.pool.clone(), keys, limits);
+            let signing = std::sync::Arc::new(signing);
+            state.checkpoint_key = Some(signing.clone());
+            let checkpointing = (checkpoint_every > 0).then(|| {
+                tokio::spawn(run_checkpoints(
+                    db.pool.clone(),
+                    signing,
+                    std::time::Duration::from_secs(checkpoint_every * 60),
+                ))
+            });
+            let served = serve(listen, state).await;
+            if let Some(task) = checkpointing {
+                task.abort();
+            }
             db.close().await;
             served
         }
-        Command::Verify => {
+        Command::Checkpoint => {
+            let key = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
+                &cli.data_dir,
+            ))?;
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
+            )
+            .await?;
+            let recorded = crate::checkpoints::record(&db.pool, &key, "checkpoint").await;
+            db.close().await;
+            let c = recorded?;
+            println!("signed position {} (hash {}) at {}", c.position, c.hash, c.signed_at);
+            println!("public key: {}", c.public_key);
+            Ok(())
+        }
+        Command::Verify { public_key } => {
+            let trusted = match public_key {
+                Some(k) => Some(crate::checkpoints::public_key(&k).ok_or_else(|| {
+                    anyhow::anyhow!("--public-key: not a hex Ed25519 public key")
+                })?),
+                None => {
+                    let path = crate::checkpoints::default_path(&cli.data_dir);
+                    if path.exists() {
+                        Some(crate::checkpoints::load_or_create(&path)?.verifying_key())
+                    } else {
+                        eprintln!("no --public-key and no local checkpoint key: checkpoints are not checked");
+                        None
+                    }
+                }
+            };
             let db = Database::open(
                 cli.database_url.as_deref(),
                 &cli.data_dir,
@@ -121,7 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
-            let result = crate::audit::verify(&mut conn, |at| {
+            let result = crate::audit::verify(&mut conn, trusted.as_ref(), |at| {
                 eprint!("\rverifying: {at} events checked");
             })
             .await;
@@ -264,6 +332,34 @@ async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
     sequencer.abort();
     tracing::info!("in-flight requests finished; shutting down");
     Ok(())
+}
+
+/// Signs the chain's head every `every`, when it has moved.
+async fn run_checkpoints(
+    pool: sqlx::PgPool,
+    key: std::sync::Arc<ed25519_dalek::SigningKey>,
+    every: std::time::Duration,
+) {
+    let mut signed = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM log")
+            .fetch_one(&pool)
+            .await
+            .ok()
+            .flatten();
+        // The checkpoint event itself moves the head by one: only sign when more has happened.
+        if head.is_none() || head == signed.map(|s: i64| s + 1) {
+            continue;
+        }
+        match crate::checkpoints::record(&pool, &key, "serve").await {
+            Ok(c) => {
+                tracing::info!(position = c.position, "signed a checkpoint");
+                signed = Some(c.position);
+            }
+            Err(e) => tracing::warn!(error = %e, "signing a checkpoint failed; retrying later"),
+        }
+    }
 }
 
 /// Keeps the log's positions current for readers that do not sequence themselves (auditors

@@ -2,8 +2,10 @@
 //! the verifier recomputes from the rows (also for text that needs escaping), and tampering
 //! with the log as the owner, triggers disabled, is found and named by position.
 
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use events::{Metadata, Tag};
 use fundledger::audit::{verify, Verification};
+use fundledger::checkpoints;
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::store::{append, sequence, Append, NewEvent};
 use serde_json::json;
@@ -45,8 +47,15 @@ async fn history() -> TestDatabase {
             sequence(&mut conn).await.unwrap();
         }
     }
-    // Everything positioned before anyone looks (other tests' open transactions on the shared
-    // cluster can hold a batch back for a moment).
+    drop(conn);
+    sequence_all(&db).await;
+    db
+}
+
+/// Everything positioned before anyone looks (other tests' open transactions on the shared
+/// cluster can hold a batch back for a moment).
+async fn sequence_all(db: &TestDatabase) {
+    let mut conn = db.pool.acquire().await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let events: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *conn).await.unwrap();
@@ -54,13 +63,15 @@ async fn history() -> TestDatabase {
         assert!(std::time::Instant::now() < deadline, "the log was not sequenced");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    drop(conn);
-    db
 }
 
 async fn check(db: &TestDatabase) -> Verification {
+    check_signed(db, None).await
+}
+
+async fn check_signed(db: &TestDatabase, trusted: Option<&VerifyingKey>) -> Verification {
     let mut conn = db.pool.acquire().await.unwrap();
-    verify(&mut conn, |_| {}).await.unwrap()
+    verify(&mut conn, trusted, |_| {}).await.unwrap()
 }
 
 async fn total(db: &TestDatabase) -> i64 {
@@ -172,4 +183,57 @@ async fn a_row_inserted_in_the_middle_breaks_the_chain_where_it_joins() {
     let bad = v.first_bad.expect("the insertion is found");
     assert_eq!(bad.position, 13, "{}", bad.problem);
     assert_eq!(v.events_checked, 12, "up to the forged row the chain is intact");
+}
+
+#[tokio::test]
+async fn a_chain_rewritten_with_fresh_hashes_is_caught_by_a_signed_checkpoint() {
+    let db = history().await;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let signed = checkpoints::record(&db.pool, &key, "test").await.unwrap();
+    sequence_all(&db).await;
+    let v = check_signed(&db, Some(&key.verifying_key())).await;
+    assert!(v.ok, "{v:?}");
+    assert_eq!((v.checkpoints_verified, v.signed_through), (1, Some(signed.position)));
+
+    // Someone with the database but without the key changes position 5 and recomputes every
+    // hash after it: the chain alone verifies again...
+    tamper(
+        &db,
+        "DO $$ DECLARE v_prev bytea; r record; BEGIN \
+           UPDATE events SET data = jsonb_set(data, '{amount}', '\"1.50\"') \
+            WHERE id = (SELECT event_id FROM log WHERE position = 5); \
+           SELECT hash INTO v_prev FROM log WHERE position = 4; \
+           FOR r IN SELECT l.position, e FROM log l JOIN events e ON e.id = l.event_id \
+                     WHERE l.position >= 5 ORDER BY l.position LOOP \
+             UPDATE log SET prev_hash = v_prev, hash = sha256(v_prev || fundledger_canonical(r.position, r.e)) \
+              WHERE position = r.position RETURNING hash INTO v_prev; \
+           END LOOP; END $$",
+    )
+    .await;
+    assert!(check(&db).await.ok, "without checkpoints a full rewrite goes unseen");
+    // ...but not against the signed checkpoint.
+    let v = check_signed(&db, Some(&key.verifying_key())).await;
+    let bad = v.first_bad.expect("the rewrite is caught");
+    assert_eq!(bad.position, signed.position, "{}", bad.problem);
+    assert!(bad.problem.contains("signed checkpoint"), "{}", bad.problem);
+}
+
+#[tokio::test]
+async fn a_checkpoint_signed_with_another_key_is_refused() {
+    let db = history().await;
+    let trusted = SigningKey::generate(&mut rand::rngs::OsRng);
+    let forger = SigningKey::generate(&mut rand::rngs::OsRng);
+    checkpoints::record(&db.pool, &trusted, "test").await.unwrap();
+    checkpoints::record(&db.pool, &forger, "forger").await.unwrap();
+    sequence_all(&db).await;
+    let v = check_signed(&db, Some(&trusted.verifying_key())).await;
+    let bad = v.first_bad.expect("the forged checkpoint is refused");
+    assert!(bad.problem.contains("not signed by the trusted key"), "{}", bad.problem);
+    let position: i64 = sqlx::query_scalar(
+        "SELECT l.position FROM log l JOIN events e ON e.id = l.event_id WHERE e.metadata->>'actor' = 'forger'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(bad.position, position, "named by the forged checkpoint's own position");
 }

@@ -175,3 +175,42 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     assert!(!log.contains("370811199001011236"), "an ID number never reaches the log");
     std::fs::remove_dir_all(&data_dir).unwrap();
 }
+
+#[tokio::test]
+async fn checkpoint_and_verify_from_the_cli_with_the_printed_public_key() {
+    let data_dir = std::env::temp_dir()
+        .join(format!("fundledger-checkpoint-test-{}", uuid::Uuid::new_v4().simple()));
+    cli(
+        &data_dir,
+        &[
+            "policy",
+            "publish",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/liaocheng-2024-training.toml"),
+        ],
+    );
+    let out = cli(&data_dir, &["checkpoint"]);
+    let public_key = out.lines().find_map(|l| l.strip_prefix("public key: ")).unwrap().to_string();
+    assert_eq!(public_key.len(), 64, "{out}");
+    let key_file = data_dir.join("keys/checkpoint.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let verified = cli(&data_dir, &["verify", "--public-key", &public_key]);
+    let v: serde_json::Value = serde_json::from_str(&verified).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["checkpoints_verified"].as_u64()),
+        (Some(true), Some(1)),
+        "{verified}"
+    );
+
+    // Another key: the recorded checkpoint does not verify, and the exit code says so.
+    let other = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let refused = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(["verify", "--public-key", other, "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("not signed by the trusted key"));
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}

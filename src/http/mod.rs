@@ -63,6 +63,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub limits: Limits,
     pub live_readers: Arc<tokio::sync::Semaphore>,
+    /// The checkpoint signing key: its public half is what `/v1/audit/verify` trusts.
+    pub checkpoint_key: Option<Arc<ed25519_dalek::SigningKey>>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -76,6 +78,7 @@ impl AppState {
             keys: Arc::new(keys),
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
+            checkpoint_key: None,
             openapi: Arc::new(serde_json::Value::Null),
             router: Arc::new(OnceLock::new()),
         }
