@@ -53,6 +53,15 @@ pub enum Command {
         /// The checkpoint public key the auditor trusts (hex), as `checkpoint` prints it.
         #[arg(long)]
         public_key: Option<String>,
+        /// Verify an export (`fundledger export > log.jsonl`) instead, with no database.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write the log with its hashes (and checkpoints) as JSON Lines to stdout.
+    Export {
+        /// The first position to write.
+        #[arg(long, default_value_t = 1)]
+        from: i64,
     },
     /// Sign the chain's current head with the checkpoint key (kept outside the database) and
     /// record it; prints the public key auditors verify with.
@@ -166,7 +175,72 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("public key: {}", c.public_key);
             Ok(())
         }
-        Command::Verify { public_key } => {
+        Command::Export { from } => {
+            use std::io::Write;
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
+            )
+            .await?;
+            let started = std::time::Instant::now();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut conn = db.pool.acquire().await?;
+            let mut n = 0u64;
+            let written = crate::audit::export(&mut conn, from, |line| {
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+                n += 1;
+                if n.is_multiple_of(100_000) {
+                    eprint!("\rexported {n} events");
+                }
+                Ok(())
+            })
+            .await;
+            out.flush()?;
+            drop(conn);
+            db.close().await;
+            let written = written?;
+            let secs = started.elapsed().as_secs_f64().max(1e-6);
+            eprintln!(
+                "\rexported {written} events in {secs:.1} s ({:.0} events/s)",
+                written as f64 / secs
+            );
+            Ok(())
+        }
+        Command::Verify { public_key, file: Some(file) } => {
+            let trusted = match public_key {
+                Some(k) => Some(crate::checkpoints::public_key(&k).ok_or_else(|| {
+                    anyhow::anyhow!("--public-key: not a hex Ed25519 public key")
+                })?),
+                None => {
+                    eprintln!("no --public-key: checkpoints in the file are not checked");
+                    None
+                }
+            };
+            use std::io::BufRead;
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+            );
+            let started = std::time::Instant::now();
+            let v = crate::audit::verify_export(reader.lines(), trusted.as_ref())?;
+            let secs = started.elapsed().as_secs_f64().max(1e-6);
+            eprintln!(
+                "{} events in {secs:.1} s ({:.0} events/s)",
+                v.events_checked,
+                v.events_checked as f64 / secs
+            );
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            if !v.ok {
+                anyhow::bail!(
+                    "the chain breaks at position {}",
+                    v.first_bad.map_or(0, |b| b.position)
+                );
+            }
+            Ok(())
+        }
+        Command::Verify { public_key, file: None } => {
             let trusted = match public_key {
                 Some(k) => Some(crate::checkpoints::public_key(&k).ok_or_else(|| {
                     anyhow::anyhow!("--public-key: not a hex Ed25519 public key")
