@@ -301,6 +301,8 @@ pub async fn export(
     from: i64,
     mut line: impl FnMut(ExportLine) -> std::io::Result<()>,
 ) -> Result<i64, ExportError> {
+    // Everything committed so far gets its position (and hash) first.
+    crate::store::sequence(conn).await?;
     let mut after = from.max(1) - 1;
     let mut written = 0;
     loop {
