@@ -57,6 +57,16 @@ pub enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Rebuild every projection from the log alone, as of a moment, and print the quotas and
+    /// spending it gives.
+    Replay {
+        /// Up to and including this log position.
+        #[arg(long, conflicts_with = "as_of_time")]
+        as_of_position: Option<i64>,
+        /// As the ledger stood at this time (RFC 3339, e.g. 2024-12-31T16:00:00Z).
+        #[arg(long)]
+        as_of_time: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Write the log with its hashes (and checkpoints) as JSON Lines to stdout.
     Export {
         /// The first position to write.
@@ -173,6 +183,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = recorded?;
             println!("signed position {} (hash {}) at {}", c.position, c.hash, c.signed_at);
             println!("public key: {}", c.public_key);
+            Ok(())
+        }
+        Command::Replay { as_of_position, as_of_time } => {
+            use crate::replay::AsOf;
+            let as_of = match (as_of_position, as_of_time) {
+                (Some(n), _) => AsOf::Position(n),
+                (None, Some(t)) => AsOf::Time(t),
+                (None, None) => AsOf::Head,
+            };
+            let db = Database::open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
+            )
+            .await?;
+            let started = std::time::Instant::now();
+            let mut conn = db.pool.acquire().await?;
+            crate::store::sequence(&mut conn).await?;
+            let head = crate::store::head(&mut conn).await?.0;
+            let replayed = crate::replay::replay(&mut conn, as_of, |at| {
+                let pct = if head > 0 { at * 100 / head } else { 100 };
+                eprint!("\rreplaying: position {at} of {head} ({pct}%)");
+            })
+            .await;
+            drop(conn);
+            db.close().await;
+            let r = replayed?;
+            let secs = started.elapsed().as_secs_f64().max(1e-6);
+            eprintln!(
+                "\rreplayed {} events in {secs:.1} s ({:.0} events/s)",
+                r.position,
+                r.position as f64 / secs
+            );
+            println!("as of position {} ({as_of:?})", r.position);
+            println!("quotas:");
+            for (code, pool) in &r.models.pools.pools {
+                for (year, q) in &pool.quotas {
+                    println!(
+                        "  {code} {year}: cap {:.2}, committed {:.2}, paid {:.2}, recovered {:.2}, remaining {:.2}",
+                        q.cap, q.committed, q.paid, q.recovered, q.remaining()
+                    );
+                }
+            }
+            println!("spending (pool, month, county, program, funding: payouts, paid, failed, recovered, net):");
+            for (k, f) in r.models.spending.rows() {
+                println!(
+                    "  {} {} {} {} {}: {}, {:.2}, {:.2}, {:.2}, {:.2}",
+                    k.pool,
+                    k.month,
+                    k.county,
+                    k.program,
+                    k.funding,
+                    f.payouts,
+                    f.paid,
+                    f.failed,
+                    f.recovered,
+                    f.net()
+                );
+            }
             Ok(())
         }
         Command::Export { from } => {

@@ -13,5 +13,6 @@ pub mod personal;
 pub mod postgres;
 pub mod publishing;
 pub mod read_models;
+pub mod replay;
 pub mod store;
 pub mod tokens;

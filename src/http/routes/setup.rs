@@ -182,19 +182,58 @@ pub async fn set_notice_period(
     Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AsOfQuery {
+    /// The quota as it stood at this moment: an RFC 3339 time, or a date (its end, in
+    /// Asia/Shanghai). Rebuilt from the log alone.
+    pub as_of: Option<String>,
+}
+
+/// `as_of` as a moment: a date means its last instant in Asia/Shanghai.
+fn as_of_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Problem> {
+    // An unencoded `+` of an offset arrives as a space.
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.trim().replace(' ', "+")) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        Problem::invalid(
+            "as_of",
+            "give an RFC 3339 time (2024-12-31T16:00:00Z) or a date (2024-12-31)",
+        )
+    })?;
+    let next_midnight_shanghai =
+        (day + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+            - chrono::Duration::hours(8);
+    Ok(next_midnight_shanghai - chrono::Duration::microseconds(1))
+}
+
 #[utoipa::path(get, path = "/v1/pools/{pool}/quotas/{year}", tag = "setup",
-    params(("pool" = String, Path, description = "pool code"), ("year" = i32, Path, description = "policy year")),
-    responses((status = 200, description = "pool, year, cap, committed, paid, recovered, remaining"), (status = 404, body = Problem)))]
+    params(("pool" = String, Path, description = "pool code"), ("year" = i32, Path, description = "policy year"), AsOfQuery),
+    responses((status = 200, description = "pool, year, cap, committed, paid, recovered, remaining (with `as_of` and `position` when asked as of a moment)"), (status = 404, body = Problem)))]
 pub async fn get_quota(
     State(state): State<AppState>,
     Path((pool, year)): Path<(String, i32)>,
     principal: Principal,
+    axum::extract::Query(q): axum::extract::Query<AsOfQuery>,
 ) -> Result<Json<Value>, Problem> {
     require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&pool))?;
     let mut conn = state.pool.acquire().await?;
-    let q = crate::read_models::quota(&mut conn, &pool, year)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("pool {pool} has no quota for {year}")))?;
+    let not_found = || Problem::not_found(format!("pool {pool} has no quota for {year}"));
+    if let Some(as_of) = &q.as_of {
+        let at = as_of_time(as_of)?;
+        crate::store::sequence(&mut conn).await?;
+        let replayed = crate::replay::replay(&mut conn, crate::replay::AsOf::Time(at), |_| {})
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        let quota = replayed.models.pools.quota(&pool, year).ok_or_else(not_found)?;
+        return Ok(Json(json!({
+            "pool": pool, "year": year, "cap": money(quota.cap), "committed": money(quota.committed),
+            "paid": money(quota.paid), "recovered": money(quota.recovered), "remaining": money(quota.remaining()),
+            "as_of": at, "position": replayed.position,
+        })));
+    }
+    let q = crate::read_models::quota(&mut conn, &pool, year).await?.ok_or_else(not_found)?;
     Ok(Json(json!({
         "pool": q.pool, "year": q.year, "cap": money(q.cap), "committed": money(q.committed),
         "paid": money(q.paid), "recovered": money(q.recovered), "remaining": money(q.remaining()),
