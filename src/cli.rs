@@ -172,12 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let key = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
                 &cli.data_dir,
             ))?;
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
-            )
-            .await?;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let recorded = crate::checkpoints::record(&db.pool, &key, "checkpoint").await;
             db.close().await;
             let c = recorded?;
@@ -192,12 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(t)) => AsOf::Time(t),
                 (None, None) => AsOf::Head,
             };
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
-            )
-            .await?;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
             crate::store::sequence(&mut conn).await?;
@@ -246,12 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { from } => {
             use std::io::Write;
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
-            )
-            .await?;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let started = std::time::Instant::now();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut conn = db.pool.acquire().await?;
@@ -324,12 +309,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             };
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
-            )
-            .await?;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
             let result = crate::audit::verify(&mut conn, trusted.as_ref(), |at| {
@@ -356,12 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => {
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings { max_connections: 1, ..PoolSettings::default() },
-            )
-            .await?;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let outcome = token_command(&db.pool, command).await;
             db.close().await;
             outcome
@@ -417,6 +392,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome
         }
     }
+}
+
+/// The database for a one-shot administrative command: one connection is all it uses.
+async fn one_connection(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Database> {
+    let settings = PoolSettings { max_connections: 1, ..PoolSettings::default() };
+    Ok(Database::open(database_url, data_dir, &settings).await?)
 }
 
 /// The personal-data key file: `FUNDLEDGER_KEY_FILE`, or `keys/personal.key` in the data
