@@ -209,7 +209,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("as of position {} ({as_of:?})", r.position);
             println!("quotas:");
             for (code, pool) in &r.models.pools.pools {
-                for (year, q) in &pool.quotas {
+                for year in pool.quotas.keys() {
+                    let q = r.models.pools.quota(code, *year).expect("a quota that is set");
                     println!(
                         "  {code} {year}: cap {:.2}, committed {:.2}, paid {:.2}, recovered {:.2}, remaining {:.2}",
                         q.cap, q.committed, q.paid, q.recovered, q.remaining()

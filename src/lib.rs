@@ -13,6 +13,7 @@ pub mod personal;
 pub mod postgres;
 pub mod publishing;
 pub mod read_models;
+pub mod rebuild;
 pub mod replay;
 pub mod store;
 pub mod tokens;

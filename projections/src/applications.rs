@@ -50,8 +50,7 @@ impl Status {
 
     /// Whether the application still stands in a party's history: it holds its annual slot
     /// and blocks a repeat of the same occupation and level. The policy's `Status::stands`
-    /// of the status `commands::applications` maps this one to; `party_slots.stands` and
-    /// `person_certificates.stands` (migration 0003) compute the same from the stored text.
+    /// of the status `commands::applications` maps this one to.
     pub fn stands(self) -> bool {
         !matches!(self, Status::Recovered | Status::Rejected | Status::Withdrawn)
     }
@@ -137,12 +136,17 @@ impl Application {
             submitted_by: self.submitted_by.clone(),
             recovered: self.recovered,
             paid: self.paid,
+            slot: self.slot.as_ref().map(|(kind, year, number)| {
+                serde_json::json!({"kind": kind, "year": year, "number": number})
+            }),
+            payouts: self.payouts.clone(),
+            open_objections: self.open_objections.clone(),
         }
     }
 }
 
-/// One row of `application_status` (migration 0003), column for column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of `application_status` (migrations 0003 and 0009), column for column.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StatusRow {
     pub application: String,
     pub program: String,
@@ -163,6 +167,12 @@ pub struct StatusRow {
     pub submitted_by: String,
     pub recovered: Decimal,
     pub paid: Decimal,
+    /// The annual slot the decision assigned: `{"kind", "year", "number"}`.
+    pub slot: Option<serde_json::Value>,
+    /// Payouts issued, in order; the last one is the current one.
+    pub payouts: Vec<String>,
+    /// Objections filed and not yet resolved.
+    pub open_objections: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 pub mod applications;
 pub mod notices;
 pub mod payouts;
-pub mod persons;
 pub mod pools;
 pub mod spending;
+pub mod tables;
 
-/// Every fold of this crate over one log: what the stored read models of migrations 0002
-/// and 0003 rebuild from.
+/// Every fold of this crate over one log: what the stored read models are views of
+/// ([`tables::Changes`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadModels {
     pub pools: pools::Pools,
@@ -197,10 +197,9 @@ mod tests {
                 "amount": "700.00", "counts_against_quota": true, "reason": "r", "recovered_on": "2025-01-03", "recorded_by": "f"}),
             ),
         ]);
-        let slots = persons::slot_rows(&m.applications);
-        assert_eq!((slots[0].status.as_str(), slots[0].stands), ("settled", true));
-        assert_eq!((slots[0].slot_kind.as_deref(), slots[0].slot_number), (Some("base"), Some(1)));
-        assert_eq!(persons::standing(&m.applications, "person:k1", 2024, "skill_upgrade"), 1);
+        let a = &m.applications.by_id["a1"];
+        assert_eq!((a.status, a.status.stands()), (Status::Settled, true));
+        assert_eq!(a.slot, Some(("base".to_string(), 2024, 1)));
         assert_eq!(m.payouts.by_id["p1"].bank_reference.as_deref(), Some("B1"));
         let jan = &m.spending.rows()[1];
         assert_eq!((jan.0.month.as_str(), jan.1.recovered), ("2025-01", money("700")));
@@ -214,14 +213,12 @@ mod tests {
             (a.status, a.recovered, a.paid),
             (Status::Recovered, money("1500"), money("1500"))
         );
-        let slots = persons::slot_rows(&m.applications);
-        assert_eq!((slots[0].status.as_str(), slots[0].stands), ("recovered", false));
-        assert_eq!(persons::standing(&m.applications, "person:k1", 2024, "skill_upgrade"), 0);
+        assert!(!a.status.stands());
         assert_eq!(m.spending.rows()[1].1.recovered, money("1500"));
     }
 
     #[test]
-    fn an_enterprise_has_slots_but_no_certificates() {
+    fn an_enterprise_has_no_slot_and_a_withdrawn_application_stops_standing() {
         let code = "91371000MA3C1234XT";
         let m = fold(&[
             (
@@ -243,17 +240,12 @@ mod tests {
                 json!({"application": "a2", "reason": "r", "withdrawn_by": "c", "withdrawn_on": "2024-10-21"}),
             ),
         ]);
-        let slots = persons::slot_rows(&m.applications);
-        assert_eq!(slots.len(), 2);
+        let a1 = &m.applications.by_id["a1"];
+        assert_eq!((a1.party.clone(), a1.slot.clone()), (format!("enterprise:{code}"), None));
+        assert!(a1.status.stands());
+        let a2 = &m.applications.by_id["a2"];
         assert_eq!(
-            (slots[0].party.as_str(), slots[0].slot_kind.as_ref()),
-            (format!("enterprise:{code}").as_str(), None)
-        );
-        assert!(slots[0].stands);
-        let certs = persons::certificate_rows(&m.applications);
-        assert_eq!(certs.len(), 1);
-        assert_eq!(
-            (certs[0].subject.as_str(), certs[0].level, certs[0].stands),
+            (a2.subject.as_str(), a2.level, a2.status.stands()),
             ("4-10-01-05", Some(4), false)
         );
         let row = m.applications.by_id["a1"].status_row();
@@ -267,7 +259,6 @@ mod tests {
     fn only_rejected_withdrawn_and_recovered_applications_stop_standing() {
         let fallen: Vec<_> =
             Status::ALL.into_iter().filter(|s| !s.stands()).map(Status::as_str).collect();
-        // party_slots.stands and person_certificates.stands (migration 0003) list the same.
         assert_eq!(fallen, ["recovered", "rejected", "withdrawn"]);
     }
 }

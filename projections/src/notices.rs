@@ -16,7 +16,7 @@ pub const UPHELD: &str = "upheld";
 pub const DISMISSED: &str = "dismissed";
 
 /// One row of `notices`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NoticeRow {
     pub notice: String,
     pub county: String,
@@ -29,10 +29,12 @@ pub struct NoticeRow {
     pub status: String,
     pub closed_on: Option<NaiveDate>,
     pub closed_by: Option<String>,
+    /// The applications the close cleared for payout.
+    pub cleared: Vec<String>,
 }
 
 /// One row of `notice_lines`: a line as published, names and ID numbers masked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NoticeLineRow {
     pub notice: String,
     pub application: String,
@@ -43,7 +45,7 @@ pub struct NoticeLineRow {
 }
 
 /// One row of `objections`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ObjectionRow {
     pub objection: String,
     pub notice: String,
@@ -101,6 +103,7 @@ impl Notices {
                         status: OPEN.to_string(),
                         closed_on: None,
                         closed_by: None,
+                        cleared: Vec::new(),
                     },
                 );
             }
@@ -110,6 +113,7 @@ impl Notices {
                     n.status = CLOSED.to_string();
                     n.closed_on = Some(e.closed_on);
                     n.closed_by = Some(e.closed_by);
+                    n.cleared = e.cleared;
                 }
             }
             ObjectionFiled::TYPE => {

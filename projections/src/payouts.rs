@@ -41,7 +41,7 @@ pub const SETTLED: &str = "settled";
 pub const FAILED: &str = "failed";
 
 /// One row of `payouts`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PayoutRow {
     pub payout: String,
     pub application: String,

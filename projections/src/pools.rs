@@ -19,8 +19,45 @@ pub struct Pools {
     pub pools: BTreeMap<String, Pool>,
     /// County → its pool.
     pub counties: BTreeMap<String, String>,
+    /// (pool, year) → the money held against that year's quota. Kept apart from the
+    /// pool's settings so that the events of one application alone fold to the change they
+    /// make (what the live path of `quota_usage` writes as a delta).
+    pub usage: BTreeMap<(String, i32), Usage>,
     /// Application → the quota money it holds committed: (pool, year, amount).
     pub reservations: BTreeMap<String, (String, i32, Decimal)>,
+}
+
+/// Money held against one pool's quota in one year.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub committed: Decimal,
+    pub paid: Decimal,
+    pub recovered: Decimal,
+}
+
+/// A year's expansion quota as the finance bureau set it (ExpansionQuotaSet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSetting {
+    pub ratio: Decimal,
+    pub cap: Decimal,
+    pub filing_document: String,
+}
+
+/// One row of `quota_usage`, column for column: the cap and the money held against it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaRow {
+    pub pool: String,
+    pub year: i32,
+    pub cap: Decimal,
+    pub committed: Decimal,
+    pub paid: Decimal,
+    pub recovered: Decimal,
+}
+
+impl QuotaRow {
+    pub fn remaining(&self) -> Decimal {
+        self.cap - self.committed - self.paid + self.recovered
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +65,7 @@ pub struct Pool {
     pub name: String,
     pub counties: BTreeMap<String, String>,
     pub balance: Option<Balance>,
-    pub quotas: BTreeMap<i32, Quota>,
+    pub quotas: BTreeMap<i32, QuotaSetting>,
     /// Working days of a public notice, when the pool has set it.
     pub notice_working_days: Option<u32>,
 }
@@ -108,13 +145,10 @@ impl Pools {
                 if let Some(pool) = self.pools.get_mut(&e.pool) {
                     pool.quotas.insert(
                         e.year,
-                        Quota {
+                        QuotaSetting {
                             ratio: e.ratio,
                             cap: e.cap,
                             filing_document: e.filing_document,
-                            committed: Decimal::ZERO,
-                            paid: Decimal::ZERO,
-                            recovered: Decimal::ZERO,
                         },
                     );
                 }
@@ -128,9 +162,7 @@ impl Pools {
             ApplicationApproved::TYPE => {
                 let e: ApplicationApproved = decode(event_type, data)?;
                 if e.counts_against_quota {
-                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
-                        q.committed += e.amount;
-                    }
+                    self.usage_mut(&e.pool, e.year).committed += e.amount;
                     self.reservations.insert(e.application, (e.pool, e.year, e.amount));
                 }
             }
@@ -138,18 +170,15 @@ impl Pools {
                 let e: PayoutIssued = decode(event_type, data)?;
                 // Committed money becomes paid; the reservation is spent.
                 if e.counts_against_quota && self.reservations.remove(&e.application).is_some() {
-                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
-                        q.committed -= e.amount;
-                        q.paid += e.amount;
-                    }
+                    let u = self.usage_mut(&e.pool, e.year);
+                    u.committed -= e.amount;
+                    u.paid += e.amount;
                 }
             }
             RecoveryRecorded::TYPE => {
                 let e: RecoveryRecorded = decode(event_type, data)?;
                 if e.counts_against_quota {
-                    if let Some(q) = self.quota_mut(&e.pool, e.year) {
-                        q.recovered += e.amount;
-                    }
+                    self.usage_mut(&e.pool, e.year).recovered += e.amount;
                 }
             }
             ApplicationRejected::TYPE | ApplicationWithdrawn::TYPE => {
@@ -159,9 +188,7 @@ impl Pools {
                     decode::<ApplicationWithdrawn>(event_type, data)?.application
                 };
                 if let Some((pool, year, amount)) = self.reservations.remove(&application) {
-                    if let Some(q) = self.quota_mut(&pool, year) {
-                        q.committed -= amount;
-                    }
+                    self.usage_mut(&pool, year).committed -= amount;
                 }
             }
             _ => {}
@@ -169,12 +196,46 @@ impl Pools {
         Ok(())
     }
 
-    pub fn quota(&self, pool: &str, year: i32) -> Option<&Quota> {
-        self.pools.get(pool)?.quotas.get(&year)
+    /// A pool's quota in a year: its setting with the money held against it.
+    pub fn quota(&self, pool: &str, year: i32) -> Option<Quota> {
+        let s = self.pools.get(pool)?.quotas.get(&year)?;
+        let u = self.usage.get(&(pool.to_string(), year)).cloned().unwrap_or_default();
+        Some(Quota {
+            ratio: s.ratio,
+            cap: s.cap,
+            filing_document: s.filing_document.clone(),
+            committed: u.committed,
+            paid: u.paid,
+            recovered: u.recovered,
+        })
     }
 
-    fn quota_mut(&mut self, pool: &str, year: i32) -> Option<&mut Quota> {
-        self.pools.get_mut(pool)?.quotas.get_mut(&year)
+    fn usage_mut(&mut self, pool: &str, year: i32) -> &mut Usage {
+        self.usage.entry((pool.to_string(), year)).or_default()
+    }
+
+    /// The `quota_usage` row of (pool, year) as this fold has it: the cap of the quota set
+    /// (0 when this fold has not seen it) and the money held against it.
+    pub fn quota_row(&self, pool: &str, year: i32) -> QuotaRow {
+        let cap = self.pools.get(pool).and_then(|p| p.quotas.get(&year)).map(|s| s.cap);
+        let u = self.usage.get(&(pool.to_string(), year)).cloned().unwrap_or_default();
+        QuotaRow {
+            pool: pool.to_string(),
+            year,
+            cap: cap.unwrap_or_default(),
+            committed: u.committed,
+            paid: u.paid,
+            recovered: u.recovered,
+        }
+    }
+
+    /// The (pool, year) keys of every quota set or used, in order.
+    pub fn quota_keys(&self) -> std::collections::BTreeSet<(String, i32)> {
+        let set = self
+            .pools
+            .iter()
+            .flat_map(|(pool, p)| p.quotas.keys().map(move |y| (pool.clone(), *y)));
+        set.chain(self.usage.keys().cloned()).collect()
     }
 }
 
@@ -206,7 +267,7 @@ mod tests {
         assert_eq!(pool.counties["370811"], "任城区");
         assert_eq!(p.counties["370811"], "370800");
         assert_eq!(pool.balance.as_ref().unwrap().amount, Decimal::new(10_000_000_000, 2));
-        let quota = &pool.quotas[&2024];
+        let quota = p.quota("370800", 2024).unwrap();
         assert_eq!(quota.remaining(), Decimal::new(1_500_000_000, 2));
         quota.check();
     }

@@ -24,7 +24,7 @@ pub fn month(on: NaiveDate) -> String {
 }
 
 /// The primary key of `spending`, in its column order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct SpendingKey {
     pub pool: String,
     pub month: String,
@@ -33,7 +33,7 @@ pub struct SpendingKey {
     pub funding: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Figures {
     pub payouts: i32,
     pub paid: Decimal,

@@ -19,12 +19,12 @@ use policy::{
 use projections::applications::{Application, Applications, Status};
 use projections::pools::Pools;
 
-use super::COMMAND_ATTEMPTS_MAX;
+use super::{execute, CommandError, Decided};
 use crate::personal::{Field, Keys, PersonKey, Sealed};
 use crate::publishing::{policies_cached, POLICIES_TAG};
 use crate::store::{
-    lock_tags, read_point, read_stream, read_tagged, Append, AppendCondition, AppendError,
-    ExpectedVersion, NewEvent, RecordedEvent,
+    lock_tags, read_point, read_stream, Append, AppendCondition, AppendError, ExpectedVersion,
+    NewEvent, RecordedEvent,
 };
 
 /// An application paid to a person, parsed from a request body.
@@ -170,6 +170,12 @@ impl ApplicationError {
     }
 }
 
+impl CommandError for ApplicationError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, ApplicationError::Store(e) if e.is_conflict())
+    }
+}
+
 pub fn application_stream(id: &str) -> String {
     format!("application-{id}")
 }
@@ -304,16 +310,12 @@ pub async fn submit(
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
     let database = db.database().to_string();
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let pool = county_pool(&mut tx, &app.county()).await?;
+    execute!(&mut db, ApplicationError, |a| {
+        let pool = county_pool(a.conn(), &app.county()).await?;
         // One person's submissions queue: ten at once in two counties must see each other.
-        match lock_tags(&mut tx, std::slice::from_ref(&person_tag)).await {
-            Err(e) if e.is_conflict() => continue,
-            other => other?,
-        }
-        let read = read_tagged(&mut tx, std::slice::from_ref(&person_tag)).await?;
-        let policies = policies_cached(&mut tx, &database).await?;
+        lock_tags(a.conn(), std::slice::from_ref(&person_tag)).await?;
+        let read = a.read_tagged(std::slice::from_ref(&person_tag)).await?;
+        let policies = policies_cached(a.conn(), &database).await?;
         let history: Vec<PriorApplication> = fold_applications(&read.events)
             .of_party(person_tag.as_str())
             .filter_map(prior)
@@ -365,11 +367,8 @@ pub async fn submit(
                 after: read.read_point,
             }),
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(Submitted { id, pool, decision });
-        }
-    }
-    Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))
+        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,11 +393,10 @@ pub async fn review(
         }
     }
     let stream = application_stream(id);
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let events = read_stream(&mut tx, &stream).await?;
+    execute!(&mut db, ApplicationError, |a| {
+        let events = a.read_stream(&stream).await?;
         let version = events.last().map_or(0, |e| e.stream_version);
-        let app = fold_applications(&events)
+        let mut app = fold_applications(&events)
             .by_id
             .remove(id)
             .ok_or_else(|| ApplicationError::NotFound(id.to_string()))?;
@@ -444,13 +442,10 @@ pub async fn review(
                 if counts {
                     let quota_tag = Tag::pool_year(&app.pool, app.year);
                     // Forty counties approving against one quota proceed one after another.
-                    match lock_tags(&mut tx, std::slice::from_ref(&quota_tag)).await {
-                        Err(e) if e.is_conflict() => continue,
-                        other => other?,
-                    }
+                    lock_tags(a.conn(), std::slice::from_ref(&quota_tag)).await?;
                     // The read point first: the condition then covers anything after the row read.
-                    let read_at = read_point(&mut tx).await?;
-                    let quota = crate::read_models::quota(&mut tx, &app.pool, app.year)
+                    let read_at = read_point(a.conn()).await?;
+                    let quota = crate::read_models::quota(a.conn(), &app.pool, app.year)
                         .await?
                         .ok_or_else(|| ApplicationError::QuotaNotSet {
                             pool: app.pool.clone(),
@@ -487,16 +482,12 @@ pub async fn review(
             expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
             condition,
         };
-        if super::commit(tx, &appending).await? {
-            let mut app = app;
-            app.status = match review {
-                Review::Approve => Status::Approved,
-                Review::Reject { .. } => Status::Rejected,
-            };
-            return Ok(app);
-        }
-    }
-    Err(ApplicationError::Store(AppendError::Invalid("review kept conflicting")))
+        app.status = match review {
+            Review::Approve => Status::Approved,
+            Review::Reject { .. } => Status::Rejected,
+        };
+        Ok(Decided::append(appending, app))
+    })
 }
 
 /// Withdraws an application not yet paid (撤回). Its annual slot is freed, and so is any quota
@@ -516,9 +507,8 @@ pub async fn withdraw(
         });
     }
     let stream = application_stream(id);
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let events = read_stream(&mut tx, &stream).await?;
+    execute!(&mut db, ApplicationError, |a| {
+        let events = a.read_stream(&stream).await?;
         let version = events.last().map_or(0, |e| e.stream_version);
         let mut app = fold_applications(&events)
             .by_id
@@ -550,12 +540,9 @@ pub async fn withdraw(
             expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            app.status = Status::Withdrawn;
-            return Ok(app);
-        }
-    }
-    Err(ApplicationError::Store(AppendError::Invalid("withdrawal kept conflicting")))
+        app.status = Status::Withdrawn;
+        Ok(Decided::append(appending, app))
+    })
 }
 
 /// Submits a job-stabilization refund (稳岗返还) for an enterprise: the policy in force decides
@@ -576,15 +563,11 @@ pub async fn submit_refund(
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
     let database = db.database().to_string();
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let pool = county_pool(&mut tx, &app.county).await?;
-        match lock_tags(&mut tx, std::slice::from_ref(&party)).await {
-            Err(e) if e.is_conflict() => continue,
-            other => other?,
-        }
-        let read = read_tagged(&mut tx, std::slice::from_ref(&party)).await?;
-        let policies = policies_cached(&mut tx, &database).await?;
+    execute!(&mut db, ApplicationError, |a| {
+        let pool = county_pool(a.conn(), &app.county).await?;
+        lock_tags(a.conn(), std::slice::from_ref(&party)).await?;
+        let read = a.read_tagged(std::slice::from_ref(&party)).await?;
+        let policies = policies_cached(a.conn(), &database).await?;
         let history: Vec<policy::job_stabilization::PriorRefund> = fold_applications(&read.events)
             .of_party(party.as_str())
             .map(|a| policy::job_stabilization::PriorRefund {
@@ -634,9 +617,6 @@ pub async fn submit_refund(
                 after: read.read_point,
             }),
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(Submitted { id, pool, decision });
-        }
-    }
-    Err(ApplicationError::Store(AppendError::Invalid("submission kept conflicting")))
+        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
 }

@@ -1,7 +1,7 @@
 //! Commands: read the state a decision needs, decide (pure), append with the condition that
-//! the state has not changed, commit. One command, one transaction; a conflict is retried
-//! inside, a bounded number of times, so a client never sees a conflict for a request that
-//! could have succeeded.
+//! the state has not changed, commit. One command, one transaction; [`execute`] runs every
+//! command and retries a conflict inside, a bounded number of times, so a client never sees
+//! a conflict for a request that could have succeeded.
 
 pub mod applications;
 pub mod payouts;
@@ -11,27 +11,162 @@ pub mod setup;
 /// contention; each attempt re-reads).
 pub const COMMAND_ATTEMPTS_MAX: usize = 16;
 
+use std::collections::BTreeMap;
+
+use events::Tag;
+use projections::tables::Changes;
+use projections::ReadModels;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::store::{append, Append, AppendError};
+use crate::store::{append, Append, AppendError, RecordedEvent, TaggedRead};
 
-/// The last step of every command: appends, brings the inline read models up to date and
-/// commits, all in the command's transaction. `Ok(false)` is a conflict: the command reads
-/// again, decides again and calls this again. One place, so no command can append without
-/// keeping the read models in step.
-pub(crate) async fn commit(
-    mut tx: Transaction<'_, Postgres>,
-    appending: &Append,
-) -> Result<bool, AppendError> {
-    match append(&mut tx, appending).await {
-        Ok(_) => {
-            crate::read_models::apply(&mut tx, &appending.events).await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-        Err(e) if e.is_conflict() => Ok(false),
-        Err(e) => Err(e),
+/// An error a command can end in: it carries the store's and the database's errors, and
+/// knows which of them another attempt may cure.
+pub(crate) trait CommandError: From<AppendError> + From<sqlx::Error> {
+    /// A conflict with a concurrent writer: read again, decide again.
+    fn is_conflict(&self) -> bool;
+}
+
+/// One attempt of a command: its transaction (or savepoint) and every event it read, which
+/// is the state its changes to the read models start from.
+#[derive(Debug)]
+pub(crate) struct Attempt<'t> {
+    pub(crate) tx: Transaction<'t, Postgres>,
+    read: BTreeMap<i64, RecordedEvent>,
+}
+
+impl<'t> Attempt<'t> {
+    pub(crate) async fn begin(db: &'t mut Db<'_>) -> Result<Self, sqlx::Error> {
+        Ok(Attempt { tx: db.begin().await?, read: BTreeMap::new() })
     }
+
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Records events read some other way (the same event read twice counts once).
+    pub(crate) fn saw(&mut self, events: &[RecordedEvent]) {
+        for e in events {
+            self.read.entry(e.id).or_insert_with(|| e.clone());
+        }
+    }
+
+    pub(crate) async fn read_stream(
+        &mut self,
+        stream: &str,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let events = crate::store::read_stream(&mut self.tx, stream).await?;
+        self.saw(&events);
+        Ok(events)
+    }
+
+    pub(crate) async fn read_tagged(&mut self, tags: &[Tag]) -> Result<TaggedRead, sqlx::Error> {
+        let read = crate::store::read_tagged(&mut self.tx, tags).await?;
+        self.saw(&read.events);
+        Ok(read)
+    }
+
+    /// The folds of what this attempt read, in the order the events were written.
+    fn before(&self) -> ReadModels {
+        let mut models = ReadModels::default();
+        for e in self.read.values() {
+            models.apply(&e.event_type, &e.data).expect("a recorded event reads as its schema");
+        }
+        models
+    }
+}
+
+/// What an attempt decided: the events to append (none: nothing to record) and what the
+/// command answers.
+#[derive(Debug)]
+pub(crate) struct Decided<T> {
+    pub(crate) append: Option<Append>,
+    pub(crate) answer: T,
+}
+
+impl<T> Decided<T> {
+    pub(crate) fn append(append: Append, answer: T) -> Self {
+        Decided { append: Some(append), answer }
+    }
+}
+
+/// The one executor of every command: begin, load and decide (the body, given the
+/// [`Attempt`] as `$a`, returning `Result<Decided<T>, $error>`), append, bring the read models
+/// up to date, commit. A conflict with a concurrent writer starts a new attempt, at most
+/// [`COMMAND_ATTEMPTS_MAX`] times, after which the command ends in [`AppendError::Contended`]
+/// (503 with `Retry-After` over HTTP). A refusal returned by the body rolls the attempt back:
+/// nothing of it is recorded.
+///
+/// A macro rather than a function taking a closure: the body borrows the command's arguments
+/// and its attempt, and a closure returning such a future cannot be shown `Send` for every
+/// lifetime on stable Rust (axum needs handlers' futures `Send`). The macro is only the loop;
+/// what the body reads and decides is plain code at the call site.
+macro_rules! execute {
+    ($db:expr, $error:ty, |$a:ident| $body:block) => {{
+        let db: &mut $crate::commands::Db<'_> = $db;
+        let mut outcome: Option<Result<_, $error>> = None;
+        for _ in 0..$crate::commands::COMMAND_ATTEMPTS_MAX {
+            let mut attempt = $crate::commands::Attempt::begin(db).await?;
+            let decided: Result<$crate::commands::Decided<_>, $error> = {
+                let $a = &mut attempt;
+                async { $body }.await
+            };
+            match $crate::commands::finish(attempt, decided).await {
+                $crate::commands::Step::Done(result) => {
+                    outcome = Some(result);
+                    break;
+                }
+                $crate::commands::Step::Again => continue,
+            }
+        }
+        outcome.unwrap_or_else(|| Err($crate::store::AppendError::Contended.into()))
+    }};
+}
+pub(crate) use execute;
+
+/// What an attempt came to: an answer (or a refusal), or a conflict to try again.
+#[derive(Debug)]
+pub(crate) enum Step<T, E> {
+    Done(Result<T, E>),
+    Again,
+}
+
+/// Ends an attempt: commits what it decided (appending and writing the read models), or
+/// rolls it back on a refusal or a conflict.
+pub(crate) async fn finish<T, E: CommandError>(
+    a: Attempt<'_>,
+    decided: Result<Decided<T>, E>,
+) -> Step<T, E> {
+    let decided = match decided {
+        Ok(d) => d,
+        Err(e) if e.is_conflict() => return Step::Again,
+        Err(e) => return Step::Done(Err(e)),
+    };
+    let Some(appending) = decided.append else {
+        return Step::Done(a.tx.commit().await.map(|()| decided.answer).map_err(E::from));
+    };
+    match commit(a, &appending).await {
+        Ok(()) => Step::Done(Ok(decided.answer)),
+        Err(e) if e.is_conflict() => Step::Again,
+        Err(e) => Step::Done(Err(e.into())),
+    }
+}
+
+/// The last step of every command: appends, writes what the appended events change in the
+/// read models ([`Changes`], computed from the folds of what the attempt read, with and
+/// without the new events) and commits, all in the command's transaction. One place, so no
+/// command can append without keeping the read models in step.
+async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendError> {
+    let before = a.before();
+    let mut after = before.clone();
+    for e in &appending.events {
+        after.apply(&e.event_type, &e.data).expect("the command built this event");
+    }
+    let changes = Changes::between(&before, &after);
+    append(&mut a.tx, appending).await?;
+    crate::read_models::write(&mut a.tx, &changes).await?;
+    a.tx.commit().await?;
+    Ok(())
 }
 
 /// Where a command runs. On a pool, each attempt is a transaction of its own. Within a

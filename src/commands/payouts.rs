@@ -15,8 +15,8 @@ use events::Tag;
 use projections::applications::{Application, Status};
 
 use super::applications::{application_stream, fold_applications, new_event};
-use super::COMMAND_ATTEMPTS_MAX;
-use crate::store::{read_stream, read_tagged, Append, AppendError, ExpectedVersion, NewEvent};
+use super::{execute, Attempt, CommandError, Decided};
+use crate::store::{Append, AppendError, ExpectedVersion, NewEvent};
 
 /// Length of a public notice in working days (DOMAIN.md, Interpretation: 5 by default).
 pub const NOTICE_WORKING_DAYS_DEFAULT: u32 = 5;
@@ -118,12 +118,12 @@ fn distinct_ids(field: &'static str, ids: &[String]) -> Result<Vec<String>, Payo
 
 /// Reads applications with their stream versions; `NotFound` names the first missing one.
 async fn read_applications(
-    conn: &mut sqlx::PgConnection,
+    a: &mut Attempt<'_>,
     ids: &[String],
 ) -> Result<Vec<(Application, i64)>, PayoutError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let events = read_stream(conn, &application_stream(id)).await?;
+        let events = a.read_stream(&application_stream(id)).await?;
         let version = events.last().map_or(0, |e| e.stream_version);
         let app = fold_applications(&events)
             .by_id
@@ -136,10 +136,10 @@ async fn read_applications(
 
 /// A payout as first issued, with its application and the application stream's version.
 async fn read_payout(
-    conn: &mut sqlx::PgConnection,
+    a: &mut Attempt<'_>,
     payout: &str,
 ) -> Result<(PayoutIssued, Application, i64), PayoutError> {
-    let found = read_tagged(conn, &[payout_tag(payout)]).await?;
+    let found = a.read_tagged(&[payout_tag(payout)]).await?;
     let issued: PayoutIssued = found
         .events
         .iter()
@@ -147,12 +147,14 @@ async fn read_payout(
         .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded payout"))
         .ok_or_else(|| PayoutError::NotFound(format!("payout {payout}")))?;
     let (app, version) =
-        read_applications(conn, std::slice::from_ref(&issued.application)).await?.remove(0);
+        read_applications(a, std::slice::from_ref(&issued.application)).await?.remove(0);
     Ok((issued, app, version))
 }
 
-fn kept_conflicting() -> PayoutError {
-    PayoutError::Store(AppendError::Invalid("the command kept conflicting"))
+impl CommandError for PayoutError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, PayoutError::Store(e) if e.is_conflict())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,92 +182,76 @@ pub async fn open_notice(
     }
     let ids = distinct_ids("application_ids", application_ids)?;
     let id = uuid::Uuid::now_v7().to_string();
-    let mut ends_on = starts_on;
     let stream = format!("notice-{id}");
-    let mut lines = Vec::new();
-    let mut committed = false;
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let conn: &mut sqlx::PgConnection = &mut tx;
-        let appending: Append = async {
-            let apps = read_applications(conn, &ids).await?;
-            lines.clear();
-            let mut events: Vec<NewEvent> = Vec::new();
-            let mut expected = vec![(stream.clone(), ExpectedVersion::NoStream)];
-            let mut pool = String::new();
-            // The pool's notice length (a setting per pool, DOMAIN.md), from its stream.
-            let working_days = match apps.first() {
-                Some((first, _)) => {
-                    let code =
-                        policy::DivisionCode::parse(&first.pool).expect("a recorded pool code");
-                    super::setup::read_pool(conn, &code)
-                        .await
-                        .map_err(|e| match e {
-                            super::setup::SetupError::Database(e) => PayoutError::Database(e),
-                            other => {
-                                PayoutError::Invalid { field: "county", message: other.to_string() }
-                            }
-                        })?
-                        .0
-                        .and_then(|p| p.notice_working_days)
-                        .unwrap_or(NOTICE_WORKING_DAYS_DEFAULT)
-                }
-                None => NOTICE_WORKING_DAYS_DEFAULT,
-            };
-            ends_on = notice_ends_on(starts_on, working_days);
-            for (app, version) in &apps {
-                if app.status != Status::Approved || app.county != county {
-                    return Err(PayoutError::NotNoticeable {
-                        id: app.id.clone(),
-                        status: app.status.as_str(),
-                        county: county.to_string(),
-                    });
-                }
-                pool = app.pool.clone();
-                lines.push(NoticeLine {
-                    application: app.id.clone(),
-                    name_masked: app.display_name.clone(),
-                    id_number_masked: app.display_id.clone(),
-                    program: app.program.clone(),
-                    amount: app.amount,
-                });
-                let noticed =
-                    ApplicationNoticed { application: app.id.clone(), notice: id.clone(), ends_on };
-                let app_stream = application_stream(&app.id);
-                events.push(new_event(
-                    &app_stream,
-                    &noticed,
-                    clerk,
-                    &app.pool,
-                    county,
-                    vec![],
-                    starts_on,
-                ));
-                expected.push((app_stream, ExpectedVersion::Exact(*version)));
+    execute!(&mut db, PayoutError, |a| {
+        let apps = read_applications(a, &ids).await?;
+        let mut lines = Vec::new();
+        let mut events: Vec<NewEvent> = Vec::new();
+        let mut expected = vec![(stream.clone(), ExpectedVersion::NoStream)];
+        let mut pool = String::new();
+        // The pool's notice length (a setting per pool, DOMAIN.md), from its stream.
+        let working_days = match apps.first() {
+            Some((first, _)) => {
+                let code = policy::DivisionCode::parse(&first.pool).expect("a recorded pool code");
+                super::setup::read_pool(a, &code)
+                    .await
+                    .map_err(|e| match e {
+                        super::setup::SetupError::Database(e) => PayoutError::Database(e),
+                        other => {
+                            PayoutError::Invalid { field: "county", message: other.to_string() }
+                        }
+                    })?
+                    .0
+                    .and_then(|p| p.notice_working_days)
+                    .unwrap_or(NOTICE_WORKING_DAYS_DEFAULT)
             }
-            let opened = NoticeOpened {
-                notice: id.clone(),
-                county: county.to_string(),
-                pool: pool.clone(),
+            None => NOTICE_WORKING_DAYS_DEFAULT,
+        };
+        let ends_on = notice_ends_on(starts_on, working_days);
+        for (app, version) in &apps {
+            if app.status != Status::Approved || app.county != county {
+                return Err(PayoutError::NotNoticeable {
+                    id: app.id.clone(),
+                    status: app.status.as_str(),
+                    county: county.to_string(),
+                });
+            }
+            pool = app.pool.clone();
+            lines.push(NoticeLine {
+                application: app.id.clone(),
+                name_masked: app.display_name.clone(),
+                id_number_masked: app.display_id.clone(),
+                program: app.program.clone(),
+                amount: app.amount,
+            });
+            let noticed =
+                ApplicationNoticed { application: app.id.clone(), notice: id.clone(), ends_on };
+            let app_stream = application_stream(&app.id);
+            events.push(new_event(
+                &app_stream,
+                &noticed,
+                clerk,
+                &app.pool,
+                county,
+                vec![],
                 starts_on,
-                ends_on,
-                working_days,
-                lines: lines.clone(),
-                opened_by: clerk.to_string(),
-            };
-            events.insert(0, new_event(&stream, &opened, clerk, &pool, county, vec![], starts_on));
-            Ok(Append { events, expected, condition: None })
+            ));
+            expected.push((app_stream, ExpectedVersion::Exact(*version)));
         }
-        .await?;
-        if super::commit(tx, &appending).await? {
-            committed = true;
-            break;
-        }
-    }
-    if !committed {
-        return Err(kept_conflicting());
-    }
-    Ok(Notice { id, ends_on, lines })
+        let opened = NoticeOpened {
+            notice: id.clone(),
+            county: county.to_string(),
+            pool: pool.clone(),
+            starts_on,
+            ends_on,
+            working_days,
+            lines: lines.clone(),
+            opened_by: clerk.to_string(),
+        };
+        events.insert(0, new_event(&stream, &opened, clerk, &pool, county, vec![], starts_on));
+        let notice = Notice { id: id.clone(), ends_on, lines };
+        Ok(Decided::append(Append { events, expected, condition: None }, notice))
+    })
 }
 
 /// Closes a notice whose period has ended, clearing its applications for payout.
@@ -277,78 +263,63 @@ pub async fn close_notice(
 ) -> Result<Vec<String>, PayoutError> {
     let mut db = db.into();
     let stream = format!("notice-{notice_id}");
-    let mut cleared = Vec::new();
-    let mut committed = false;
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let conn: &mut sqlx::PgConnection = &mut tx;
-        let appending: Append = async {
-            let notice_events = read_stream(conn, &stream).await?;
-            let version = notice_events.last().map_or(0, |e| e.stream_version);
-            let opened: NoticeOpened = notice_events
-                .iter()
-                .find(|e| e.event_type == "NoticeOpened")
-                .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded notice"))
-                .ok_or_else(|| PayoutError::NotFound(format!("notice {notice_id}")))?;
-            if notice_events.iter().any(|e| e.event_type == "NoticeClosed") {
-                return Err(PayoutError::NoticeClosed(notice_id.to_string()));
-            }
-            if today <= opened.ends_on {
-                return Err(PayoutError::NoticePeriodNotEnded { ends_on: opened.ends_on });
-            }
-            let ids: Vec<String> = opened.lines.iter().map(|l| l.application.clone()).collect();
-            let apps = read_applications(conn, &ids).await?;
-            cleared.clear();
-            let mut events = Vec::new();
-            let mut expected = vec![(stream.clone(), ExpectedVersion::Exact(version))];
-            for (app, v) in &apps {
-                // Withdrawn or rejected meanwhile (an upheld objection): not cleared.
-                // An open objection holds the application until it is resolved.
-                if app.status == Status::InNotice
-                    && app.notice.as_deref() == Some(notice_id)
-                    && app.open_objections.is_empty()
-                {
-                    let e = ApplicationCleared {
-                        application: app.id.clone(),
-                        notice: notice_id.to_string(),
-                        cleared_on: today,
-                    };
-                    let app_stream = application_stream(&app.id);
-                    events.push(new_event(
-                        &app_stream,
-                        &e,
-                        clerk,
-                        &app.pool,
-                        &app.county,
-                        vec![],
-                        today,
-                    ));
-                    expected.push((app_stream, ExpectedVersion::Exact(*v)));
-                    cleared.push(app.id.clone());
-                }
-            }
-            let closed = NoticeClosed {
-                notice: notice_id.to_string(),
-                closed_on: today,
-                cleared: cleared.clone(),
-                closed_by: clerk.to_string(),
-            };
-            events.insert(
-                0,
-                new_event(&stream, &closed, clerk, &opened.pool, &opened.county, vec![], today),
-            );
-            Ok(Append { events, expected, condition: None })
+    execute!(&mut db, PayoutError, |a| {
+        let notice_events = a.read_stream(&stream).await?;
+        let version = notice_events.last().map_or(0, |e| e.stream_version);
+        let opened: NoticeOpened = notice_events
+            .iter()
+            .find(|e| e.event_type == "NoticeOpened")
+            .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded notice"))
+            .ok_or_else(|| PayoutError::NotFound(format!("notice {notice_id}")))?;
+        if notice_events.iter().any(|e| e.event_type == "NoticeClosed") {
+            return Err(PayoutError::NoticeClosed(notice_id.to_string()));
         }
-        .await?;
-        if super::commit(tx, &appending).await? {
-            committed = true;
-            break;
+        if today <= opened.ends_on {
+            return Err(PayoutError::NoticePeriodNotEnded { ends_on: opened.ends_on });
         }
-    }
-    if !committed {
-        return Err(kept_conflicting());
-    }
-    Ok(cleared)
+        let ids: Vec<String> = opened.lines.iter().map(|l| l.application.clone()).collect();
+        let apps = read_applications(a, &ids).await?;
+        let mut cleared = Vec::new();
+        let mut events = Vec::new();
+        let mut expected = vec![(stream.clone(), ExpectedVersion::Exact(version))];
+        for (app, v) in &apps {
+            // Withdrawn or rejected meanwhile (an upheld objection): not cleared.
+            // An open objection holds the application until it is resolved.
+            if app.status == Status::InNotice
+                && app.notice.as_deref() == Some(notice_id)
+                && app.open_objections.is_empty()
+            {
+                let e = ApplicationCleared {
+                    application: app.id.clone(),
+                    notice: notice_id.to_string(),
+                    cleared_on: today,
+                };
+                let app_stream = application_stream(&app.id);
+                events.push(new_event(
+                    &app_stream,
+                    &e,
+                    clerk,
+                    &app.pool,
+                    &app.county,
+                    vec![],
+                    today,
+                ));
+                expected.push((app_stream, ExpectedVersion::Exact(*v)));
+                cleared.push(app.id.clone());
+            }
+        }
+        let closed = NoticeClosed {
+            notice: notice_id.to_string(),
+            closed_on: today,
+            cleared: cleared.clone(),
+            closed_by: clerk.to_string(),
+        };
+        events.insert(
+            0,
+            new_event(&stream, &closed, clerk, &opened.pool, &opened.county, vec![], today),
+        );
+        Ok(Decided::append(Append { events, expected, condition: None }, cleared))
+    })
 }
 
 fn payout_tag(payout: &str) -> Tag {
@@ -372,77 +343,55 @@ pub async fn issue_payouts(
     }
     let ids = distinct_ids("application_ids", application_ids)?;
     let payouts: Vec<String> = ids.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
-    let mut committed = false;
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let conn: &mut sqlx::PgConnection = &mut tx;
-        let appending: Append = async {
-            let apps = read_applications(conn, &ids).await?;
-            let mut events = Vec::new();
-            let mut expected = Vec::new();
-            for ((app, version), payout) in apps.iter().zip(&payouts) {
-                match app.status {
-                    Status::Cleared => {}
-                    Status::PayoutIssued | Status::Settled => {
-                        return Err(PayoutError::AlreadyPaid {
-                            id: app.id.clone(),
-                            payout: app.payouts.last().cloned().unwrap_or_default(),
-                        })
-                    }
-                    Status::PayoutFailed => {
-                        return Err(PayoutError::PayoutFailed {
-                            id: app.id.clone(),
-                            payout: app.payouts.last().cloned().unwrap_or_default(),
-                        })
-                    }
-                    other => {
-                        return Err(PayoutError::NotCleared {
-                            id: app.id.clone(),
-                            status: other.as_str(),
-                        })
-                    }
+    execute!(&mut db, PayoutError, |a| {
+        let apps = read_applications(a, &ids).await?;
+        let mut events = Vec::new();
+        let mut expected = Vec::new();
+        for ((app, version), payout) in apps.iter().zip(&payouts) {
+            match app.status {
+                Status::Cleared => {}
+                Status::PayoutIssued | Status::Settled => {
+                    return Err(PayoutError::AlreadyPaid {
+                        id: app.id.clone(),
+                        payout: app.payouts.last().cloned().unwrap_or_default(),
+                    })
                 }
-                let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
-                let mut tags = vec![payout_tag(payout)];
-                if counts {
-                    tags.push(Tag::pool_year(&app.pool, app.year));
+                Status::PayoutFailed => {
+                    return Err(PayoutError::PayoutFailed {
+                        id: app.id.clone(),
+                        payout: app.payouts.last().cloned().unwrap_or_default(),
+                    })
                 }
-                let e = PayoutIssued {
-                    payout: payout.clone(),
-                    application: app.id.clone(),
-                    pool: app.pool.clone(),
-                    year: app.year,
-                    amount: app.amount,
-                    counts_against_quota: counts,
-                    paid_on,
-                    issued_by: actor.to_string(),
-                    reissue_of: None,
-                    account: None,
-                };
-                let app_stream = application_stream(&app.id);
-                events.push(new_event(
-                    &app_stream,
-                    &e,
-                    actor,
-                    &app.pool,
-                    &app.county,
-                    tags,
-                    paid_on,
-                ));
-                expected.push((app_stream, ExpectedVersion::Exact(*version)));
+                other => {
+                    return Err(PayoutError::NotCleared {
+                        id: app.id.clone(),
+                        status: other.as_str(),
+                    })
+                }
             }
-            Ok(Append { events, expected, condition: None })
+            let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
+            let mut tags = vec![payout_tag(payout)];
+            if counts {
+                tags.push(Tag::pool_year(&app.pool, app.year));
+            }
+            let e = PayoutIssued {
+                payout: payout.clone(),
+                application: app.id.clone(),
+                pool: app.pool.clone(),
+                year: app.year,
+                amount: app.amount,
+                counts_against_quota: counts,
+                paid_on,
+                issued_by: actor.to_string(),
+                reissue_of: None,
+                account: None,
+            };
+            let app_stream = application_stream(&app.id);
+            events.push(new_event(&app_stream, &e, actor, &app.pool, &app.county, tags, paid_on));
+            expected.push((app_stream, ExpectedVersion::Exact(*version)));
         }
-        .await?;
-        if super::commit(tx, &appending).await? {
-            committed = true;
-            break;
-        }
-    }
-    if !committed {
-        return Err(kept_conflicting());
-    }
-    Ok(payouts)
+        Ok(Decided::append(Append { events, expected, condition: None }, payouts.clone()))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,66 +416,58 @@ pub async fn settle(
     if text.trim().is_empty() {
         return Err(PayoutError::Invalid { field, message: "must not be empty".into() });
     }
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let conn: &mut sqlx::PgConnection = &mut tx;
-        let appending: Append = async {
-            let (_, app, version) = read_payout(conn, payout).await?;
-            if !app.latest_payout_is(payout, Status::PayoutIssued) {
-                return Err(PayoutError::PayoutNotOpen {
+    execute!(&mut db, PayoutError, |a| {
+        let (_, app, version) = read_payout(a, payout).await?;
+        if !app.latest_payout_is(payout, Status::PayoutIssued) {
+            return Err(PayoutError::PayoutNotOpen {
+                payout: payout.to_string(),
+                status: app.status.as_str(),
+            });
+        }
+        let stream = application_stream(&app.id);
+        let event = match settlement {
+            Settlement::Settled { bank_reference } => {
+                let e = PayoutSettled {
                     payout: payout.to_string(),
-                    status: app.status.as_str(),
-                });
+                    application: app.id.clone(),
+                    bank_reference: bank_reference.trim().to_string(),
+                    settled_on: today,
+                };
+                new_event(
+                    &stream,
+                    &e,
+                    actor,
+                    &app.pool,
+                    &app.county,
+                    vec![payout_tag(payout)],
+                    today,
+                )
             }
-            let stream = application_stream(&app.id);
-            let event = match settlement {
-                Settlement::Settled { bank_reference } => {
-                    let e = PayoutSettled {
-                        payout: payout.to_string(),
-                        application: app.id.clone(),
-                        bank_reference: bank_reference.trim().to_string(),
-                        settled_on: today,
-                    };
-                    new_event(
-                        &stream,
-                        &e,
-                        actor,
-                        &app.pool,
-                        &app.county,
-                        vec![payout_tag(payout)],
-                        today,
-                    )
-                }
-                Settlement::Failed { reason } => {
-                    let e = PayoutFailed {
-                        payout: payout.to_string(),
-                        application: app.id.clone(),
-                        reason: reason.trim().to_string(),
-                        failed_on: today,
-                    };
-                    new_event(
-                        &stream,
-                        &e,
-                        actor,
-                        &app.pool,
-                        &app.county,
-                        vec![payout_tag(payout)],
-                        today,
-                    )
-                }
-            };
-            Ok(Append {
-                events: vec![event],
-                expected: vec![(stream, ExpectedVersion::Exact(version))],
-                condition: None,
-            })
-        }
-        .await?;
-        if super::commit(tx, &appending).await? {
-            return Ok(());
-        }
-    }
-    Err(kept_conflicting())
+            Settlement::Failed { reason } => {
+                let e = PayoutFailed {
+                    payout: payout.to_string(),
+                    application: app.id.clone(),
+                    reason: reason.trim().to_string(),
+                    failed_on: today,
+                };
+                new_event(
+                    &stream,
+                    &e,
+                    actor,
+                    &app.pool,
+                    &app.county,
+                    vec![payout_tag(payout)],
+                    today,
+                )
+            }
+        };
+        let appending = Append {
+            events: vec![event],
+            expected: vec![(stream, ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        Ok(Decided::append(appending, ()))
+    })
 }
 
 /// A corrected bank account for a reissue.
@@ -595,50 +536,42 @@ pub async fn reissue_payout(
         .to_string(),
         number_masked: account.masked(),
     };
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let conn: &mut sqlx::PgConnection = &mut tx;
-        let appending: Append = async {
-            let (issued, app, version) = read_payout(conn, failed).await?;
-            if !app.latest_payout_is(failed, Status::PayoutFailed) {
-                return Err(PayoutError::NotReissuable {
-                    payout: failed.to_string(),
-                    status: app.status.as_str(),
-                });
-            }
-            let e = PayoutIssued {
-                payout: payout.clone(),
-                application: app.id.clone(),
-                pool: app.pool.clone(),
-                year: app.year,
-                amount: issued.amount,
-                counts_against_quota: issued.counts_against_quota,
+    execute!(&mut db, PayoutError, |a| {
+        let (issued, app, version) = read_payout(a, failed).await?;
+        if !app.latest_payout_is(failed, Status::PayoutFailed) {
+            return Err(PayoutError::NotReissuable {
+                payout: failed.to_string(),
+                status: app.status.as_str(),
+            });
+        }
+        let e = PayoutIssued {
+            payout: payout.clone(),
+            application: app.id.clone(),
+            pool: app.pool.clone(),
+            year: app.year,
+            amount: issued.amount,
+            counts_against_quota: issued.counts_against_quota,
+            paid_on,
+            issued_by: actor.to_string(),
+            reissue_of: Some(failed.to_string()),
+            account: Some(record.clone()),
+        };
+        let stream = application_stream(&app.id);
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &e,
+                actor,
+                &app.pool,
+                &app.county,
+                vec![payout_tag(&payout), payout_tag(failed)],
                 paid_on,
-                issued_by: actor.to_string(),
-                reissue_of: Some(failed.to_string()),
-                account: Some(record.clone()),
-            };
-            let stream = application_stream(&app.id);
-            Ok(Append {
-                events: vec![new_event(
-                    &stream,
-                    &e,
-                    actor,
-                    &app.pool,
-                    &app.county,
-                    vec![payout_tag(&payout), payout_tag(failed)],
-                    paid_on,
-                )],
-                expected: vec![(stream, ExpectedVersion::Exact(version))],
-                condition: None,
-            })
-        }
-        .await?;
-        if super::commit(tx, &appending).await? {
-            return Ok(payout);
-        }
-    }
-    Err(kept_conflicting())
+            )],
+            expected: vec![(stream, ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        Ok(Decided::append(appending, payout.clone()))
+    })
 }
 
 fn objection_tag(objection: &str) -> Tag {
@@ -646,10 +579,10 @@ fn objection_tag(objection: &str) -> Tag {
 }
 
 async fn read_notice(
-    conn: &mut sqlx::PgConnection,
+    a: &mut Attempt<'_>,
     notice_id: &str,
 ) -> Result<(NoticeOpened, bool), PayoutError> {
-    let events = read_stream(conn, &format!("notice-{notice_id}")).await?;
+    let events = a.read_stream(&format!("notice-{notice_id}")).await?;
     let opened: NoticeOpened = events
         .iter()
         .find(|e| e.event_type == "NoticeOpened")
@@ -675,17 +608,15 @@ pub async fn file_objection(
         });
     }
     let objection = uuid::Uuid::now_v7().to_string();
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let (opened, closed) = read_notice(&mut tx, notice_id).await?;
+    execute!(&mut db, PayoutError, |a| {
+        let (opened, closed) = read_notice(a, notice_id).await?;
         if closed || today > opened.ends_on {
             return Err(PayoutError::ObjectionPeriodEnded {
                 notice: notice_id.to_string(),
                 ends_on: opened.ends_on,
             });
         }
-        let (app, version) =
-            read_applications(&mut tx, &[application_id.to_string()]).await?.remove(0);
+        let (app, version) = read_applications(a, &[application_id.to_string()]).await?.remove(0);
         if app.status != Status::InNotice || app.notice.as_deref() != Some(notice_id) {
             return Err(PayoutError::NotOnNotice {
                 id: app.id.clone(),
@@ -714,11 +645,8 @@ pub async fn file_objection(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(objection);
-        }
-    }
-    Err(kept_conflicting())
+        Ok(Decided::append(appending, objection.clone()))
+    })
 }
 
 /// Resolves an objection. Upheld: the application is rejected (its quota and slot freed).
@@ -738,9 +666,8 @@ pub async fn resolve_objection(
             message: "say how the objection was resolved".into(),
         });
     }
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let found = read_tagged(&mut tx, &[objection_tag(objection)]).await?;
+    execute!(&mut db, PayoutError, |a| {
+        let found = a.read_tagged(&[objection_tag(objection)]).await?;
         let filed: ObjectionFiled = found
             .events
             .iter()
@@ -748,7 +675,7 @@ pub async fn resolve_objection(
             .map(|e| serde_json::from_value(e.data.clone()).expect("a recorded objection"))
             .ok_or_else(|| PayoutError::NotFound(format!("objection {objection}")))?;
         let (app, version) =
-            read_applications(&mut tx, std::slice::from_ref(&filed.application)).await?.remove(0);
+            read_applications(a, std::slice::from_ref(&filed.application)).await?.remove(0);
         if !app.open_objections.iter().any(|o| o == objection) {
             return Err(PayoutError::ObjectionResolved(objection.to_string()));
         }
@@ -792,7 +719,7 @@ pub async fn resolve_objection(
             ));
             Status::Rejected
         } else {
-            let (_, closed) = read_notice(&mut tx, &filed.notice).await?;
+            let (_, closed) = read_notice(a, &filed.notice).await?;
             let others_open = app.open_objections.iter().any(|o| o != objection);
             if closed && !others_open && app.status == Status::InNotice {
                 let cleared = ApplicationCleared {
@@ -819,11 +746,8 @@ pub async fn resolve_objection(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(status);
-        }
-    }
-    Err(kept_conflicting())
+        Ok(Decided::append(appending, status))
+    })
 }
 
 /// Records money recovered (追回) from a settled payout. Frees quota money, and once the whole
@@ -844,10 +768,8 @@ pub async fn record_recovery(
         });
     }
     let recovery = uuid::Uuid::now_v7().to_string();
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let (app, version) =
-            read_applications(&mut tx, &[application_id.to_string()]).await?.remove(0);
+    execute!(&mut db, PayoutError, |a| {
+        let (app, version) = read_applications(a, &[application_id.to_string()]).await?.remove(0);
         if app.status != Status::Settled {
             return Err(PayoutError::NotRecoverable {
                 id: app.id.clone(),
@@ -886,11 +808,8 @@ pub async fn record_recovery(
             expected: vec![(stream, ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(recovery);
-        }
-    }
-    Err(kept_conflicting())
+        Ok(Decided::append(appending, recovery.clone()))
+    })
 }
 
 #[cfg(test)]

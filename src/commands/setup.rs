@@ -9,11 +9,9 @@ use events::{DomainEvent, Metadata, Tag};
 use policy::{quota_cap, Amount, DivisionCode, Program, Ratio, Rules};
 use projections::pools::{Pool, Pools};
 
-use super::COMMAND_ATTEMPTS_MAX;
+use super::{execute, Attempt, CommandError, Decided};
 use crate::publishing::{policies_in, POLICIES_TAG};
-use crate::store::{
-    read_stream, read_tagged, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent,
-};
+use crate::store::{read_tagged, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -63,6 +61,12 @@ impl SetupError {
     }
 }
 
+impl CommandError for SetupError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, SetupError::Store(e) if e.is_conflict())
+    }
+}
+
 pub fn pool_stream(pool: &DivisionCode) -> String {
     format!("pool-{pool}")
 }
@@ -96,10 +100,10 @@ fn new_event<E: DomainEvent>(
 
 /// The pool's state from its own stream, and the stream's version.
 pub(crate) async fn read_pool(
-    conn: &mut sqlx::PgConnection,
+    a: &mut Attempt<'_>,
     pool: &DivisionCode,
 ) -> Result<(Option<Pool>, i64), SetupError> {
-    let events = read_stream(conn, &pool_stream(pool)).await?;
+    let events = a.read_stream(&pool_stream(pool)).await?;
     let mut pools = Pools::default();
     for e in &events {
         pools.apply(&e.event_type, &e.data).expect("recorded events read back");
@@ -123,18 +127,19 @@ pub async fn register_pool(
     let mut db = db.into();
     non_empty("name", name)?;
     let event = PoolRegistered { pool: pool.to_string(), name: name.trim().to_string() };
-    let tx = db.begin().await?;
-    let appending = Append {
-        events: vec![new_event(pool_stream(pool), &event, actor, pool, vec![], None)],
-        expected: vec![(pool_stream(pool), ExpectedVersion::NoStream)],
-        condition: None,
-    };
-    // No condition: the only possible conflict is the stream existing already.
-    if super::commit(tx, &appending).await? {
-        Ok(())
-    } else {
-        Err(SetupError::PoolAlreadyRegistered(pool.to_string()))
-    }
+    execute!(&mut db, SetupError, |a| {
+        if read_pool(a, pool).await?.0.is_some() {
+            return Err(SetupError::PoolAlreadyRegistered(pool.to_string()));
+        }
+        // No condition: the only possible conflict is the stream appearing meanwhile, which
+        // the next attempt reads.
+        let appending = Append {
+            events: vec![new_event(pool_stream(pool), &event, actor, pool, vec![], None)],
+            expected: vec![(pool_stream(pool), ExpectedVersion::NoStream)],
+            condition: None,
+        };
+        Ok(Decided::append(appending, ()))
+    })
 }
 
 pub async fn register_county(
@@ -146,27 +151,26 @@ pub async fn register_county(
 ) -> Result<(), SetupError> {
     let mut db = db.into();
     non_empty("name", name)?;
-    let mut tx = db.begin().await?;
-    // Pools are never removed: once seen, the pool stays, so no condition is needed on it.
-    if read_pool(&mut tx, pool).await?.0.is_none() {
-        return Err(SetupError::PoolNotFound(pool.to_string()));
-    }
     let event = CountyRegistered {
         county: county.to_string(),
         name: name.trim().to_string(),
         pool: pool.to_string(),
     };
-    let appending = Append {
-        events: vec![new_event(county_stream(county), &event, actor, pool, vec![], None)],
-        expected: vec![(county_stream(county), ExpectedVersion::NoStream)],
-        condition: None,
-    };
-    // No condition: the only possible conflict is the stream existing already.
-    if super::commit(tx, &appending).await? {
-        Ok(())
-    } else {
-        Err(SetupError::CountyAlreadyRegistered(county.to_string()))
-    }
+    execute!(&mut db, SetupError, |a| {
+        // Pools are never removed: once seen, the pool stays, so no condition is needed on it.
+        if read_pool(a, pool).await?.0.is_none() {
+            return Err(SetupError::PoolNotFound(pool.to_string()));
+        }
+        if !a.read_stream(&county_stream(county)).await?.is_empty() {
+            return Err(SetupError::CountyAlreadyRegistered(county.to_string()));
+        }
+        let appending = Append {
+            events: vec![new_event(county_stream(county), &event, actor, pool, vec![], None)],
+            expected: vec![(county_stream(county), ExpectedVersion::NoStream)],
+            condition: None,
+        };
+        Ok(Decided::append(appending, ()))
+    })
 }
 
 /// Locks the pool's historical balance. Once, ever: of any number of concurrent requests,
@@ -188,9 +192,8 @@ pub async fn lock_balance(
             message: format!("{as_of} is in the future"),
         });
     }
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let (state, version) = read_pool(&mut tx, pool).await?;
+    execute!(&mut db, SetupError, |a| {
+        let (state, version) = read_pool(a, pool).await?;
         let state = state.ok_or_else(|| SetupError::PoolNotFound(pool.to_string()))?;
         if state.balance.is_some() {
             return Err(SetupError::BalanceAlreadyLocked(pool.to_string()));
@@ -206,11 +209,8 @@ pub async fn lock_balance(
             expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(());
-        }
-    }
-    Err(SetupError::Store(AppendError::Invalid("locking the balance kept conflicting")))
+        Ok(Decided::append(appending, ()))
+    })
 }
 
 /// Sets a year's expansion quota: `ratio × locked balance`, rounded down to the fen, under the
@@ -233,10 +233,9 @@ pub async fn set_quota(
         message: format!("{year} is not a policy year"),
     })?;
     let quota_tag = Tag::pool_year(&pool.to_string(), year);
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
+    execute!(&mut db, SetupError, |a| {
         let published =
-            read_tagged(&mut tx, &[Tag::parse(POLICIES_TAG).expect("a valid tag")]).await?;
+            read_tagged(a.conn(), &[Tag::parse(POLICIES_TAG).expect("a valid tag")]).await?;
         let policies = policies_in(&published.events);
         let policy = policy::select(&policies, Program::ExpansionQuota, *pool, jan_1)
             .map_err(|_| SetupError::NoPolicyInForce { pool: pool.to_string(), year })?;
@@ -250,7 +249,7 @@ pub async fn set_quota(
                 policy: policy.id.to_string(),
             });
         }
-        let (state, version) = read_pool(&mut tx, pool).await?;
+        let (state, version) = read_pool(a, pool).await?;
         let state = state.ok_or_else(|| SetupError::PoolNotFound(pool.to_string()))?;
         let balance =
             state.balance.ok_or_else(|| SetupError::BalanceNotLocked(pool.to_string()))?;
@@ -282,11 +281,8 @@ pub async fn set_quota(
                 after: published.read_point,
             }),
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(cap);
-        }
-    }
-    Err(SetupError::Store(AppendError::Invalid("setting the quota kept conflicting")))
+        Ok(Decided::append(appending, cap))
+    })
 }
 
 /// Longest public notice a pool may set, in working days.
@@ -310,9 +306,8 @@ pub async fn set_notice_period(
             ),
         });
     }
-    for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let mut tx = db.begin().await?;
-        let (state, version) = read_pool(&mut tx, pool).await?;
+    execute!(&mut db, SetupError, |a| {
+        let (state, version) = read_pool(a, pool).await?;
         if state.is_none() {
             return Err(SetupError::PoolNotFound(pool.to_string()));
         }
@@ -326,9 +321,6 @@ pub async fn set_notice_period(
             expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
             condition: None,
         };
-        if super::commit(tx, &appending).await? {
-            return Ok(());
-        }
-    }
-    Err(SetupError::Store(AppendError::Invalid("setting the notice period kept conflicting")))
+        Ok(Decided::append(appending, ()))
+    })
 }

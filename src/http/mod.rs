@@ -179,6 +179,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payouts::resolve_objection))
         .routes(routes!(payouts::close_notice))
         .routes(routes!(payouts::issue_payouts))
+        .routes(routes!(payouts::get_payout))
         .routes(routes!(payouts::settle))
         .routes(routes!(payouts::reissue))
         .routes(routes!(payouts::record_recovery))

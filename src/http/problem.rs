@@ -145,6 +145,12 @@ impl From<AppendError> for Problem {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::Database(e) => e.into(),
+            AppendError::Contended => {
+                let mut p =
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "contended", e.to_string());
+                p.retry_after = Some(1);
+                p
+            }
             other => Problem::internal(&other),
         }
     }

@@ -78,6 +78,11 @@ pub enum AppendError {
     /// one, and retrying from the start is then the right answer.
     #[error("the transaction was chosen to break a lock cycle; retry")]
     Deadlock,
+    /// Every attempt of a command met a concurrent writer (`COMMAND_ATTEMPTS_MAX` of them):
+    /// the state it decides on is too hot right now. Nothing was recorded; the same request
+    /// may be sent again.
+    #[error("the command kept meeting concurrent changes and was not recorded; retry shortly")]
+    Contended,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -94,6 +94,32 @@ pub(crate) fn application_json(a: &Application) -> Value {
     })
 }
 
+/// An application as `GET /v1/applications` lists it: [`application_json`]'s fields, from
+/// the stored row.
+fn status_json(r: &projections::applications::StatusRow) -> Value {
+    json!({
+        "id": r.application,
+        "program": r.program,
+        "county": r.county,
+        "pool": r.pool,
+        "year": r.year,
+        "submitted_on": r.submitted_on,
+        "submitted_by": r.submitted_by,
+        "applicant": { "name": r.display_name, "id": r.display_id },
+        "subject": r.subject,
+        "level": r.level,
+        "status": r.status,
+        "amount": money(r.amount),
+        "funding": r.funding,
+        "policy": r.policy,
+        "slot": r.slot,
+        "notice": r.notice,
+        "payouts": r.payouts,
+        "open_objections": r.open_objections,
+        "recovered": money(r.recovered),
+    })
+}
+
 fn submitted_json(s: &Submitted, program: &str, county: &str) -> Value {
     json!({
         "id": s.id,
@@ -290,31 +316,19 @@ pub async fn list(
         return Err(Problem::invalid("limit", format!("must be between 1 and {LIST_LIMIT_MAX}")));
     }
     let mut conn = state.pool.acquire().await?;
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT application FROM application_status \
-         WHERE ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR pool = $2) \
-           AND ($3::text IS NULL OR status = $3) AND application > coalesce($4, '') \
-         ORDER BY application LIMIT $5",
+    // One query: the rows the commands keep (read_models), not a fold per application.
+    let rows = crate::read_models::applications_page(
+        &mut conn,
+        county.as_deref(),
+        pool.as_deref(),
+        q.status.as_deref(),
+        q.after.as_deref(),
+        limit,
     )
-    .bind(&county)
-    .bind(&pool)
-    .bind(&q.status)
-    .bind(&q.after)
-    .bind(limit)
-    .fetch_all(&mut *conn)
     .await?;
-    let mut applications = Vec::with_capacity(rows.len());
-    for (id,) in &rows {
-        let events = read_stream(&mut conn, &application_stream(id)).await?;
-        let mut apps = Applications::default();
-        for e in &events {
-            apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
-        }
-        if let Some(a) = apps.by_id.get(id) {
-            applications.push(application_json(a));
-        }
-    }
-    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.clone()));
+    let applications: Vec<Value> = rows.iter().map(status_json).collect();
+    let next_after =
+        (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.application.clone()));
     Ok(Json(json!({ "applications": applications, "next_after": next_after.flatten() })))
 }
 

@@ -5,8 +5,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use chrono::NaiveDate;
-use events::application::{NoticeClosed, NoticeOpened, ObjectionFiled, ObjectionResolved};
-use events::DomainEvent;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -16,7 +14,6 @@ use crate::commands::payouts::{self as commands, Settlement};
 use crate::http::extract::{require, Command, Place};
 use crate::http::problem::Problem;
 use crate::http::{money, place_of_stream, place_of_tag, today, AppState};
-use crate::store::read_stream;
 use crate::tokens::{Principal, Role};
 
 /// `POST /v1/notices`
@@ -151,65 +148,63 @@ pub async fn get_notice(
     // A notice is public by nature (公示): any token may read it; it shows masked data only.
     let _ = &principal;
     let mut conn = state.pool.acquire().await?;
-    let events = read_stream(&mut conn, &notice_stream(&id)).await?;
-    let mut body = Value::Null;
-    let mut objections: Vec<Value> = Vec::new();
-    for e in &events {
-        match e.event_type.as_str() {
-            NoticeOpened::TYPE => {
-                let n: NoticeOpened =
-                    serde_json::from_value(e.data.clone()).map_err(|e| Problem::internal(&e))?;
-                body = json!({
-                    "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
-                    "ends_on": n.ends_on, "working_days": n.working_days, "status": "open",
-                    "lines": n.lines.iter().map(line_json).collect::<Vec<_>>(),
-                });
-            }
-            NoticeClosed::TYPE => {
-                let c: NoticeClosed =
-                    serde_json::from_value(e.data.clone()).map_err(|e| Problem::internal(&e))?;
-                body["status"] = json!("closed");
-                body["closed_on"] = json!(c.closed_on);
-                body["cleared"] = json!(c.cleared);
-            }
-            _ => {}
-        }
+    let (n, lines, objections) = crate::read_models::notice(&mut conn, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("notice {id} does not exist")))?;
+    let mut body = json!({
+        "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
+        "ends_on": n.ends_on, "working_days": n.working_days, "status": n.status,
+        "lines": lines.iter().map(|l| json!({
+            "application": l.application, "name": l.name_masked, "id_number": l.id_number_masked,
+            "program": l.program, "amount": money(l.amount),
+        })).collect::<Vec<_>>(),
+    });
+    if n.closed_on.is_some() {
+        body["closed_on"] = json!(n.closed_on);
+        body["cleared"] = json!(n.cleared);
     }
-    if body.is_null() {
-        return Err(Problem::not_found(format!("notice {id} does not exist")));
-    }
-    // Objections and their resolutions are recorded on the applications' streams.
-    let lines: Vec<String> = body["lines"]
-        .as_array()
-        .map(|l| l.iter().filter_map(|l| l["application"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    for app in lines {
-        for e in read_stream(&mut conn, &application_stream(&app)).await? {
-            match e.event_type.as_str() {
-                ObjectionFiled::TYPE => {
-                    let o: ObjectionFiled =
-                        serde_json::from_value(e.data).map_err(|e| Problem::internal(&e))?;
-                    if o.notice == id {
-                        objections.push(json!({
-                            "id": o.objection, "application": o.application, "summary": o.summary,
-                            "filed_on": o.filed_on, "status": "open",
-                        }));
-                    }
-                }
-                ObjectionResolved::TYPE => {
-                    let r: ObjectionResolved =
-                        serde_json::from_value(e.data).map_err(|e| Problem::internal(&e))?;
-                    for o in objections.iter_mut().filter(|o| o["id"] == r.objection.as_str()) {
-                        o["status"] = json!(if r.upheld { "upheld" } else { "dismissed" });
-                        o["note"] = json!(r.note);
-                    }
-                }
-                _ => {}
+    body["objections"] = objections
+        .iter()
+        .map(|o| {
+            let mut v = json!({
+                "id": o.objection, "application": o.application, "summary": o.summary,
+                "filed_on": o.filed_on, "status": o.status,
+            });
+            if let Some(note) = &o.note {
+                v["note"] = json!(note);
             }
-        }
-    }
-    body["objections"] = json!(objections);
+            v
+        })
+        .collect();
     Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/v1/payouts/{id}", tag = "payouts",
+    params(("id" = String, Path, description = "payout id")),
+    responses((status = 200, description = "The payout: application, amount, paid_on, status, and the bank's result"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_payout(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+) -> Result<Json<Value>, Problem> {
+    let mut conn = state.pool.acquire().await?;
+    let p = crate::read_models::payout(&mut conn, &id).await?;
+    drop(conn);
+    // The role first, then the place: a payout of another pool or county is refused the same
+    // way whether or not it exists.
+    let place = p.as_ref().map_or_else(
+        || Place { pool: None, county: Some(String::new()) },
+        |p| Place::county(Some(p.pool.clone()), &p.county),
+    );
+    require(&principal, &crate::http::routes::applications::READERS, &place)?;
+    let p = p.ok_or_else(|| Problem::not_found(format!("payout {id} does not exist")))?;
+    Ok(Json(json!({
+        "id": p.payout, "application": p.application, "pool": p.pool, "county": p.county,
+        "program": p.program, "funding": p.funding, "year": p.year, "amount": money(p.amount),
+        "paid_on": p.paid_on, "issued_by": p.issued_by, "status": p.status,
+        "bank_reference": p.bank_reference, "settled_on": p.settled_on,
+        "failure_reason": p.failure_reason, "failed_on": p.failed_on,
+    })))
 }
 
 #[utoipa::path(post, path = "/v1/notices/{id}/objections", tag = "payouts", request_body = NewObjection,
