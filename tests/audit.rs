@@ -248,7 +248,8 @@ async fn an_export_of_100000_events_verifies_offline_and_a_changed_line_is_named
                 '{\"actor\": \"经办 李\"}', ARRAY['person:p' || g], '2024-10-20' \
            FROM generate_series(1, 100000) g",
     )
-    .execute(&db.pool)
+    // A bulk fill as the owner: the service may append only through fundledger_append.
+    .execute(&mut db.owner_connection().await)
     .await
     .unwrap();
     sequence_all(&db).await;
