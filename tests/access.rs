@@ -173,3 +173,19 @@ async fn the_service_role_holds_only_what_it_needs() {
     .unwrap();
     assert_eq!(owns, 0, "the service owns nothing");
 }
+
+/// A separate service login (`FUNDLEDGER_SERVICE_URL`) that could do more than the service
+/// needs is refused before the service starts: here, the owner itself.
+#[tokio::test]
+async fn a_service_login_that_owns_the_log_is_refused() {
+    use fundledger::postgres::{service_pool, DatabaseError, PoolSettings, ServiceLogin};
+    let db = TestDatabase::new().await;
+    let login = ServiceLogin::Url(db.owner.clone());
+    match service_pool(&db.owner, &login, &PoolSettings::default()).await {
+        Err(DatabaseError::ServiceNotLimited(user)) => {
+            let message = DatabaseError::ServiceNotLimited(user).to_string();
+            assert!(message.contains("must log in as a role that owns nothing"), "{message}");
+        }
+        other => panic!("the owner must not be accepted as the service's login: {other:?}"),
+    }
+}

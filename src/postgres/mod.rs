@@ -354,3 +354,29 @@ pub async fn writer_pool(
 ) -> Result<PgPool, DatabaseError> {
     service_pool(owner, &ServiceLogin::Created { password: None }, settings).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_password_is_derived_from_the_owners_and_never_the_same_text() {
+        let login = |url: &str| match ServiceLogin::new(Some(url), None).unwrap() {
+            ServiceLogin::Created { password } => password,
+            ServiceLogin::Url(_) => panic!("no service URL was given"),
+        };
+        let derived = login("postgres://owner:p%40ss@db.example/ledger").unwrap();
+        assert_eq!(derived, derive_password("p@ss"), "the URL's escapes are decoded");
+        assert_eq!(derived.len(), 64);
+        assert!(!derived.contains("p@ss"));
+        assert_ne!(derived, derive_password("other"));
+        assert!(matches!(
+            ServiceLogin::new(Some("postgres://a@h/d"), Some("postgres://svc:x@h/d")).unwrap(),
+            ServiceLogin::Url(_)
+        ));
+        assert!(matches!(
+            ServiceLogin::new(None, None).unwrap(),
+            ServiceLogin::Created { password: None }
+        ));
+    }
+}
