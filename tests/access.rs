@@ -180,7 +180,7 @@ async fn the_service_role_holds_only_what_it_needs() {
 async fn a_service_login_that_owns_the_log_is_refused() {
     use fundledger::postgres::{service_pool, DatabaseError, PoolSettings, ServiceLogin};
     let db = TestDatabase::new().await;
-    let login = ServiceLogin::Url(db.owner.clone());
+    let login = ServiceLogin::Url(Box::new(db.owner.clone()));
     match service_pool(&db.owner, &login, &PoolSettings::default()).await {
         Err(DatabaseError::ServiceNotLimited(user)) => {
             let message = DatabaseError::ServiceNotLimited(user).to_string();

@@ -173,7 +173,7 @@ pub enum ServiceLogin {
     /// whose socket only its own account can reach) gives the role none.
     Created { password: Option<String> },
     /// A login the operator made (`FUNDLEDGER_SERVICE_URL`), a member of [`WRITER_ROLE`].
-    Url(PgConnectOptions),
+    Url(Box<PgConnectOptions>),
 }
 
 impl ServiceLogin {
@@ -181,7 +181,8 @@ impl ServiceLogin {
     /// separate `service_url`.
     pub fn new(owner_url: Option<&str>, service_url: Option<&str>) -> Result<Self, DatabaseError> {
         if let Some(url) = service_url.filter(|u| !u.is_empty()) {
-            return Ok(Self::Url(PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?));
+            let options = PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?;
+            return Ok(Self::Url(Box::new(options)));
         }
         let owner_password = owner_url
             .and_then(|u| url::Url::parse(u).ok())
@@ -270,7 +271,7 @@ pub async fn service_options(
     login: &ServiceLogin,
 ) -> Result<PgConnectOptions, DatabaseError> {
     match login {
-        ServiceLogin::Url(options) => Ok(options.clone()),
+        ServiceLogin::Url(options) => Ok(options.as_ref().clone()),
         ServiceLogin::Created { password } => {
             let options = owner.clone().username(SERVICE_ROLE);
             let options = match password {
