@@ -122,7 +122,7 @@ async fn a_rotated_key_seals_new_values_while_old_ones_still_open_and_an_older_c
 }
 
 #[tokio::test]
-async fn the_checkpoint_key_is_created_only_before_the_first_checkpoint() {
+async fn the_checkpoint_key_is_created_only_before_the_first_checkpoint_and_never_replaced() {
     let db = TestDatabase::new().await;
     append_one(&db).await;
     let dir = temp_dir("keys");
@@ -137,6 +137,16 @@ async fn the_checkpoint_key_is_created_only_before_the_first_checkpoint() {
     assert!(sentence.contains("checkpoint signing key file") && sentence.contains("missing"));
     assert!(sentence.contains("--checkpoint-every 0"), "{sentence}");
     assert!(!path.exists());
+
+    // Another signing key in its place: refused too.
+    let other = fundledger::checkpoints::create(&path).unwrap();
+    assert_ne!(other.to_bytes(), key.to_bytes());
+    let Err(KeyCheckError::Refused(sentence)) = key_checks::checkpoint(&db.owner, &path).await
+    else {
+        panic!("another checkpoint key must be refused");
+    };
+    assert!(sentence.contains("is not this ledger's"), "{sentence}");
+    assert!(sentence.contains("checkpoint signing key"), "{sentence}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
