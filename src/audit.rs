@@ -27,6 +27,10 @@ pub struct Verification {
     /// Checkpoints whose signature holds under the trusted key and whose hash the chain still
     /// has (none checked without a trusted key).
     pub checkpoints_verified: usize,
+    /// Whether checkpoint signatures were checked at all: only against a public key the
+    /// verifier was given (`--public-key`, `FUNDLEDGER_CHECKPOINT_PUBLIC_KEY`), never one it
+    /// derived from a signing key it holds itself. `false`: the chain alone was verified.
+    pub signatures_checked: bool,
     /// The highest position a verified checkpoint covers: a chain rewritten below it with
     /// fresh hashes is caught; above it, only the next checkpoint will tell.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +221,7 @@ pub async fn verify(
         return Ok(Verification {
             ok: false,
             checkpoints_verified: 0,
+            signatures_checked: trusted.is_some(),
             signed_through: None,
             events_checked: 0,
             head_position: 0,
@@ -246,6 +251,7 @@ pub async fn verify(
                 return Ok(Verification {
                     ok: false,
                     checkpoints_verified: 0,
+                    signatures_checked: trusted.is_some(),
                     signed_through: None,
                     events_checked: checked,
                     head_position: checked,
@@ -260,6 +266,7 @@ pub async fn verify(
         return Ok(Verification {
             ok: false,
             checkpoints_verified: 0,
+            signatures_checked: trusted.is_some(),
             signed_through: None,
             events_checked: next - 1,
             head_position: next - 1,
@@ -276,6 +283,7 @@ pub async fn verify(
     Ok(Verification {
         ok: true,
         checkpoints_verified: checkpoints.len(),
+        signatures_checked: trusted.is_some(),
         signed_through: checkpoints.iter().map(|c| c.position).max(),
         events_checked: next - 1,
         head_position: next - 1,
@@ -350,6 +358,7 @@ pub fn verify_export(
         |position: i64, problem: String, checked: i64, head: Option<[u8; 32]>| Verification {
             ok: false,
             checkpoints_verified: 0,
+            signatures_checked: trusted.is_some(),
             signed_through: None,
             events_checked: checked,
             head_position: position - 1,
@@ -462,6 +471,7 @@ pub fn verify_export(
     Ok(Verification {
         ok: true,
         checkpoints_verified: checkpoints,
+        signatures_checked: trusted.is_some(),
         signed_through,
         events_checked: checked,
         head_position: head,

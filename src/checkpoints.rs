@@ -1,10 +1,10 @@
 //! Signed checkpoints: the chain's head signed with an Ed25519 key kept outside the database
-//! (a key file under the data directory, mode 0600, or `FUNDLEDGER_CHECKPOINT_KEY_FILE`).
+//! (`checkpoint.key` in the key directory, mode 0600, or `FUNDLEDGER_CHECKPOINT_KEY_FILE`),
+//! best on another host than the server's (README, "Security model").
 //! Verification checks each checkpoint's signature against the public key the auditor trusts,
 //! and that the chain still has the signed hash at the signed position.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -36,31 +36,37 @@ pub enum CheckpointError {
     Database(#[from] sqlx::Error),
 }
 
-pub fn default_path(data_dir: &Path) -> PathBuf {
+/// The signing key file: `FUNDLEDGER_CHECKPOINT_KEY_FILE`, or `checkpoint.key` in `key_dir`.
+pub fn default_path(key_dir: &Path) -> PathBuf {
     std::env::var_os("FUNDLEDGER_CHECKPOINT_KEY_FILE")
-        .map_or_else(|| data_dir.join("keys").join("checkpoint.key"), PathBuf::from)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| key_dir.join("checkpoint.key"), PathBuf::from)
 }
 
-/// Reads the signing key, creating it (mode 0600) if it does not exist.
-pub fn load_or_create(path: &Path) -> Result<SigningKey, CheckpointError> {
+/// A fresh signing key, written to `path` (mode 0600); fails if the file exists. Only
+/// [`crate::key_checks::checkpoint`] calls it, for a ledger with no checkpoint yet.
+pub fn create(path: &Path) -> Result<SigningKey, CheckpointError> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let text = format!("{HEADER}\n{}\n", hex::encode(key.to_bytes()));
+    crate::personal::keys::write_new(path, &text).map_err(|e| match e {
+        crate::personal::KeyError::Io { path, source } => CheckpointError::Io { path, source },
+        other => CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    Ok(key)
+}
+
+/// Reads the signing key; `Ok(None)` if the file does not exist.
+pub fn load(path: &Path) -> Result<Option<SigningKey>, CheckpointError> {
     let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
-    if !path.exists() {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let text = format!("{HEADER}\n{}\n", hex::encode(key.to_bytes()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-            Ok(mut f) => {
-                f.write_all(text.as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                return Ok(key);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(CheckpointError::TooOpen { path: path.to_path_buf(), mode });
     }
@@ -75,7 +81,7 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, CheckpointError> {
         .and_then(|l| hex::decode(l.trim()).ok())
         .and_then(|b| b.try_into().ok())
         .ok_or_else(malformed)?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(Some(SigningKey::from_bytes(&seed)))
 }
 
 /// Parses a hex public key as `--public-key` takes it.

@@ -21,9 +21,18 @@ pub struct Cli {
     /// PostgreSQL to use. Without it, a private cluster is started under --data-dir.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Directory of the private PostgreSQL cluster (and, later, of the key files).
+    /// The service's own login, when it is not the role the owner creates
+    /// (`fundledger_service`): a role that owns nothing and is a member of fundledger_writer.
+    /// DATABASE_URL then only migrates and checks the keys.
+    #[arg(long, env = "FUNDLEDGER_SERVICE_URL", global = true, hide_env_values = true)]
+    pub service_url: Option<String>,
+    /// Directory of the private PostgreSQL cluster (and, by default, of the key files).
     #[arg(long, env = "FUNDLEDGER_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// Directory of the key files (personal.key, checkpoint.key): by default `keys` under
+    /// --data-dir with the private cluster; required with DATABASE_URL.
+    #[arg(long, env = "FUNDLEDGER_KEY_DIR", global = true)]
+    pub key_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,18 +49,24 @@ pub enum Command {
         /// Seconds a request may take before it is abandoned (and its transaction rolled back).
         #[arg(long, env = "FUNDLEDGER_REQUEST_TIMEOUT", default_value_t = 30)]
         request_timeout: u64,
-        /// Minutes between signed checkpoints of the chain (0: none).
+        /// Minutes between signed checkpoints of the chain (0: none; use 0 where checkpoints
+        /// are signed on another host with `fundledger checkpoint`).
         #[arg(long, env = "FUNDLEDGER_CHECKPOINT_EVERY", default_value_t = 60)]
         checkpoint_every: u64,
+        /// The checkpoint public key (hex, as `fundledger checkpoint` prints it) that
+        /// GET /v1/audit/verify trusts. Without it, verification checks the chain only and
+        /// says `signatures_checked: false`.
+        #[arg(long, env = "FUNDLEDGER_CHECKPOINT_PUBLIC_KEY")]
+        checkpoint_public_key: Option<String>,
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
-    /// Signed checkpoints are checked against --public-key, or else the local signing key.
+    /// Signed checkpoints are checked against --public-key; without it, the chain only.
     Verify {
         /// The checkpoint public key the auditor trusts (hex), as `checkpoint` prints it.
-        #[arg(long)]
+        #[arg(long, env = "FUNDLEDGER_CHECKPOINT_PUBLIC_KEY")]
         public_key: Option<String>,
         /// Verify an export (`fundledger export > log.jsonl`) instead, with no database.
         #[arg(long)]
@@ -82,6 +97,20 @@ pub enum Command {
     /// Publish policies and list what is published.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The personal-data keys: check them against the database, or rotate the sealing key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Check the key files against the check values the database recorded, and say where
+    /// they are (run it after restoring a backup).
+    Check,
+    /// Add a new sealing key: values are sealed under it from the next start of `serve` on;
+    /// the old keys stay in the file and keep opening what they sealed. Back the file up
+    /// again afterwards.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,7 +155,22 @@ pub enum PolicyCommand {
     },
 }
 
+/// Where the database and the keys are: what every command needs besides its own arguments.
+#[derive(Debug, Clone)]
+struct Site {
+    database_url: Option<String>,
+    service_url: Option<String>,
+    data_dir: PathBuf,
+    key_dir: Option<PathBuf>,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let site = Site {
+        database_url: cli.database_url,
+        service_url: cli.service_url,
+        data_dir: cli.data_dir,
+        key_dir: cli.key_dir,
+    };
     match cli.command {
         Command::Serve {
             listen,
@@ -134,30 +178,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             request_timeout,
             body_limit,
             checkpoint_every,
+            ref checkpoint_public_key,
         } => {
-            let keys = Keys::load_or_create(&key_file(&cli.data_dir))?;
-            let signing = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
-                &cli.data_dir,
-            ))?;
-            tracing::info!(
-                public_key = %hex::encode(signing.verifying_key().to_bytes()),
-                "checkpoints are signed with this key; auditors verify with its public half"
-            );
+            let trusted = checkpoint_public_key
+                .as_deref()
+                .map(|k| {
+                    crate::checkpoints::public_key(k).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--checkpoint-public-key (FUNDLEDGER_CHECKPOINT_PUBLIC_KEY): not a \
+                             hex Ed25519 public key"
+                        )
+                    })
+                })
+                .transpose()?;
+            let paths = KeyPaths::of(&site)?;
             let settings =
                 PoolSettings { max_connections: db_connections, ..PoolSettings::default() };
-            let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
+            let db = open_database(&site, &settings).await?;
+            let keys = crate::key_checks::personal(&db.owner, &paths.personal).await;
+            let signing = match (&keys, checkpoint_every) {
+                (Ok(_), 1..) => {
+                    Some(crate::key_checks::checkpoint(&db.owner, &paths.checkpoint).await)
+                }
+                _ => None,
+            };
+            let (keys, signing) = match (keys, signing.transpose()) {
+                (Ok(k), Ok(s)) => (k, s),
+                (Err(e), _) => return close_with(db, e.into()).await,
+                (_, Err(e)) => return close_with(db, e.into()).await,
+            };
+            match &trusted {
+                Some(k) => tracing::info!(
+                    public_key = %hex::encode(k.to_bytes()),
+                    "GET /v1/audit/verify checks checkpoint signatures against this public key"
+                ),
+                None => tracing::warn!(
+                    "no --checkpoint-public-key: GET /v1/audit/verify checks the chain only \
+                     (signatures_checked: false)"
+                ),
+            }
+            if let Some(signing) = &signing {
+                tracing::info!(
+                    public_key = %hex::encode(signing.verifying_key().to_bytes()),
+                    "checkpoints are signed with this key; auditors verify with this public key"
+                );
+            }
             let limits = Limits {
                 body_bytes: body_limit,
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
                 ..Limits::default()
             };
             let mut state = AppState::new(db.pool.clone(), keys, limits);
-            let signing = std::sync::Arc::new(signing);
-            state.checkpoint_key = Some(signing.clone());
-            let checkpointing = (checkpoint_every > 0).then(|| {
+            state.checkpoint_public_key = trusted;
+            let checkpointing = signing.map(|signing| {
                 tokio::spawn(run_checkpoints(
                     db.pool.clone(),
-                    signing,
+                    std::sync::Arc::new(signing),
                     std::time::Duration::from_secs(checkpoint_every * 60),
                 ))
             });
@@ -169,10 +245,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             served
         }
         Command::Checkpoint => {
-            let key = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
-                &cli.data_dir,
-            ))?;
-            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            // The signer needs the checkpoint key only: the host it runs on holds no
+            // personal-data key.
+            let path = KeyPaths::of(&site)?.checkpoint;
+            let db = one_connection(&site).await?;
+            let key = match crate::key_checks::checkpoint(&db.owner, &path).await {
+                Ok(key) => key,
+                Err(e) => return close_with(db, e.into()).await,
+            };
             let recorded = crate::checkpoints::record(&db.pool, &key, "checkpoint").await;
             db.close().await;
             let c = recorded?;
@@ -187,7 +267,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(t)) => AsOf::Time(t),
                 (None, None) => AsOf::Head,
             };
-            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let db = one_connection(&site).await?;
+            if let Err(e) = checked_keys(&site, &db).await {
+                return close_with(db, e).await;
+            }
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
             crate::store::sequence(&mut conn).await?;
@@ -237,7 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { from } => {
             use std::io::Write;
-            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let db = one_connection(&site).await?;
             let started = std::time::Instant::now();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut conn = db.pool.acquire().await?;
@@ -300,17 +383,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(k) => Some(crate::checkpoints::public_key(&k).ok_or_else(|| {
                     anyhow::anyhow!("--public-key: not a hex Ed25519 public key")
                 })?),
+                // Never the public half of a signing key found here: whoever could rewrite
+                // the log could have re-signed with it.
                 None => {
-                    let path = crate::checkpoints::default_path(&cli.data_dir);
-                    if path.exists() {
-                        Some(crate::checkpoints::load_or_create(&path)?.verifying_key())
-                    } else {
-                        eprintln!("no --public-key and no local checkpoint key: checkpoints are not checked");
-                        None
-                    }
+                    eprintln!("no --public-key: checkpoint signatures are not checked");
+                    None
                 }
             };
-            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let db = one_connection(&site).await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
             let result = crate::audit::verify(&mut conn, trusted.as_ref(), |at| {
@@ -337,7 +417,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => {
-            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let db = one_connection(&site).await?;
+            if let Err(e) = checked_keys(&site, &db).await {
+                return close_with(db, e).await;
+            }
             let outcome = token_command(&db.pool, command).await;
             db.close().await;
             outcome
@@ -365,12 +448,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                      share days; nothing was published"
                 );
             }
-            let db = Database::open(
-                cli.database_url.as_deref(),
-                &cli.data_dir,
-                &PoolSettings::default(),
-            )
-            .await?;
+            let db = open_database(&site, &PoolSettings::default()).await?;
+            if let Err(e) = checked_keys(&site, &db).await {
+                return close_with(db, e).await;
+            }
             let mut outcome = Ok(());
             for (file, policy) in files.iter().zip(&policies) {
                 match publish(&db.pool, policy, &actor).await {
@@ -392,23 +473,96 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             outcome
         }
+        Command::Keys(command) => {
+            let path = KeyPaths::of(&site)?.personal;
+            let db = one_connection(&site).await?;
+            let outcome = match command {
+                KeysCommand::Check => crate::key_checks::personal(&db.owner, &path).await,
+                KeysCommand::Rotate => crate::key_checks::rotate(&db.owner, &path).await,
+            };
+            db.close().await;
+            let keys = outcome?;
+            println!(
+                "{}: this ledger's personal-data keys; values are sealed under key id {}",
+                std::path::absolute(&path)?.display(),
+                keys.current_seal_id()
+            );
+            if matches!(command, KeysCommand::Rotate) {
+                println!(
+                    "restart `serve` to seal under the new key, and back the file up again \
+                     (apart from the database)"
+                );
+            }
+            Ok(())
+        }
     }
 }
 
 /// The database for a one-shot administrative command: one connection is all it uses.
-async fn one_connection(
-    database_url: Option<&str>,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<Database> {
-    let settings = PoolSettings { max_connections: 1, ..PoolSettings::default() };
-    Ok(Database::open(database_url, data_dir, &settings).await?)
+async fn one_connection(site: &Site) -> anyhow::Result<Database> {
+    open_database(site, &PoolSettings { max_connections: 1, ..PoolSettings::default() }).await
 }
 
-/// The personal-data key file: `FUNDLEDGER_KEY_FILE`, or `keys/personal.key` in the data
-/// directory.
-fn key_file(data_dir: &std::path::Path) -> PathBuf {
-    std::env::var_os("FUNDLEDGER_KEY_FILE")
-        .map_or_else(|| Keys::default_path(data_dir), PathBuf::from)
+/// Migrates as the owner, and connects the pool as the service's login.
+async fn open_database(site: &Site, settings: &PoolSettings) -> anyhow::Result<Database> {
+    Ok(Database::open_as(
+        site.database_url.as_deref(),
+        site.service_url.as_deref(),
+        &site.data_dir,
+        settings,
+    )
+    .await?)
+}
+
+/// Closes the database (stopping a private cluster this process started) and fails with `e`.
+async fn close_with(db: Database, e: anyhow::Error) -> anyhow::Result<()> {
+    db.close().await;
+    Err(e)
+}
+
+/// The directory of the key files: `--key-dir`, or `keys` under the data directory of the
+/// private cluster. With DATABASE_URL there is no data directory the keys belong to, so the
+/// place must be given: a guess relative to wherever the command happens to run would create
+/// a second set of keys.
+fn key_dir(site: &Site) -> anyhow::Result<PathBuf> {
+    let dir = match (&site.key_dir, &site.database_url) {
+        (Some(dir), _) => dir.clone(),
+        (None, None) => site.data_dir.join("keys"),
+        (None, Some(_)) => anyhow::bail!(
+            "with DATABASE_URL, say where this ledger's key files are kept: --key-dir DIR or \
+             FUNDLEDGER_KEY_DIR (fundledger does not guess a place for the keys of a database \
+             it does not keep itself)"
+        ),
+    };
+    Ok(std::path::absolute(&dir)?)
+}
+
+/// Where the key files are looked for (and, for a new ledger, created).
+struct KeyPaths {
+    personal: PathBuf,
+    checkpoint: PathBuf,
+}
+
+impl KeyPaths {
+    fn of(site: &Site) -> anyhow::Result<Self> {
+        let file = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let personal = match file("FUNDLEDGER_KEY_FILE") {
+            Some(path) => path,
+            None => Keys::default_path(&key_dir(site)?),
+        };
+        let checkpoint = match file("FUNDLEDGER_CHECKPOINT_KEY_FILE") {
+            Some(path) => path,
+            None => crate::checkpoints::default_path(&key_dir(site)?),
+        };
+        Ok(Self { personal, checkpoint })
+    }
+}
+
+/// The personal-data keys, checked against the database: every command run on the
+/// service's side does this first, so a wrong or missing key file stops it before anything.
+async fn checked_keys(site: &Site, db: &Database) -> anyhow::Result<Keys> {
+    let path = KeyPaths::of(site)?.personal;
+    Ok(crate::key_checks::personal(&db.owner, &path).await?)
 }
 
 async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {

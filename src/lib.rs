@@ -9,6 +9,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod commands;
 pub mod http;
+pub mod key_checks;
 pub mod personal;
 pub mod postgres;
 pub mod publishing;

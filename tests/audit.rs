@@ -248,7 +248,8 @@ async fn an_export_of_100000_events_verifies_offline_and_a_changed_line_is_named
                 '{\"actor\": \"经办 李\"}', ARRAY['person:p' || g], '2024-10-20' \
            FROM generate_series(1, 100000) g",
     )
-    .execute(&db.pool)
+    // A bulk fill as the owner: the service may append only through fundledger_append.
+    .execute(&mut db.owner_connection().await)
     .await
     .unwrap();
     sequence_all(&db).await;
@@ -289,4 +290,61 @@ async fn an_export_of_100000_events_verifies_offline_and_a_changed_line_is_named
     dropped.remove(76_542);
     let v = fundledger::audit::verify_export(dropped.into_iter().map(Ok), None).unwrap();
     assert_eq!(v.first_bad.map(|b| b.position), Some(76_543));
+}
+
+/// `GET /v1/audit/verify` trusts the public key it was configured with, never the signing key
+/// the same process may hold; without one it verifies the chain and says it checked no
+/// signature.
+#[tokio::test]
+async fn the_server_trusts_only_a_configured_public_key_and_says_when_it_has_none() {
+    use fundledger::http::{router, AppState, Limits};
+    use fundledger::personal::Keys;
+    use fundledger::tokens::{self, Role, Scope};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = history().await;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    checkpoints::record(&db.pool, &key, "test").await.unwrap();
+    sequence_all(&db).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let token = tokens::create(&mut conn, &[Role::Auditor], &Scope::All, "审计 钱").await.unwrap();
+    drop(conn);
+    let other = SigningKey::generate(&mut rand::rngs::OsRng).verifying_key();
+    for (configured, expected) in [
+        (None, (true, false, 0)),
+        (Some(key.verifying_key()), (true, true, 1)),
+        (Some(other), (false, true, 0)),
+    ] {
+        let mut state = AppState::new(db.pool.clone(), Keys::generate(), Limits::default());
+        state.checkpoint_public_key = configured;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "GET /v1/audit/verify HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\
+                 authorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).await.unwrap();
+        server.abort();
+        let body = response.split("\r\n\r\n").nth(1).unwrap();
+        // A chunked body: the JSON object is the line that starts with `{`.
+        let json = body.lines().find(|l| l.starts_with('{')).unwrap_or(body);
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (
+                v["ok"].as_bool().unwrap(),
+                v["signatures_checked"].as_bool().unwrap(),
+                v["checkpoints_verified"].as_u64().unwrap()
+            ),
+            expected,
+            "{v}"
+        );
+    }
 }

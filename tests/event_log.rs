@@ -91,7 +91,7 @@ async fn the_service_role_may_only_read_and_insert() {
     let mut conn = db.pool.acquire().await.unwrap();
     let role: String =
         sqlx::query_scalar("SELECT current_user").fetch_one(&mut *conn).await.unwrap();
-    assert_eq!(role, fundledger::postgres::WRITER_ROLE);
+    assert_eq!(role, fundledger::postgres::SERVICE_ROLE);
     append_now(&mut conn, Append { events: vec![event("s-1", &[])], ..Append::default() })
         .await
         .unwrap();

@@ -201,6 +201,7 @@ async fn each_program_goes_from_submission_to_settled_payout() {
         (Some(true), Some(positions.len() as i64)),
         "{v}"
     );
+    assert_eq!(v["signatures_checked"], false, "no public key was configured: {v}");
     let r = api.get("auditor", &format!("/v1/events?after={}&limit=5", positions.len())).await;
     assert_eq!(r.json()["events"], json!([]));
     assert_eq!(r.json()["next_after"], positions.len());

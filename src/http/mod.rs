@@ -63,8 +63,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub limits: Limits,
     pub live_readers: Arc<tokio::sync::Semaphore>,
-    /// The checkpoint signing key: its public half is what `/v1/audit/verify` trusts.
-    pub checkpoint_key: Option<Arc<ed25519_dalek::SigningKey>>,
+    /// The checkpoint public key `/v1/audit/verify` trusts, as configured
+    /// (`FUNDLEDGER_CHECKPOINT_PUBLIC_KEY`): never derived from a signing key this process
+    /// holds, which whoever controls the process could use to re-sign a rewritten chain.
+    pub checkpoint_public_key: Option<ed25519_dalek::VerifyingKey>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -78,7 +80,7 @@ impl AppState {
             keys: Arc::new(keys),
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
-            checkpoint_key: None,
+            checkpoint_public_key: None,
             openapi: Arc::new(serde_json::Value::Null),
             router: Arc::new(OnceLock::new()),
         }

@@ -42,9 +42,11 @@ impl PersonKey {
     }
 }
 
-/// A value sealed with AES-256-GCM: base64 of nonce (12 bytes) followed by the ciphertext and
-/// tag. The field it belongs to is bound in as associated data, so a sealed name cannot be
-/// passed off as a sealed ID number.
+/// A value sealed with AES-256-GCM: `k<key id>:` and base64 of nonce (12 bytes) followed by
+/// the ciphertext and tag. The key id names the sealing key (keys rotate; [`keys`]); values
+/// sealed before ids existed have no prefix and were sealed under key id 1. The field it
+/// belongs to is bound in as associated data, so a sealed name cannot be passed off as a
+/// sealed ID number.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Sealed(String);
@@ -61,6 +63,8 @@ pub enum OpenError {
     Malformed,
     #[error("the sealed value does not open with this key for field `{0}` (wrong key, wrong field, or altered)")]
     Rejected(&'static str),
+    #[error("the sealed value was sealed under key id {0}, which the key file does not hold")]
+    UnknownKey(u32),
 }
 
 /// The fields sealed values belong to; the associated data of the seal.
@@ -85,7 +89,9 @@ const NONCE_LEN: usize = 12;
 
 impl Sealed {
     pub fn seal(keys: &Keys, field: Field, plaintext: &str) -> Self {
-        let cipher = Aes256Gcm::new_from_slice(keys.seal_key()).expect("a 32-byte key");
+        let key_id = keys.current_seal_id();
+        let key = keys.seal_key(key_id).expect("the current sealing key");
+        let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
         // A fresh random nonce per seal: 96-bit nonces stay safe far beyond the number of
         // values one key will ever seal here.
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
@@ -94,18 +100,33 @@ impl Sealed {
             .expect("encryption of a short value cannot fail");
         let mut bytes = nonce.to_vec();
         bytes.extend(ciphertext);
-        Self(base64::engine::general_purpose::STANDARD.encode(bytes))
+        Self(format!("k{key_id}:{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+    }
+
+    /// The id of the key this value was sealed under.
+    pub fn key_id(&self) -> Result<u32, OpenError> {
+        Ok(self.split()?.0)
+    }
+
+    fn split(&self) -> Result<(u32, &str), OpenError> {
+        match self.0.strip_prefix('k').and_then(|r| r.split_once(':')) {
+            Some((id, rest)) => Ok((id.parse().map_err(|_| OpenError::Malformed)?, rest)),
+            // Base64 has no `:`: a value without the prefix predates key ids.
+            None => Ok((1, &self.0)),
+        }
     }
 
     pub fn open(&self, keys: &Keys, field: Field) -> Result<String, OpenError> {
+        let (key_id, encoded) = self.split()?;
+        let key = keys.seal_key(key_id).ok_or(OpenError::UnknownKey(key_id))?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&self.0)
+            .decode(encoded)
             .map_err(|_| OpenError::Malformed)?;
         if bytes.len() <= NONCE_LEN {
             return Err(OpenError::Malformed);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let cipher = Aes256Gcm::new_from_slice(keys.seal_key()).expect("a 32-byte key");
+        let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
         let plain = cipher
             .decrypt(
                 Nonce::from_slice(nonce),
@@ -157,11 +178,29 @@ mod tests {
     fn an_altered_seal_is_refused() {
         let keys = Keys::generate();
         let sealed = Sealed::seal(&keys, Field::IdNumber, ID);
-        let mut bytes = base64::engine::general_purpose::STANDARD.decode(sealed.as_str()).unwrap();
+        let encoded = sealed.as_str().strip_prefix("k1:").unwrap();
+        let mut bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        let altered = Sealed(base64::engine::general_purpose::STANDARD.encode(bytes));
+        let altered =
+            Sealed(format!("k1:{}", base64::engine::general_purpose::STANDARD.encode(bytes)));
         assert_eq!(altered.open(&keys, Field::IdNumber), Err(OpenError::Rejected("id_number")));
         assert_eq!(Sealed("%%".into()).open(&keys, Field::IdNumber), Err(OpenError::Malformed));
+    }
+
+    #[test]
+    fn after_rotation_new_values_name_the_new_key_and_old_ones_still_open() {
+        let keys = Keys::generate();
+        let old = Sealed::seal(&keys, Field::Name, "张小三");
+        // A value from before key ids: bare base64, sealed under what is now key id 1.
+        let legacy = Sealed(old.as_str().strip_prefix("k1:").unwrap().to_string());
+        let rotated = keys.rotated();
+        let new = Sealed::seal(&rotated, Field::Name, "李四");
+        assert_eq!((old.key_id(), legacy.key_id(), new.key_id()), (Ok(1), Ok(1), Ok(2)));
+        assert!(new.as_str().starts_with("k2:"));
+        assert_eq!(old.open(&rotated, Field::Name).unwrap(), "张小三");
+        assert_eq!(legacy.open(&rotated, Field::Name).unwrap(), "张小三");
+        assert_eq!(new.open(&rotated, Field::Name).unwrap(), "李四");
+        assert_eq!(new.open(&keys, Field::Name), Err(OpenError::UnknownKey(2)));
     }
 }

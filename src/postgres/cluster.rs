@@ -5,10 +5,15 @@
 //! Unix socket only, so it never collides with another server's TCP port.
 //!
 //! PostgreSQL refuses to run as root. When we are root (containers, CI), every server process
-//! is started as an unprivileged user (`postgres` if the machine has one, else `nobody`,
-//! `FUNDLEDGER_PG_USER` to choose) and the data directory is handed to that user.
+//! is started as a system account of its own, `fundledger-pg` (created with `useradd
+//! --system` when missing; `FUNDLEDGER_PG_USER` to choose another), never an account other
+//! software shares (`postgres`, `nobody`), and the data directory is handed to it. An existing
+//! cluster keeps running as the account that owns it.
+//!
+//! The socket directory is created exclusively (mode 0700) and, when it exists already, used
+//! only if the server's account owns it and nobody else may write to it: a directory someone
+//! else made first is refused, not used.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -36,6 +41,12 @@ pub enum ClusterError {
     ServerTooOld { found: String, dir: PathBuf },
     #[error("running as root, but no unprivileged user to run PostgreSQL as: {0}")]
     NoUnprivilegedUser(String),
+    #[error(
+        "{path} is owned by uid {owner} or writable by others; a directory the server's \
+         account does not own could have been made by another user to watch or replace the \
+         server's files: remove it, or choose another --data-dir"
+    )]
+    NotOurs { path: PathBuf, owner: u32 },
     #[error(
         "the data directory {dir} is not reachable by user `{user}`, who runs the PostgreSQL \
          server (it needs search permission on every parent directory). Choose a data directory \
@@ -126,31 +137,81 @@ fn current_uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
-/// When root: the unprivileged account to run PostgreSQL as; otherwise `None`.
-fn unprivileged_account() -> Result<Option<RunAs>, ClusterError> {
+/// The account fundledger creates to run its private clusters as, when run as root.
+pub const SERVER_ACCOUNT: &str = "fundledger-pg";
+
+fn lookup_account(name: &str) -> Result<Option<RunAs>, ClusterError> {
+    let passwd = fs::read_to_string("/etc/passwd").map_err(io_err("reading /etc/passwd"))?;
+    Ok(passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let (uid, gid) = (f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+        (f[0] == name && uid != 0).then(|| RunAs { name: name.to_string(), uid, gid })
+    }))
+}
+
+fn account_of_uid(uid: u32) -> Result<Option<RunAs>, ClusterError> {
+    let passwd = fs::read_to_string("/etc/passwd").map_err(io_err("reading /etc/passwd"))?;
+    Ok(passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let (u, gid) = (f.get(2)?.parse::<u32>().ok()?, f.get(3)?.parse().ok()?);
+        (u == uid && uid != 0).then(|| RunAs { name: f[0].to_string(), uid, gid })
+    }))
+}
+
+/// When root: the account to run PostgreSQL as; otherwise `None`. An existing cluster keeps
+/// the account that owns its PGDATA; a new one gets `FUNDLEDGER_PG_USER` or
+/// [`SERVER_ACCOUNT`], created as a system account (no home, no login shell) if missing.
+fn unprivileged_account(pgdata: &Path) -> Result<Option<RunAs>, ClusterError> {
     if current_uid() != 0 {
         return Ok(None);
     }
-    let passwd = fs::read_to_string("/etc/passwd").map_err(io_err("reading /etc/passwd"))?;
-    let wanted: Vec<String> = match std::env::var("FUNDLEDGER_PG_USER") {
-        Ok(u) if !u.is_empty() => vec![u],
-        _ => vec!["postgres".into(), "nobody".into()],
+    if pgdata.join("PG_VERSION").is_file() {
+        let owner =
+            fs::metadata(pgdata).map_err(io_err(format!("reading {}", pgdata.display())))?;
+        if let Some(account) = account_of_uid(owner.uid())? {
+            return Ok(Some(account));
+        }
+    }
+    let name = match std::env::var("FUNDLEDGER_PG_USER") {
+        Ok(u) if !u.is_empty() => {
+            return lookup_account(&u)?.map(Some).ok_or_else(|| {
+                ClusterError::NoUnprivilegedUser(format!(
+                    "FUNDLEDGER_PG_USER names `{u}`, who does not exist in /etc/passwd"
+                ))
+            })
+        }
+        _ => SERVER_ACCOUNT,
     };
-    for name in &wanted {
-        for line in passwd.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
-                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                    if uid != 0 {
-                        return Ok(Some(RunAs { name: name.clone(), uid, gid }));
-                    }
-                }
+    // Processes starting at once may race to create it: useradd fails for all but one, and
+    // then the account is there.
+    for attempt in 0..5 {
+        if let Some(account) = lookup_account(name)? {
+            return Ok(Some(account));
+        }
+        let created = Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
+            .args(["--comment", "fundledger private PostgreSQL clusters", name])
+            .stdin(Stdio::null())
+            .output();
+        match created {
+            Ok(out) if out.status.success() => {}
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(100 * (attempt + 1))),
+            Err(e) => {
+                return Err(ClusterError::NoUnprivilegedUser(format!(
+                    "the system account `{name}` does not exist and useradd could not run \
+                     ({e}); create it (`useradd --system --user-group {name}`) or set \
+                     FUNDLEDGER_PG_USER"
+                )))
             }
         }
     }
-    Err(ClusterError::NoUnprivilegedUser(format!(
-        "none of the users {wanted:?} exists in /etc/passwd; create one (`useradd postgres`) or set FUNDLEDGER_PG_USER"
-    )))
+    lookup_account(name)?.map(Some).ok_or_else(|| {
+        ClusterError::NoUnprivilegedUser(format!(
+            "useradd could not create the system account `{name}`; create it \
+             (`useradd --system --user-group {name}`) or set FUNDLEDGER_PG_USER"
+        ))
+    })
 }
 
 /// Settings appended to `postgresql.conf` of a new cluster.
@@ -180,7 +241,16 @@ impl Cluster {
         let bins = ServerBinaries::locate()?;
         fs::create_dir_all(root).map_err(io_err(format!("creating {}", root.display())))?;
         let root = root.canonicalize().map_err(io_err(format!("resolving {}", root.display())))?;
-        let run_as = unprivileged_account()?;
+        let pgdata = root.join("pg");
+        let run_as = unprivileged_account(&pgdata)?;
+        // The data directory is ours (or root's, or the server account's): not one another
+        // user prepared, such as a predictable path under /tmp made first by someone else.
+        let meta =
+            fs::symlink_metadata(&root).map_err(io_err(format!("reading {}", root.display())))?;
+        let trusted = [0, current_uid(), run_as.as_ref().map_or(u32::MAX, |r| r.uid)];
+        if !trusted.contains(&meta.uid()) || meta.permissions().mode() & 0o002 != 0 {
+            return Err(ClusterError::NotOurs { path: root, owner: meta.uid() });
+        }
         if run_as.is_some() {
             // The server's account must pass through our own directory (e.g. one made by
             // `mktemp -d`, mode 0700). Search permission only: the listing stays private.
@@ -193,12 +263,8 @@ impl Cluster {
                 )?;
             }
         }
-        let mut socket_dir = root.join("socket");
-        if socket_dir.as_os_str().len() > SOCKET_DIR_LEN_MAX {
-            socket_dir = std::env::temp_dir()
-                .join(format!("fundledger-sock-{:016x}", fnv1a(root.as_os_str())));
-        }
-        Ok(Self { bins, pgdata: root.join("pg"), root, socket_dir, run_as })
+        let socket_dir = socket_dir_of(&root)?;
+        Ok(Self { bins, pgdata, root, socket_dir, run_as })
     }
 
     pub fn binaries(&self) -> &ServerBinaries {
@@ -230,7 +296,8 @@ impl Cluster {
         self.pgdata.join("PG_VERSION").is_file()
     }
 
-    /// Creates the cluster if it does not exist yet (a second start reuses it).
+    /// Creates the cluster if it does not exist yet (a second start reuses it). A durable
+    /// cluster is initialised with its files flushed to disk; a disposable one skips that.
     pub fn init(&self, durability: Durability) -> Result<(), ClusterError> {
         if self.is_initialized() {
             return Ok(());
@@ -241,14 +308,7 @@ impl Cluster {
             .map_err(io_err("setting PGDATA permissions"))?;
         self.hand_over(&self.pgdata)?;
         let mut cmd = Command::new(self.bins.path("initdb"));
-        cmd.arg("-D").arg(&self.pgdata).args([
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-            "--no-sync",
-        ]);
+        cmd.arg("-D").arg(&self.pgdata).args(initdb_args(durability));
         self.run_server_tool(cmd, "initdb")?;
         let mut conf = String::from("\n# fundledger private cluster\nlisten_addresses = ''\n");
         conf.push_str(&format!("unix_socket_directories = '{}'\n", self.socket_dir.display()));
@@ -283,8 +343,7 @@ impl Cluster {
         if self.is_running() {
             return Ok(false);
         }
-        fs::create_dir_all(&self.socket_dir).map_err(io_err("creating the socket directory"))?;
-        self.hand_over(&self.socket_dir)?;
+        self.make_socket_dir()?;
         let log = self.pgdata.join("server.log");
         let mut cmd = Command::new(self.bins.path("pg_ctl"));
         cmd.arg("start").arg("-D").arg(&self.pgdata).arg("-l").arg(&log).args(["-w", "-t", "60"]);
@@ -311,6 +370,25 @@ impl Cluster {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Creates the socket directory exclusively, mode 0700, for the server's account; an
+    /// existing one is used only if that account owns it and nobody else can write to it.
+    fn make_socket_dir(&self) -> Result<(), ClusterError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = &self.socket_dir;
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => return self.hand_over(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+        }
+        let meta =
+            fs::symlink_metadata(dir).map_err(io_err(format!("reading {}", dir.display())))?;
+        let owner = self.run_as.as_ref().map_or_else(current_uid, |r| r.uid);
+        if !meta.is_dir() || meta.uid() != owner || meta.permissions().mode() & 0o022 != 0 {
+            return Err(ClusterError::NotOurs { path: dir.clone(), owner: meta.uid() });
+        }
+        Ok(())
     }
 
     /// Gives `dir` to the unprivileged server account and checks that it can reach it.
@@ -354,6 +432,16 @@ impl Cluster {
     }
 }
 
+/// `initdb`'s options. Trust authentication over a socket only the server's account (and
+/// root) may open. A durable cluster's files are flushed to disk before initdb returns.
+fn initdb_args(durability: Durability) -> Vec<&'static str> {
+    let mut args = vec!["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"];
+    if durability == Durability::Disposable {
+        args.push("--no-sync");
+    }
+    args
+}
+
 fn run(cmd: &mut Command, action: &str) -> Result<Output, ClusterError> {
     let out = cmd.stdin(Stdio::null()).output().map_err(io_err(format!("starting {action}")))?;
     if !out.status.success() {
@@ -377,16 +465,37 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A stable short name for a path (FNV-1a), for socket directories of deep data paths.
-fn fnv1a(s: &OsStr) -> u64 {
-    s.as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+/// `<root>/socket`; for a data directory too deep for a socket path, a directory of a random
+/// name under the temp directory, recorded in `<root>/socket.path` so every start finds the
+/// same one (a predictable name could be made first by another user).
+fn socket_dir_of(root: &Path) -> Result<PathBuf, ClusterError> {
+    let beside = root.join("socket");
+    if beside.as_os_str().len() <= SOCKET_DIR_LEN_MAX {
+        return Ok(beside);
+    }
+    let record = root.join("socket.path");
+    match fs::read_to_string(&record) {
+        Ok(path) if !path.trim().is_empty() => return Ok(PathBuf::from(path.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(format!("reading {}", record.display()))(e)),
+    }
+    let dir =
+        std::env::temp_dir().join(format!("fundledger-sock-{}", uuid::Uuid::new_v4().simple()));
+    fs::write(&record, dir.as_os_str().as_encoded_bytes())
+        .map_err(io_err(format!("writing {}", record.display())))?;
+    Ok(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_disposable_cluster_skips_flushing_its_files_at_initdb() {
+        assert!(!initdb_args(Durability::Durable).contains(&"--no-sync"));
+        assert!(initdb_args(Durability::Disposable).contains(&"--no-sync"));
+    }
 
     #[test]
     fn parses_server_major_version() {

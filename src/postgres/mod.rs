@@ -16,8 +16,13 @@ pub use cluster::{Cluster, ClusterError, Durability};
 /// Migrations embedded in the binary: `migrations/` at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The role the service writes with: SELECT and INSERT on the log, nothing more.
+/// The group role holding what the service may do: SELECT on the log, EXECUTE on the append
+/// and sequence functions, and the read-model and HTTP tables. It cannot log in.
 pub const WRITER_ROLE: &str = "fundledger_writer";
+
+/// The role the service logs in as: owns nothing, a member of [`WRITER_ROLE`]. `RESET ROLE`
+/// on its connections leads back to it, never to the owner.
+pub const SERVICE_ROLE: &str = "fundledger_service";
 
 /// Name of the database inside a private cluster.
 pub const PRIVATE_DATABASE: &str = "fundledger";
@@ -36,13 +41,26 @@ pub enum DatabaseError {
     Connect(sqlx::Error),
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the service's login role cannot be set up ({0}). The owner (DATABASE_URL) must be \
+         allowed to create roles (CREATEROLE), or give the service its own login with \
+         FUNDLEDGER_SERVICE_URL: a role that owns nothing and is a member of {WRITER_ROLE}"
+    )]
+    ServiceRole(String),
+    #[error(
+        "the service would log in as `{0}`, which is a superuser, owns the log or may change \
+         it: the service must log in as a role that owns nothing (FUNDLEDGER_SERVICE_URL, or \
+         leave it unset to use {SERVICE_ROLE})"
+    )]
+    ServiceNotLimited(String),
 }
 
 /// The service's database: the writer pool and, when we started it, the private cluster.
 #[derive(Debug)]
 pub struct Database {
+    /// Logged in as the service's role (never the owner).
     pub pool: PgPool,
-    /// The owner connection options, for migrations and administrative commands.
+    /// The owner connection options: for migrations and the key checks only.
     pub owner: PgConnectOptions,
     cluster: Option<(Cluster, bool)>,
 }
@@ -60,12 +78,24 @@ impl Default for PoolSettings {
 }
 
 impl Database {
-    /// Opens `url`, or starts (creating on first use) the private cluster under `data_dir`.
+    /// Opens `url`, or starts (creating on first use) the private cluster under `data_dir`;
+    /// migrates as the owner, and connects the pool as the service's login.
     pub async fn open(
         url: Option<&str>,
         data_dir: &Path,
         settings: &PoolSettings,
     ) -> Result<Self, DatabaseError> {
+        Self::open_as(url, None, data_dir, settings).await
+    }
+
+    /// [`Database::open`] with a separate login for the service (`FUNDLEDGER_SERVICE_URL`).
+    pub async fn open_as(
+        url: Option<&str>,
+        service_url: Option<&str>,
+        data_dir: &Path,
+        settings: &PoolSettings,
+    ) -> Result<Self, DatabaseError> {
+        let login = ServiceLogin::new(url, service_url)?;
         let (owner, cluster) = match url {
             Some(url) => (PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?, None),
             None => {
@@ -88,7 +118,7 @@ impl Database {
             }
         };
         migrate(&owner).await?;
-        let pool = writer_pool(&owner, settings).await?;
+        let pool = service_pool(&owner, &login, settings).await?;
         Ok(Self { pool, owner, cluster })
     }
 
@@ -132,29 +162,169 @@ pub async fn migrate(owner: &PgConnectOptions) -> Result<(), DatabaseError> {
     Ok(())
 }
 
-/// A pool whose connections act as [`WRITER_ROLE`] when the server lets us, so that even a
-/// bug in the service cannot UPDATE or DELETE the log (the triggers refuse it as well).
-pub async fn writer_pool(
+/// How the service logs in (issue 12: the append-only guarantee must not depend on the client's
+/// good manners, so the service's connections can never act as the owner).
+#[derive(Debug, Clone)]
+pub enum ServiceLogin {
+    /// [`SERVICE_ROLE`], created (or kept in shape) by the owner at every start. Its password
+    /// is derived from the owner's (HMAC-SHA256 of a constant under the owner's password), so
+    /// every process that holds the owner's URL logs in with the same one and none is stored;
+    /// an owner without a password (trust or peer authentication, as in the private cluster,
+    /// whose socket only its own account can reach) gives the role none.
+    Created { password: Option<String> },
+    /// A login the operator made (`FUNDLEDGER_SERVICE_URL`), a member of [`WRITER_ROLE`].
+    Url(Box<PgConnectOptions>),
+}
+
+impl ServiceLogin {
+    /// The login for an owner given by `owner_url` (`None`: the private cluster), or the
+    /// separate `service_url`.
+    pub fn new(owner_url: Option<&str>, service_url: Option<&str>) -> Result<Self, DatabaseError> {
+        if let Some(url) = service_url.filter(|u| !u.is_empty()) {
+            let options = PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?;
+            return Ok(Self::Url(Box::new(options)));
+        }
+        let owner_password = owner_url
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.password().map(percent_decode))
+            .or_else(|| owner_url.and_then(|_| std::env::var("PGPASSWORD").ok()))
+            .filter(|p| !p.is_empty());
+        Ok(Self::Created { password: owner_password.map(|p| derive_password(&p)) })
+    }
+}
+
+/// `%XX` escapes of a URL's password, as the server will receive it.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .flatten();
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn derive_password(owner_password: &str) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(owner_password.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(b"fundledger_service login v1");
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Creates [`SERVICE_ROLE`] if missing and makes it a member of [`WRITER_ROLE`], as the owner.
+/// Roles belong to the whole server, so many databases (and test processes) share it; a
+/// concurrent creator is not an error.
+async fn ensure_service_role(
     owner: &PgConnectOptions,
+    password: Option<&str>,
+) -> Result<(), DatabaseError> {
+    let mut conn = owner.connect().await.map_err(DatabaseError::Connect)?;
+    let sql = format!(
+        "DO $$
+         BEGIN
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
+                 RAISE EXCEPTION 'role {WRITER_ROLE} does not exist' USING ERRCODE = '42704';
+             END IF;
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN
+                 BEGIN
+                     CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+                         NOREPLICATION NOBYPASSRLS INHERIT;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+             END IF;
+             IF NOT pg_has_role('{SERVICE_ROLE}', '{WRITER_ROLE}', 'MEMBER') THEN
+                 BEGIN
+                     GRANT {WRITER_ROLE} TO {SERVICE_ROLE};
+                 EXCEPTION WHEN unique_violation THEN NULL;
+                 END;
+             END IF;
+         END
+         $$"
+    );
+    conn.execute(sql.as_str()).await.map_err(|e| DatabaseError::ServiceRole(e.to_string()))?;
+    if let Some(password) = password {
+        // Hex only: nothing to quote.
+        debug_assert!(password.bytes().all(|b| b.is_ascii_hexdigit()));
+        conn.execute(format!("ALTER ROLE {SERVICE_ROLE} PASSWORD '{password}'").as_str())
+            .await
+            .map_err(|e| DatabaseError::ServiceRole(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The connection options the service uses, after making sure its role exists.
+pub async fn service_options(
+    owner: &PgConnectOptions,
+    login: &ServiceLogin,
+) -> Result<PgConnectOptions, DatabaseError> {
+    match login {
+        ServiceLogin::Url(options) => Ok(options.as_ref().clone()),
+        ServiceLogin::Created { password } => {
+            let options = owner.clone().username(SERVICE_ROLE);
+            let options = match password {
+                Some(p) => options.password(p),
+                None => options,
+            };
+            // Log in first: the password is set only when it does not work yet, so that
+            // processes starting together do not rewrite the role at once.
+            match options.connect().await {
+                Ok(conn) => {
+                    drop(conn);
+                    // Still make sure of the membership: a fresh server may have the role only.
+                    ensure_service_role(owner, None).await?;
+                }
+                Err(_) => ensure_service_role(owner, password.as_deref()).await?,
+            }
+            Ok(options)
+        }
+    }
+}
+
+/// The pool of the service: connections logged in as the service's role, which owns nothing
+/// and may only read, append through `fundledger_append`, sequence through
+/// `fundledger_sequence`, and keep the read models and the HTTP tables. Refuses a login that
+/// could do more (a superuser, the owner, or one that may change the log).
+pub async fn service_pool(
+    owner: &PgConnectOptions,
+    login: &ServiceLogin,
     settings: &PoolSettings,
 ) -> Result<PgPool, DatabaseError> {
-    let mut probe = owner.connect().await.map_err(DatabaseError::Connect)?;
-    let can_set_role: bool = sqlx::query_scalar(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)
-                     THEN pg_has_role(current_user, $1, 'MEMBER') ELSE false END",
-    )
-    .bind(WRITER_ROLE)
-    .fetch_one(&mut probe)
-    .await
-    .map_err(DatabaseError::Connect)?;
+    let options = service_options(owner, login).await?;
+    let mut probe = options.connect().await.map_err(DatabaseError::Connect)?;
+    let (user, superuser, owns, can_change, can_append): (String, bool, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT current_user::text, r.rolsuper,
+                    pg_has_role(current_user, c.relowner, 'USAGE'),
+                    has_table_privilege('events', 'INSERT, UPDATE, DELETE, TRUNCATE')
+                      OR has_table_privilege('log', 'INSERT, UPDATE, DELETE, TRUNCATE'),
+                    has_function_privilege('fundledger_sequence()', 'EXECUTE')
+               FROM pg_roles r, pg_class c
+              WHERE r.rolname = current_user AND c.oid = 'events'::regclass",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .map_err(DatabaseError::Connect)?;
     drop(probe);
-    if !can_set_role {
-        tracing::warn!(
-            role = WRITER_ROLE,
-            "the service writes as the table owner: triggers still refuse UPDATE, DELETE and \
-             TRUNCATE on the log, but an owner could disable them; grant role {WRITER_ROLE} \
-             to the service's user to close that door"
-        );
+    if superuser || owns || can_change {
+        return Err(DatabaseError::ServiceNotLimited(user));
+    }
+    if !can_append {
+        return Err(DatabaseError::ServiceRole(format!(
+            "the role `{user}` may not append: run `GRANT {WRITER_ROLE} TO \"{user}\"` as the owner"
+        )));
     }
     let idle_ms = IDLE_IN_TRANSACTION_TIMEOUT.as_millis();
     PgPoolOptions::new()
@@ -165,15 +335,49 @@ pub async fn writer_pool(
         .acquire_timeout(settings.acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                let mut sql = format!("SET idle_in_transaction_session_timeout = {idle_ms};");
-                if can_set_role {
-                    sql.push_str(&format!("SET ROLE {WRITER_ROLE};"));
-                }
-                conn.execute(sql.as_str()).await?;
+                conn.execute(
+                    format!("SET idle_in_transaction_session_timeout = {idle_ms}").as_str(),
+                )
+                .await?;
                 Ok(())
             })
         })
-        .connect_with(owner.clone())
+        .connect_with(options)
         .await
         .map_err(DatabaseError::Connect)
+}
+
+/// [`service_pool`] with the created role and no password: the private cluster's way (the
+/// benchmarks use it).
+pub async fn writer_pool(
+    owner: &PgConnectOptions,
+    settings: &PoolSettings,
+) -> Result<PgPool, DatabaseError> {
+    service_pool(owner, &ServiceLogin::Created { password: None }, settings).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_password_is_derived_from_the_owners_and_never_the_same_text() {
+        let login = |url: &str| match ServiceLogin::new(Some(url), None).unwrap() {
+            ServiceLogin::Created { password } => password,
+            ServiceLogin::Url(_) => panic!("no service URL was given"),
+        };
+        let derived = login("postgres://owner:p%40ss@db.example/ledger").unwrap();
+        assert_eq!(derived, derive_password("p@ss"), "the URL's escapes are decoded");
+        assert_eq!(derived.len(), 64);
+        assert!(!derived.contains("p@ss"));
+        assert_ne!(derived, derive_password("other"));
+        assert!(matches!(
+            ServiceLogin::new(Some("postgres://a@h/d"), Some("postgres://svc:x@h/d")).unwrap(),
+            ServiceLogin::Url(_)
+        ));
+        assert!(matches!(
+            ServiceLogin::new(None, None).unwrap(),
+            ServiceLogin::Created { password: None }
+        ));
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor, PgPool};
 
-use super::{migrate, writer_pool, Cluster, Durability, PoolSettings};
+use super::{migrate, service_pool, Cluster, Durability, PoolSettings, ServiceLogin};
 
 /// Where the shared test cluster lives: outside any checkout, reachable by the unprivileged
 /// account the server runs as when the tests run as root.
@@ -53,7 +53,7 @@ pub fn start_private(dir: &std::path::Path, durability: Durability) -> Cluster {
 #[derive(Debug)]
 pub struct TestDatabase {
     pub name: String,
-    /// Connections acting as the service's writer role.
+    /// Connections logged in as the service's role, exactly as `serve` logs in.
     pub pool: PgPool,
     /// Options of the database owner (a superuser in the private cluster).
     pub owner: PgConnectOptions,
@@ -74,7 +74,12 @@ impl TestDatabase {
         drop(conn);
         let owner = admin.clone().database(&name);
         migrate(&owner).await.expect("migrating the test database");
-        let pool = writer_pool(&owner, &settings).await.expect("connecting to the test database");
+        // Exactly as `Database::open` does: the service's login role, never the owner.
+        let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
+        let login = ServiceLogin::new(url.as_deref(), None).expect("DATABASE_URL");
+        let pool = service_pool(&owner, &login, &settings)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test database as the service: {e}"));
         Self { name, pool, owner }
     }
 
