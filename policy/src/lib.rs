@@ -8,7 +8,9 @@
 //! - [`ids`], [`level`], [`money`]: types that cannot hold a bad value
 //!   (parse, don't validate); [`dates`]: dates in files, month arithmetic.
 //! - [`policy`]: the policy file schema, loading and validation;
-//!   [`catalog`]: the occupation catalogs a policy refers to.
+//!   [`catalog`]: the occupation catalogs a policy refers to;
+//!   [`classification`]: the national occupational classification codes are checked
+//!   against; [`calendar`]: the State Council's holiday calendar (working days).
 //! - [`select`]: which policy is in force for a program, pool and date.
 //! - [`skill_upgrade`], [`training`], [`job_stabilization`],
 //!   [`on_the_job_training`], [`quota`]: one module per program.
@@ -20,7 +22,9 @@
 //! the database; the ledger builds the inputs from its projections and records
 //! the outputs as events.
 
+pub mod calendar;
 pub mod catalog;
+pub mod classification;
 mod checks;
 pub mod dates;
 pub mod decision;

@@ -37,6 +37,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::CalendarRules;
 use crate::catalog::{CatalogPath, CatalogTexts};
 use crate::decision::{PolicyRef, RuleId};
 use crate::file_error::{FieldPath, PolicyFileError, TomlDoc};
@@ -61,6 +62,8 @@ pub enum Program {
     OnTheJobTraining,
     /// 扩大失业保险基金支出范围试点 quota
     ExpansionQuota,
+    /// 节假日安排: the State Council's working days, for periods counted in working days.
+    HolidayCalendar,
 }
 
 impl Program {
@@ -71,6 +74,7 @@ impl Program {
             Program::JobStabilizationRefund => "job_stabilization_refund",
             Program::OnTheJobTraining => "on_the_job_training",
             Program::ExpansionQuota => "expansion_quota",
+            Program::HolidayCalendar => "holiday_calendar",
         }
     }
 
@@ -80,6 +84,7 @@ impl Program {
     pub fn business_date_field(self) -> &'static str {
         match self {
             Program::VocationalTraining => "training.class_start_on",
+            Program::HolidayCalendar => "starts_on",
             _ => "submitted_on",
         }
     }
@@ -100,6 +105,7 @@ pub enum Rules {
     JobStabilizationRefund(JobStabilizationRules),
     OnTheJobTraining(OnTheJobTrainingRules),
     ExpansionQuota(QuotaRules),
+    HolidayCalendar(CalendarRules),
 }
 
 impl Rules {
@@ -110,6 +116,7 @@ impl Rules {
             Rules::JobStabilizationRefund(_) => Program::JobStabilizationRefund,
             Rules::OnTheJobTraining(_) => Program::OnTheJobTraining,
             Rules::ExpansionQuota(_) => Program::ExpansionQuota,
+            Rules::HolidayCalendar(_) => Program::HolidayCalendar,
         }
     }
 
@@ -120,6 +127,7 @@ impl Rules {
             Rules::JobStabilizationRefund(r) => r.problems(),
             Rules::OnTheJobTraining(r) => r.problems(),
             Rules::ExpansionQuota(r) => r.problems(),
+            Rules::HolidayCalendar(r) => r.problems(),
         }
     }
 }
@@ -280,6 +288,12 @@ impl Policy {
                 unknown.extend(rules_ignored(ignored));
                 doc.unknown_field(&unknown, &context)?;
                 Rules::ExpansionQuota(r)
+            }
+            Program::HolidayCalendar => {
+                let (r, ignored) = doc.read()?;
+                unknown.extend(rules_ignored(ignored));
+                doc.unknown_field(&unknown, &context)?;
+                Rules::HolidayCalendar(r)
             }
         };
         let policy = Policy {

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogBinding, CatalogPath};
 use crate::checks;
+use crate::classification::Classification;
 use crate::decision::{Decision, Funding, Ruled, Slot, SlotKind};
 use crate::file_error::FieldPath;
 use crate::history::{PriorApplication, Status, Subject};
@@ -357,6 +358,9 @@ pub fn decide(
     if let Some(r) = checks::in_force(policy, &app.county, app.submitted_on) {
         return Err(vec![r]);
     }
+    Classification::shipped()
+        .check(&cert.occupation_code, "certificate.occupation_code")
+        .map_err(|r| vec![r])?;
 
     let standard = rules.amounts.get(cert.level);
     if standard.is_none() {

@@ -34,6 +34,10 @@ pub struct NewNotice {
 pub struct NewObjection {
     pub application_id: String,
     pub summary: String,
+    /// The day the office received it (on paper, entered later); default: today in
+    /// Asia/Shanghai. Must lie within the notice period and not in the future.
+    #[serde(default)]
+    pub received_on: Option<NaiveDate>,
 }
 
 /// `POST /v1/objections/{id}/resolve`
@@ -161,7 +165,8 @@ pub async fn get_notice(
                     serde_json::from_value(e.data.clone()).map_err(|e| Problem::internal(&e))?;
                 body = json!({
                     "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
-                    "ends_on": n.ends_on, "working_days": n.working_days, "status": "open",
+                    "ends_on": n.ends_on, "working_days": n.working_days, "calendar": n.calendar,
+                    "status": "open",
                     "lines": n.lines.iter().map(line_json).collect::<Vec<_>>(),
                 });
             }
@@ -192,7 +197,8 @@ pub async fn get_notice(
                     if o.notice == id {
                         objections.push(json!({
                             "id": o.objection, "application": o.application, "summary": o.summary,
-                            "filed_on": o.filed_on, "status": "open",
+                            "filed_on": o.filed_on, "received_on": o.received_on.unwrap_or(o.filed_on),
+                            "status": "open",
                         }));
                     }
                 }
@@ -226,11 +232,12 @@ pub async fn file_objection(
     require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
-    let outcome = commands::file_objection(
+    let outcome = commands::file_objection_received(
         unit.db(),
         &id,
         &b.application_id,
         &b.summary,
+        b.received_on,
         &principal.label,
         today(),
     )

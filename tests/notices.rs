@@ -1,0 +1,254 @@
+//! The notices' rules as issue 13 corrected them, over HTTP against real PostgreSQL, with the
+//! notices' own numbers: who pays a benefit recipient's training (outside the 15% cap), the
+//! balance date the quota rests on, occupation codes of the 2022 classification, working days
+//! of the State Council's calendar, objections received on paper.
+
+mod common;
+
+use common::{events, id_number, set_up, Api};
+use serde_json::{json, Value};
+
+/// 聊人社字〔2024〕12号: a 2025 class of the urgent catalog, 初级 600 yuan for 40 hours.
+fn training_2025(person: u32, eligibility: Value) -> Value {
+    json!({
+        "program": "vocational_training", "county": "371502", "submitted_on": "2025-03-10",
+        "applicant": {"id_number": id_number("371502", person), "name": "王小五"},
+        "eligibility": eligibility,
+        "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
+                     "assessment": "certificate", "class_start_on": "2025-03-03", "hours": 40}
+    })
+}
+
+async fn submit_and_approve(api: &Api, body: &Value) -> (String, Value) {
+    let r = api.post("clerk", "/v1/applications", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let submitted = r.json();
+    let r = api
+        .post("reviewer", &format!("/v1/applications/{id}/review"), &json!({"decision": "approve"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    (id, submitted)
+}
+
+/// 聊人社字〔2024〕12号 item 二 "失业人员在领取失业保险金期间参加培训，其培训补贴从失业保险基金
+/// 列支": ordinary spending of the fund. In 2025, with no expansion pilot and no quota, such a
+/// claim is approved, noticed and paid; an insured trainee the office puts under the pilot
+/// still needs the year's quota.
+#[tokio::test]
+async fn a_2025_benefit_recipients_training_is_paid_without_a_quota() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let before = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
+
+    let body = training_2025(1, json!({"receiving_unemployment_benefit": true}));
+    let (id, submitted) = submit_and_approve(&api, &body).await;
+    assert_eq!(submitted["amount"], "600.00");
+    assert_eq!(submitted["funding"], "unemployment_insurance", "{submitted}");
+
+    // Monday 2025-03-17: five working days end on Friday 2025-03-21.
+    let r = api
+        .post(
+            "clerk",
+            "/v1/notices",
+            &json!({"county": "371502", "starts_on": "2025-03-17", "application_ids": [id]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["ends_on"], "2025-03-21");
+    let notice = r.json()["id"].as_str().unwrap().to_string();
+    let r = api.post("clerk", &format!("/v1/notices/{notice}/close"), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = api
+        .post_keyed(
+            "finance",
+            "/v1/payouts",
+            "pay-benefit-recipient",
+            &json!({"application_ids": [id], "paid_on": "2025-03-25"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let app = api.get("clerk", &format!("/v1/applications/{id}")).await.json();
+    assert_eq!((app["status"].as_str(), app["amount"].as_str()), (Some("payout_issued"), Some("600.00")));
+    assert_eq!(app["funding"], "unemployment_insurance");
+    // The 2024 quota did not move, and no 2025 quota was needed.
+    assert_eq!(api.get("finance", "/v1/pools/371500/quotas/2024").await.json(), before);
+    assert_eq!(api.get("finance", "/v1/pools/371500/quotas/2025").await.status, 404);
+
+    // The office states the pilot for an insured trainee not on benefit: it counts against
+    // the cap, and there is no 2025 quota.
+    let mut insured =
+        training_2025(2, json!({"insured_months": 14, "receiving_unemployment_benefit": false}));
+    insured["funding"] = json!("expansion_pilot");
+    let r = api.post("clerk", "/v1/applications", &insured).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["funding"], "expansion_pilot");
+    let pilot = r.json()["id"].as_str().unwrap().to_string();
+    let n = events(&api).await;
+    let r = api
+        .post(
+            "reviewer",
+            &format!("/v1/applications/{pilot}/review"),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "quota_not_set"), "{}", r.text);
+    assert_eq!(events(&api).await, n);
+
+    // unemployment_insurance only for a benefit recipient; the pilot never for one; the pilot
+    // only for an insured trainee.
+    for (person, eligibility, funding) in [
+        (3, json!({"insured_months": 14, "receiving_unemployment_benefit": false}), "unemployment_insurance"),
+        (4, json!({"receiving_unemployment_benefit": true}), "expansion_pilot"),
+        (5, json!({"receiving_unemployment_benefit": false}), "expansion_pilot"),
+    ] {
+        let mut b = training_2025(person, eligibility);
+        b["funding"] = json!(funding);
+        let r = api.post("clerk", "/v1/applications", &b).await;
+        assert_eq!((r.status, r.code().as_str()), (422, "validation_failed"), "{}", r.text);
+        assert_eq!(r.json()["errors"][0]["field"], "funding", "{}", r.text);
+        assert_eq!(events(&api).await, n);
+    }
+}
+
+/// 鲁人社发〔2024〕8号 item 六: 封定当地历史结余基金（截至2023年12月31日）.
+#[tokio::test]
+async fn the_locked_balance_is_the_one_as_of_2023_12_31() {
+    let api = Api::start().await;
+    for (path, body) in [
+        ("/v1/pools", json!({"code": "371500", "name": "聊城市"})),
+        ("/v1/counties", json!({"code": "371502", "name": "东昌府区", "pool": "371500"})),
+    ] {
+        assert_eq!(api.post("admin", path, &body).await.status, 201);
+    }
+    let n = events(&api).await;
+    let r = api
+        .post(
+            "finance",
+            "/v1/pools/371500/historical-balance",
+            &json!({"as_of": "2024-06-30", "amount": "100000.00", "document": "聊财〔2024〕1号"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (422, "balance_date_mismatch"), "{}", r.text);
+    assert_eq!(r.json()["errors"][0]["field"], "as_of", "{}", r.text);
+    assert!(r.text.contains("2023-12-31"), "{}", r.text);
+    assert_eq!(events(&api).await, n);
+    let r = api
+        .post(
+            "finance",
+            "/v1/pools/371500/historical-balance",
+            &json!({"as_of": "2023-12-31", "amount": "100000.00", "document": "聊财〔2024〕1号"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// The cap (15%, inclusive) is the policy crate's check: 100000.00 × 15% = 15000.00, which
+/// spending may reach exactly, 25 × 600.00, and not pass.
+#[tokio::test]
+async fn review_applies_the_policy_crates_quota_check_inclusive() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    for person in 0..25 {
+        let (_, s) = submit_and_approve(&api, &common::training(person)).await;
+        assert_eq!(s["funding"], "expansion_pilot");
+    }
+    let q = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
+    assert_eq!((q["committed"].as_str(), q["remaining"].as_str()), (Some("15000.00"), Some("0.00")));
+    let r = api.post("clerk", "/v1/applications", &common::training(25)).await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = api
+        .post("reviewer", &format!("/v1/applications/{id}/review"), &json!({"decision": "approve"}))
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "quota_exceeded"), "{}", r.text);
+    assert!(r.text.contains("0.00 remains"), "{}", r.text);
+}
+
+/// Occupation codes of the national classification (2022 edition, 8 major groups).
+#[tokio::test]
+async fn an_occupation_code_in_no_classification_is_refused() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let n = events(&api).await;
+    let skill = json!({
+        "program": "skill_upgrade", "county": "371502", "submitted_on": "2024-08-01",
+        "applicant": {"id_number": id_number("371502", 9), "name": "张三"},
+        "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": false},
+        "certificate": {"occupation_code": "9-99-99-99", "level": 4, "number": "S1",
+                        "issued_on": "2024-03-01"}
+    });
+    let r = api.post("clerk", "/v1/applications", &skill).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "unknown_occupation"), "{}", r.text);
+    assert_eq!(r.json()["errors"][0]["field"], "certificate.occupation_code", "{}", r.text);
+    let mut training = common::training(9);
+    training["training"]["occupation_code"] = json!("9-99-99-99");
+    let r = api.post("clerk", "/v1/applications", &training).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "unknown_occupation"), "{}", r.text);
+    assert_eq!(r.json()["errors"][0]["field"], "training.occupation_code", "{}", r.text);
+    assert_eq!(events(&api).await, n);
+    // 6-18-02-04 (焊工) is a code of the classification: 中级 1500 yuan.
+    let mut welder = skill.clone();
+    welder["certificate"]["occupation_code"] = json!("6-18-02-04");
+    let r = api.post("clerk", "/v1/applications", &welder).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["amount"], "1500.00");
+}
+
+/// 国办发明电〔2023〕7号: 国庆节 10月1日至7日放假调休，9月29日（星期日）、10月12日（星期六）上班.
+/// A notice opened on Monday 2024-09-30 ends after the National Day week; objections received
+/// on paper during the period are accepted when entered later, and not outside it.
+#[tokio::test]
+async fn a_notice_counts_the_state_councils_working_days_and_paper_objections() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let mut ids = Vec::new();
+    for person in 0..3 {
+        let (id, _) = submit_and_approve(&api, &common::training(person)).await;
+        ids.push(id);
+    }
+    let r = api
+        .post(
+            "clerk",
+            "/v1/notices",
+            &json!({"county": "371502", "starts_on": "2024-09-30", "application_ids": ids}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // 9-30 is day 1; 10-01..07 are off; 10-08, 09, 10 and 11 are days 2 to 5.
+    assert_eq!(r.json()["ends_on"], "2024-10-11", "{}", r.text);
+    let notice = r.json()["id"].as_str().unwrap().to_string();
+    let shown = api.get("auditor", &format!("/v1/notices/{notice}")).await.json();
+    assert_eq!(shown["calendar"], "state-council-holidays");
+
+    let object = |app: &str, received_on: Option<&str>| {
+        let mut b = json!({"application_id": app, "summary": "培训课时不足"});
+        if let Some(d) = received_on {
+            b["received_on"] = json!(d);
+        }
+        b
+    };
+    let path = format!("/v1/notices/{notice}/objections");
+    let n = events(&api).await;
+    // Received during the holiday week, inside the period, entered two years later.
+    let r = api.post("clerk", &path, &object(&ids[0], Some("2024-10-05"))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = api.post("clerk", &path, &object(&ids[1], Some("2024-10-11"))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let n = n + 2;
+    assert_eq!(events(&api).await, n);
+    // Before the period, after it, in the future, and (default) today: all after the period.
+    for received_on in [Some("2024-09-29"), Some("2024-10-12"), Some("2099-01-01"), None] {
+        let r = api.post("clerk", &path, &object(&ids[2], received_on)).await;
+        assert_eq!((r.status, r.code().as_str()), (409, "objection_period_ended"), "{}", r.text);
+        assert_eq!(r.json()["errors"][0]["field"], "received_on", "{}", r.text);
+    }
+    assert_eq!(events(&api).await, n);
+    let shown = api.get("auditor", &format!("/v1/notices/{notice}")).await.json();
+    let received: Vec<&str> = shown["objections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["received_on"].as_str().unwrap())
+        .collect();
+    assert_eq!(received, ["2024-10-05", "2024-10-11"]);
+}
