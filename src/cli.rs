@@ -46,6 +46,9 @@ pub enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
+        /// Do not publish the policies shipped with the binary on first start of an empty log.
+        #[arg(long)]
+        no_default_policies: bool,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
     /// Signed checkpoints are checked against --public-key, or else the local signing key.
@@ -134,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             request_timeout,
             body_limit,
             checkpoint_every,
+            no_default_policies,
         } => {
             let keys = Keys::load_or_create(&key_file(&cli.data_dir))?;
             let signing = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
@@ -146,6 +150,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings =
                 PoolSettings { max_connections: db_connections, ..PoolSettings::default() };
             let db = Database::open(cli.database_url.as_deref(), &cli.data_dir, &settings).await?;
+            if !no_default_policies {
+                let published = crate::publishing::publish_shipped_on_empty_log(&db.pool).await?;
+                if !published.is_empty() {
+                    tracing::info!(
+                        policies = %published.join(", "),
+                        "empty log: published the policies shipped with the binary"
+                    );
+                }
+            }
             let limits = Limits {
                 body_bytes: body_limit,
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),

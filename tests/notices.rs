@@ -252,3 +252,68 @@ async fn a_notice_counts_the_state_councils_working_days_and_paper_objections() 
         .collect();
     assert_eq!(received, ["2024-10-05", "2024-10-11"]);
 }
+
+/// Every policy file and catalog under `policies/` is shipped inside the binary.
+#[test]
+fn every_policy_file_is_shipped_with_the_binary() {
+    use fundledger::publishing::{SHIPPED_CATALOGS, SHIPPED_POLICIES};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let list = |d: &std::path::Path, prefix: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .map(|n| format!("{prefix}{n}"))
+            .collect();
+        names.sort();
+        names
+    };
+    let shipped = |s: &[(&str, &str)]| s.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(shipped(SHIPPED_POLICIES), list(&dir, ""));
+    assert_eq!(shipped(SHIPPED_CATALOGS), list(&dir.join("catalogs"), "catalogs/"));
+    for (name, text) in SHIPPED_POLICIES {
+        assert_eq!(*text, std::fs::read_to_string(dir.join(name)).unwrap(), "{name}");
+    }
+}
+
+/// API.md "A fresh ledger has the notices in force": on an empty log the shipped policies are
+/// published by `system`, once; a benefit recipient's training is then decided on the first
+/// request. `serve --no-default-policies` is accepted.
+#[tokio::test]
+async fn a_fresh_ledger_has_the_notices_in_force() {
+    use fundledger::commands::applications::{submit, PersonApplication};
+    use fundledger::commands::setup::{register_county, register_pool};
+    use fundledger::personal::Keys;
+    use fundledger::postgres::testing::TestDatabase;
+    use fundledger::publishing::{publish_shipped_on_empty_log, SHIPPED_POLICIES};
+    use policy::DivisionCode;
+
+    let db = TestDatabase::new().await;
+    let published = publish_shipped_on_empty_log(&db.pool).await.unwrap();
+    assert_eq!(published.len(), SHIPPED_POLICIES.len(), "{published:?}");
+    assert!(published.contains(&"state-council-holidays".to_string()));
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT metadata->>'actor' FROM events WHERE event_type = 'PolicyPublished'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(actors, ["system"]);
+    // Not on a log that has events.
+    assert!(publish_shipped_on_empty_log(&db.pool).await.unwrap().is_empty());
+
+    let code = |c: &str| DivisionCode::parse(c).unwrap();
+    register_pool(&db.pool, &code("371500"), "聊城市", "admin").await.unwrap();
+    register_county(&db.pool, &code("371502"), "东昌府区", &code("371500"), "admin").await.unwrap();
+    let mut body = training_2025(1, json!({"receiving_unemployment_benefit": true}));
+    body.as_object_mut().unwrap().remove("program");
+    let app = PersonApplication::Training(serde_json::from_value(body).unwrap());
+    let today = chrono::NaiveDate::from_ymd_opt(2025, 3, 10).unwrap();
+    let s = submit(&db.pool, &Keys::generate(), &app, "clerk", today).await.unwrap();
+    assert_eq!(s.decision.amount.value.to_string(), "600.00");
+
+    use clap::Parser;
+    let cli = fundledger::cli::Cli::try_parse_from(["fundledger", "serve", "--no-default-policies"]);
+    assert!(cli.is_ok(), "{cli:?}");
+}
