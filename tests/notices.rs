@@ -317,3 +317,50 @@ async fn a_fresh_ledger_has_the_notices_in_force() {
     let cli = fundledger::cli::Cli::try_parse_from(["fundledger", "serve", "--no-default-policies"]);
     assert!(cli.is_ok(), "{cli:?}");
 }
+
+/// `GET /v1/policies` (any authenticated role): the policies with the interpretations they
+/// make, each naming its setting and quoting the sentence it reads.
+#[tokio::test]
+async fn the_policies_in_force_are_listed_with_their_interpretations() {
+    let api = Api::start().await;
+    assert_eq!(api.send("GET", "/v1/policies", None, &[], None).await.status, 401);
+    for who in ["clerk", "reviewer", "finance", "auditor", "admin"] {
+        assert_eq!(api.get(who, "/v1/policies").await.status, 200, "{who}");
+    }
+    let r = api.get("clerk", "/v1/policies?on=2025-06-01&in_force=true").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    let ids: Vec<&str> =
+        body["policies"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"liaocheng-2024-training"), "{ids:?}");
+    assert!(ids.contains(&"jining-2025-skill-upgrade"), "{ids:?}");
+    assert!(!ids.contains(&"shandong-2024-expansion-quota"), "ended on 2024-12-31: {ids:?}");
+    let training = body["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "liaocheng-2024-training")
+        .unwrap();
+    let readings = training["interpretations"].as_array().unwrap();
+    let funding = readings
+        .iter()
+        .find(|i| i["setting"] == "funding.receiving_unemployment_benefit")
+        .unwrap_or_else(|| panic!("{training}"));
+    assert!(funding["sentence"].as_str().unwrap().contains("领取失业保险金期间参加培训"));
+    assert!(readings.iter().any(|i| i["setting"] == "hours_below_standard"));
+    let jining = api.get("auditor", "/v1/policies").await.json();
+    let jining = jining["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "jining-2025-skill-upgrade")
+        .cloned()
+        .unwrap();
+    assert!(jining["effective_until"].is_null(), "open-ended: {jining}");
+    for setting in ["effective_from", "amounts", "exclusion", "certificate.window_end"] {
+        assert!(
+            jining["interpretations"].as_array().unwrap().iter().any(|i| i["setting"] == setting),
+            "{setting}: {jining}"
+        );
+    }
+}

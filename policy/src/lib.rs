@@ -45,6 +45,7 @@ pub mod skill_upgrade;
 pub mod training;
 
 pub use catalog::{Catalog, CatalogItem, CatalogKind};
+pub use checks::Exclusion;
 pub use decision::{Decision, Funding, Line, Payee, PolicyRef, RuleId, Ruled, Slot, SlotKind};
 pub use file_error::PolicyFileError;
 pub use history::{PriorApplication, Status, Subject};

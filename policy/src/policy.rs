@@ -146,6 +146,21 @@ pub struct Extension {
     pub authority: String,
 }
 
+/// A reading of the notice that the notice itself leaves open (DOMAIN.md "Interpretation"),
+/// made visible: the setting of the file that carries it, the sentence it reads, and how.
+/// `GET /v1/policies` lists them, so that a bureau can see them and publish a policy that
+/// reads the sentence otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interpretation {
+    /// The setting (key path in the file) that carries the reading, e.g. `funding.otherwise`.
+    pub setting: String,
+    /// The sentence of the notice, quoted.
+    pub sentence: String,
+    /// How the ledger reads it.
+    pub reading: String,
+}
+
 /// Where and when a policy's rules apply; both dates inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
@@ -188,12 +203,15 @@ pub struct Policy {
     /// Other documents the file draws on (forwarding notices and the like).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related_documents: Vec<String>,
+    /// The file's `[[interpretation]]` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpretations: Vec<Interpretation>,
     pub rules: Rules,
 }
 
 /// The header keys of a policy file. The program's own keys are read by a
 /// second pass; a key is unknown if neither pass uses it.
-const HEADER_KEYS: [&str; 10] = [
+const HEADER_KEYS: [&str; 11] = [
     "id",
     "document",
     "item",
@@ -204,6 +222,7 @@ const HEADER_KEYS: [&str; 10] = [
     "effective_until",
     "extension",
     "related_documents",
+    "interpretation",
 ];
 
 #[derive(Deserialize)]
@@ -222,6 +241,8 @@ struct HeaderFile {
     extension: Vec<Extension>,
     #[serde(default)]
     related_documents: Vec<String>,
+    #[serde(default)]
+    interpretation: Vec<Interpretation>,
 }
 
 impl Policy {
@@ -296,6 +317,21 @@ impl Policy {
                 Rules::HolidayCalendar(r)
             }
         };
+        for (i, it) in header.interpretation.iter().enumerate() {
+            let at = |f: &str| FieldPath::root().key("interpretation").index(i).key(f);
+            let setting = FieldPath::parse(&it.setting);
+            if setting.first_key().is_some_and(|k| k == "interpretation") || !doc.has(&setting) {
+                return Err(doc.error(
+                    &at("setting"),
+                    format!("`{}` names no setting of this file", it.setting),
+                ));
+            }
+            for (field, text) in [("sentence", &it.sentence), ("reading", &it.reading)] {
+                if text.trim().is_empty() {
+                    return Err(doc.error(&at(field), "must not be empty"));
+                }
+            }
+        }
         let policy = Policy {
             id: header.id,
             document: header.document,
@@ -306,6 +342,7 @@ impl Policy {
             effective_until: header.effective_until,
             extensions: header.extension,
             related_documents: header.related_documents,
+            interpretations: header.interpretation,
             rules,
         };
         let problems = policy.problems();

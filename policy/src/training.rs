@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogBinding, CatalogKind, CatalogPath, SpecialCategory};
-use crate::checks;
+use crate::checks::{self, Exclusion};
 use crate::classification::Classification;
 use crate::decision::{Decision, Funding, Ruled};
 use crate::file_error::FieldPath;
@@ -55,6 +55,24 @@ pub struct TrainingRules<C = CatalogBinding> {
     #[serde(default)]
     pub entrepreneurship: BTreeMap<String, NamedStandard>,
     pub funding: TrainingFunding,
+    /// What a class shorter than its standard's hours gets (absent in policies published
+    /// before it was a setting: refused).
+    #[serde(default)]
+    pub hours_below_standard: ShortClass,
+    /// How far the exclusion with the skill-upgrade subsidy reaches.
+    #[serde(default)]
+    pub exclusion: Exclusion,
+}
+
+/// A class with fewer hours than its standard's 补贴课时 (item 三: 确保培训课程足时足量).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortClass {
+    /// Not subsidized (`not_eligible` on `training.hours`).
+    #[default]
+    Refused,
+    /// Paid the standard regardless of the hours.
+    PaidInFull,
 }
 
 /// Which date selects the training policy.
@@ -194,6 +212,8 @@ impl TrainingRules<CatalogPath> {
             featured: self.featured,
             entrepreneurship: self.entrepreneurship,
             funding: self.funding,
+            hours_below_standard: self.hours_below_standard,
+            exclusion: self.exclusion,
         })
     }
 }
@@ -487,7 +507,7 @@ pub fn decide(
                 None => format!("{} sets no training standard for {}", policy.document, target.key),
             },
         )),
-        Some((s, _)) if t.hours < s.hours => out.push(Rejection::new(
+        Some((s, _)) if t.hours < s.hours && rules.hours_below_standard == ShortClass::Refused => out.push(Rejection::new(
             RejectionCode::NotEligible,
             "training.hours",
             format!(
@@ -501,6 +521,7 @@ pub fn decide(
         history,
         Program::VocationalTraining,
         Program::SkillUpgrade,
+        rules.exclusion,
         &target.subject,
         target.level,
         target.field,
@@ -823,5 +844,55 @@ mod tests {
                 (_, got) => panic!("{name}: unexpected {got:?}"),
             }
         }
+    }
+
+    /// The settings that carry interpretations change the decision when set otherwise.
+    #[test]
+    fn short_classes_and_the_exclusions_reach_are_settings() {
+        let nursing = "4-10-01-05";
+        let mut short = graded(Urgent, nursing, "5", "2024-09-10");
+        short.training.hours = 39;
+        let p = policy();
+        let e = decide(&short, &[], &p).unwrap_err();
+        assert_eq!((e[0].code, e[0].field.as_str()), (RejectionCode::NotEligible, "training.hours"));
+        let skill_upgrade_level_3 = PriorApplication {
+            program: Program::SkillUpgrade,
+            subject: Subject::parse(nursing).unwrap(),
+            level: Some(Level::parse("3").unwrap()),
+            submitted_on: d("2024-03-01"),
+            status: Status::Paid,
+            slot: None,
+        };
+        let level_5 = graded(Urgent, nursing, "5", "2024-09-10");
+        assert!(decide(&level_5, std::slice::from_ref(&skill_upgrade_level_3), &p).is_ok());
+
+        let text = LIAOCHENG
+            .replace("hours_below_standard = \"refused\"", "hours_below_standard = \"paid_in_full\"")
+            .replace(
+                "exclusion = \"same_occupation_and_level\"",
+                "exclusion = \"same_occupation\"",
+            );
+        let mut texts = CatalogTexts::new();
+        texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
+        let other = Policy::from_toml_with_catalogs(&text, &texts).unwrap();
+        assert_eq!(decide(&short, &[], &other).unwrap().amount.value.to_string(), "600.00");
+        let e = decide(&level_5, &[skill_upgrade_level_3], &other).unwrap_err();
+        assert_eq!(e[0].code, RejectionCode::TrainingAndSkillUpgradeExclusive);
+    }
+
+    #[test]
+    fn every_interpretation_names_a_setting_of_the_file() {
+        let p = policy();
+        assert!(p.interpretations.len() >= 5);
+        assert!(p.interpretations.iter().any(|i| i.setting == "hours_below_standard"));
+        let broken = LIAOCHENG.replace(
+            "setting = \"hours_below_standard\"",
+            "setting = \"hours_under_standard\"",
+        );
+        let mut texts = CatalogTexts::new();
+        texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
+        let e = Policy::from_toml_with_catalogs(&broken, &texts).unwrap_err();
+        assert!(e.field.starts_with("interpretation[") && e.field.ends_with("].setting"), "{e}");
+        assert!(e.message.contains("names no setting"), "{e}");
     }
 }
