@@ -69,7 +69,10 @@ async fn a_2025_benefit_recipients_training_is_paid_without_a_quota() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let app = api.get("clerk", &format!("/v1/applications/{id}")).await.json();
-    assert_eq!((app["status"].as_str(), app["amount"].as_str()), (Some("payout_issued"), Some("600.00")));
+    assert_eq!(
+        (app["status"].as_str(), app["amount"].as_str()),
+        (Some("payout_issued"), Some("600.00"))
+    );
     assert_eq!(app["funding"], "unemployment_insurance");
     // The 2024 quota did not move, and no 2025 quota was needed.
     assert_eq!(api.get("finance", "/v1/pools/371500/quotas/2024").await.json(), before);
@@ -98,7 +101,11 @@ async fn a_2025_benefit_recipients_training_is_paid_without_a_quota() {
     // unemployment_insurance only for a benefit recipient; the pilot never for one; the pilot
     // only for an insured trainee.
     for (person, eligibility, funding) in [
-        (3, json!({"insured_months": 14, "receiving_unemployment_benefit": false}), "unemployment_insurance"),
+        (
+            3,
+            json!({"insured_months": 14, "receiving_unemployment_benefit": false}),
+            "unemployment_insurance",
+        ),
         (4, json!({"receiving_unemployment_benefit": true}), "expansion_pilot"),
         (5, json!({"receiving_unemployment_benefit": false}), "expansion_pilot"),
     ] {
@@ -154,7 +161,10 @@ async fn review_applies_the_policy_crates_quota_check_inclusive() {
         assert_eq!(s["funding"], "expansion_pilot");
     }
     let q = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
-    assert_eq!((q["committed"].as_str(), q["remaining"].as_str()), (Some("15000.00"), Some("0.00")));
+    assert_eq!(
+        (q["committed"].as_str(), q["remaining"].as_str()),
+        (Some("15000.00"), Some("0.00"))
+    );
     let r = api.post("clerk", "/v1/applications", &common::training(25)).await;
     let id = r.json()["id"].as_str().unwrap().to_string();
     let r = api
@@ -314,7 +324,8 @@ async fn a_fresh_ledger_has_the_notices_in_force() {
     assert_eq!(s.decision.amount.value.to_string(), "600.00");
 
     use clap::Parser;
-    let cli = fundledger::cli::Cli::try_parse_from(["fundledger", "serve", "--no-default-policies"]);
+    let cli =
+        fundledger::cli::Cli::try_parse_from(["fundledger", "serve", "--no-default-policies"]);
     assert!(cli.is_ok(), "{cli:?}");
 }
 

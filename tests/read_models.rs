@@ -63,7 +63,10 @@ fn application(rng: &mut StdRng) -> PersonApplication {
         // Mostly insured trainees the office pays from the pilot (counted against the cap);
         // some benefit recipients (ordinary spending) and some employment-subsidy trainees.
         let (eligibility, funding) = match rng.gen_range(0..10) {
-            0..=6 => (json!({"insured_months": 20, "receiving_unemployment_benefit": false}), json!("expansion_pilot")),
+            0..=6 => (
+                json!({"insured_months": 20, "receiving_unemployment_benefit": false}),
+                json!("expansion_pilot"),
+            ),
             7..=8 => (json!({"receiving_unemployment_benefit": true}), json!(null)),
             _ => (json!({"receiving_unemployment_benefit": false}), json!(null)),
         };

@@ -75,7 +75,10 @@ impl CalendarRules {
                 if h.until < h.from || h.from.0.year() < y.year - 1 || h.until.0.year() > y.year {
                     out.push((
                         at("holidays"),
-                        format!("{} ({} to {}) is not a range within {}", h.name, h.from.0, h.until.0, y.year),
+                        format!(
+                            "{} ({} to {}) is not a range within {}",
+                            h.name, h.from.0, h.until.0, y.year
+                        ),
                     ));
                 }
             }
@@ -103,14 +106,21 @@ impl CalendarRules {
         if year.working_weekend_days.iter().any(|d| d.0 == date) {
             return Ok(true);
         }
-        let holiday =
-            self.year.iter().flat_map(|y| &y.holidays).any(|h| h.from.0 <= date && date <= h.until.0);
+        let holiday = self
+            .year
+            .iter()
+            .flat_map(|y| &y.holidays)
+            .any(|h| h.from.0 <= date && date <= h.until.0);
         Ok(!holiday && !is_weekend(date))
     }
 
     /// The last day of a period of `working_days` working days starting on `starts_on`
     /// (which counts if it is a working day itself).
-    pub fn ends_on(&self, starts_on: NaiveDate, working_days: u32) -> Result<NaiveDate, NotCovered> {
+    pub fn ends_on(
+        &self,
+        starts_on: NaiveDate,
+        working_days: u32,
+    ) -> Result<NaiveDate, NotCovered> {
         let mut day = starts_on;
         let mut counted = 0;
         loop {

@@ -119,8 +119,7 @@ pub(crate) fn repeats(
                     level_text(h.level)
                 ),
             ));
-        } else if h.program == other
-            && (exclusion == Exclusion::SameOccupation || h.level == level)
+        } else if h.program == other && (exclusion == Exclusion::SameOccupation || h.level == level)
         {
             out.push(Rejection::new(
                 RejectionCode::TrainingAndSkillUpgradeExclusive,

@@ -24,8 +24,8 @@
 
 pub mod calendar;
 pub mod catalog;
-pub mod classification;
 mod checks;
+pub mod classification;
 pub mod dates;
 pub mod decision;
 pub mod file_error;

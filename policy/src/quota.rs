@@ -257,7 +257,10 @@ mod tests {
         };
         let m = |s: &str| Money::parse(s).unwrap();
         let training = Some(SpendingCategory::VocationalTraining);
-        assert_eq!(r.admit(Funding::UnemploymentInsurance, training, usage, m("9999.00")), Ok(None));
+        assert_eq!(
+            r.admit(Funding::UnemploymentInsurance, training, usage, m("9999.00")),
+            Ok(None)
+        );
         assert_eq!(
             r.admit(Funding::ExpansionPilot, training, usage, m("600.00")),
             Ok(Some(Amount::ZERO))

@@ -947,7 +947,8 @@ pub(crate) mod tests {
     /// 在发证日期12个月以内: the window's end day is a setting.
     #[test]
     fn the_windows_end_day_is_a_setting() {
-        let mut rules = CertificateRules { window_months: 12, window_end: WindowEnd::SameDateIncluded };
+        let mut rules =
+            CertificateRules { window_months: 12, window_end: WindowEnd::SameDateIncluded };
         assert_eq!(rules.deadline(d("2024-03-01")), d("2025-03-01"));
         assert_eq!(rules.deadline(d("2024-02-29")), d("2025-02-28"));
         rules.window_end = WindowEnd::DayBefore;

@@ -164,8 +164,7 @@ impl TrainingFunding {
     ) -> Result<Funding, Rejection> {
         let on_benefit = eligibility.receiving_unemployment_benefit;
         let insured = eligibility.insured_months.is_some_and(|m| m > 0);
-        let derived =
-            if on_benefit { self.receiving_unemployment_benefit } else { self.otherwise };
+        let derived = if on_benefit { self.receiving_unemployment_benefit } else { self.otherwise };
         let Some(stated) = stated.filter(|&s| s != derived) else {
             return Ok(derived);
         };
@@ -188,13 +187,19 @@ impl TrainingFunding {
                 "{document} pays a trainee not receiving unemployment benefit from {}{}",
                 self.otherwise.as_str(),
                 self.insured_not_on_benefit_may_state
-                    .map(|f| format!(", or from {} where the office states it for an insured trainee", f.as_str()))
+                    .map(|f| format!(
+                        ", or from {} where the office states it for an insured trainee",
+                        f.as_str()
+                    ))
                     .unwrap_or_default()
             )
         };
         Err(checks::validation(
             "funding",
-            format!("the request says {}, but {why}; leave funding out or correct it", stated.as_str()),
+            format!(
+                "the request says {}, but {why}; leave funding out or correct it",
+                stated.as_str()
+            ),
         ))
     }
 }
@@ -854,7 +859,10 @@ mod tests {
         short.training.hours = 39;
         let p = policy();
         let e = decide(&short, &[], &p).unwrap_err();
-        assert_eq!((e[0].code, e[0].field.as_str()), (RejectionCode::NotEligible, "training.hours"));
+        assert_eq!(
+            (e[0].code, e[0].field.as_str()),
+            (RejectionCode::NotEligible, "training.hours")
+        );
         let skill_upgrade_level_3 = PriorApplication {
             program: Program::SkillUpgrade,
             subject: Subject::parse(nursing).unwrap(),
@@ -867,7 +875,10 @@ mod tests {
         assert!(decide(&level_5, std::slice::from_ref(&skill_upgrade_level_3), &p).is_ok());
 
         let text = LIAOCHENG
-            .replace("hours_below_standard = \"refused\"", "hours_below_standard = \"paid_in_full\"")
+            .replace(
+                "hours_below_standard = \"refused\"",
+                "hours_below_standard = \"paid_in_full\"",
+            )
             .replace(
                 "exclusion = \"same_occupation_and_level\"",
                 "exclusion = \"same_occupation\"",
@@ -885,10 +896,8 @@ mod tests {
         let p = policy();
         assert!(p.interpretations.len() >= 5);
         assert!(p.interpretations.iter().any(|i| i.setting == "hours_below_standard"));
-        let broken = LIAOCHENG.replace(
-            "setting = \"hours_below_standard\"",
-            "setting = \"hours_under_standard\"",
-        );
+        let broken = LIAOCHENG
+            .replace("setting = \"hours_below_standard\"", "setting = \"hours_under_standard\"");
         let mut texts = CatalogTexts::new();
         texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
         let e = Policy::from_toml_with_catalogs(&broken, &texts).unwrap_err();

@@ -215,9 +215,9 @@ pub async fn open_notice(
                 None => NOTICE_WORKING_DAYS_DEFAULT,
             };
             // Working days as the State Council's calendar in force counts them.
-            let pool_code = apps.first().map(|(a, _)| {
-                policy::DivisionCode::parse(&a.pool).expect("a recorded pool code")
-            });
+            let pool_code = apps
+                .first()
+                .map(|(a, _)| policy::DivisionCode::parse(&a.pool).expect("a recorded pool code"));
             let policies = policies_cached(conn, &database).await?;
             let no_calendar = |year| PayoutError::NoCalendar { year };
             let calendar = pool_code
@@ -228,8 +228,7 @@ pub async fn open_notice(
             let policy::Rules::HolidayCalendar(days) = &calendar.rules else {
                 unreachable!("select returns a policy of the program asked for")
             };
-            ends_on =
-                days.ends_on(starts_on, working_days).map_err(|e| no_calendar(e.year))?;
+            ends_on = days.ends_on(starts_on, working_days).map_err(|e| no_calendar(e.year))?;
             calendar_id = Some(calendar.id.to_string());
             for (app, version) in &apps {
                 if app.status != Status::Approved || app.county != county {

@@ -221,7 +221,8 @@ impl From<PayoutError> for Problem {
                 refusal(code, e.to_string(), errors)
             }
             PayoutError::ObjectionPeriodEnded { starts_on, ends_on, .. } => {
-                let message = format!("must lie within {starts_on} to {ends_on}, not in the future");
+                let message =
+                    format!("must lie within {starts_on} to {ends_on}, not in the future");
                 refusal(code, e.to_string(), field("received_on", &message))
             }
             PayoutError::NoCalendar { year } => {

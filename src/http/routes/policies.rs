@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use crate::tokens::Principal;
 use crate::http::problem::Problem;
 use crate::http::{today, AppState};
 use crate::publishing::policies_cached;
+use crate::tokens::Principal;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
