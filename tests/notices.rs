@@ -375,3 +375,72 @@ async fn the_policies_in_force_are_listed_with_their_interpretations() {
         );
     }
 }
+
+/// The connection URL of a test database, for a `serve` process of its own.
+fn url_of(database: &str) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (base, query) =
+                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+            format!("{base}/{database}{}", query.map_or(String::new(), |q| format!("?{q}")))
+        }
+        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
+            .unwrap()
+            .url(database),
+    }
+}
+
+/// `fundledger serve` itself, on an empty log: it publishes the shipped policies as `system`
+/// before answering; with `--no-default-policies` it publishes nothing.
+#[tokio::test]
+async fn serve_publishes_the_shipped_policies_on_an_empty_log_unless_told_not_to() {
+    use fundledger::postgres::testing::TestDatabase;
+    use fundledger::publishing::SHIPPED_POLICIES;
+    use std::process::{Command, Stdio};
+
+    for no_default in [false, true] {
+        let db = TestDatabase::new().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data_dir = std::env::temp_dir()
+            .join(format!("fundledger-notices-serve-{}", uuid::Uuid::new_v4().simple()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fundledger"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--checkpoint-every", "0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("DATABASE_URL", url_of(&db.name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if no_default {
+            command.arg("--no-default-policies");
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+            let up = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok();
+            if up {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "serve did not listen within 60 s");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let published: Vec<(String, String)> = sqlx::query_as(
+            "SELECT stream_id, metadata->>'actor' FROM events WHERE event_type = 'PolicyPublished'",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(child.wait().unwrap().success());
+        let _ = std::fs::remove_dir_all(&data_dir);
+        if no_default {
+            assert!(published.is_empty(), "{published:?}");
+        } else {
+            assert_eq!(published.len(), SHIPPED_POLICIES.len(), "{published:?}");
+            assert!(published.iter().all(|(_, actor)| actor == "system"), "{published:?}");
+            assert!(published.iter().any(|(s, _)| s == "policy-state-council-holidays"));
+        }
+    }
+}
