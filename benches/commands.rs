@@ -49,9 +49,11 @@ fn training(person: u64) -> PersonApplication {
     let body = json!({
         "county": "371502", "submitted_on": "2024-10-20",
         "applicant": {"id_number": id_number(person), "name": "测试"},
-        "eligibility": {"receiving_unemployment_benefit": true},
+        // Pilot money, so approvals contend on the quota as before.
+        "eligibility": {"insured_months": 14, "receiving_unemployment_benefit": false},
         "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
-                     "class_start_on": "2024-09-10", "hours": 40}
+                     "class_start_on": "2024-09-10", "hours": 40},
+        "funding": "expansion_pilot"
     });
     PersonApplication::Training(serde_json::from_value(body).unwrap())
 }

@@ -18,7 +18,12 @@ ALTER TABLE application_status
     ADD COLUMN open_objections text[] NOT NULL DEFAULT '{}';
 
 -- What a closed notice cleared, so GET /v1/notices/{id} reads rows.
-ALTER TABLE notices ADD COLUMN cleared text[] NOT NULL DEFAULT '{}';
+ALTER TABLE notices
+    ADD COLUMN cleared  text[] NOT NULL DEFAULT '{}',
+    -- The holiday calendar its working days were counted with.
+    ADD COLUMN calendar text   NULL;
+-- The day an objection was received, when it was entered later (on paper).
+ALTER TABLE objections ADD COLUMN received_on date NULL;
 
 -- fundledger: rebuild read models
 -- (the line above makes `migrate` rebuild every read model from the log after applying this

@@ -61,6 +61,9 @@ pub enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
+        /// Do not publish the policies shipped with the binary on first start of an empty log.
+        #[arg(long)]
+        no_default_policies: bool,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
     /// Signed checkpoints are checked against --public-key; without it, the chain only.
@@ -179,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             body_limit,
             checkpoint_every,
             ref checkpoint_public_key,
+            no_default_policies,
         } => {
             let trusted = checkpoint_public_key
                 .as_deref()
@@ -222,6 +226,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     public_key = %hex::encode(signing.verifying_key().to_bytes()),
                     "checkpoints are signed with this key; auditors verify with this public key"
                 );
+            }
+            if !no_default_policies {
+                let published =
+                    match crate::publishing::publish_shipped_on_empty_log(&db.pool).await {
+                        Ok(p) => p,
+                        Err(e) => return close_with(db, e.into()).await,
+                    };
+                if !published.is_empty() {
+                    tracing::info!(
+                        policies = %published.join(", "),
+                        "empty log: published the policies shipped with the binary"
+                    );
+                }
             }
             let limits = Limits {
                 body_bytes: body_limit,

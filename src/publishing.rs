@@ -73,6 +73,75 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, PublishError> {
         .map_err(|error| PublishError::Invalid { path: path.to_path_buf(), error })
 }
 
+/// Embeds a file of `policies/` in the binary, by its path relative to that directory.
+macro_rules! shipped {
+    ($($file:literal),* $(,)?) => {
+        &[$(($file, include_str!(concat!("../policies/", $file)))),*]
+    };
+}
+
+/// The policy files shipped with the binary, `(file name, text)`: every `policies/*.toml`
+/// (a test checks that none is missing).
+pub const SHIPPED_POLICIES: &[(&str, &str)] = shipped![
+    "jinan-2021-job-stabilization.toml",
+    "jinan-2021-on-the-job-training.toml",
+    "jining-2025-skill-upgrade.toml",
+    "liaocheng-2024-training.toml",
+    "shandong-2024-expansion-quota.toml",
+    "shandong-2024-job-stabilization.toml",
+    "shandong-2024-skill-upgrade.toml",
+    "state-council-holidays.toml",
+];
+
+/// The catalogs shipped with the binary, by their path relative to `policies/`.
+pub const SHIPPED_CATALOGS: &[(&str, &str)] = shipped![
+    "catalogs/jining-2025-urgent.toml",
+    "catalogs/liaocheng-2024-training.toml",
+    "catalogs/occupations-2022.toml",
+];
+
+/// The shipped policies, loaded and validated as `policy publish` would load the files.
+pub fn shipped_policies() -> Result<Vec<Policy>, PublishError> {
+    let catalogs: CatalogTexts =
+        SHIPPED_CATALOGS.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    SHIPPED_POLICIES
+        .iter()
+        .map(|(file, text)| {
+            Policy::from_toml_with_catalogs(text, &catalogs).map_err(|error| {
+                PublishError::Invalid { path: Path::new("policies").join(file), error }
+            })
+        })
+        .collect()
+}
+
+/// Who publishes the shipped policies on a fresh ledger.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// On an empty log, publishes the policies shipped with the binary as `system`, so that a
+/// fresh ledger decides applications on its first request (API.md, "A fresh ledger has the
+/// notices in force"). A log with any event is left alone: policies are then added or
+/// replaced with `policy publish`. Returns the ids published. Two services starting at once
+/// on one empty log publish each policy once (the second gets `AlreadyPublished`, skipped).
+pub async fn publish_shipped_on_empty_log(pool: &PgPool) -> Result<Vec<String>, PublishError> {
+    let policies = shipped_policies()?;
+    let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM events)")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| PublishError::Store(e.into()))?;
+    let mut published = Vec::new();
+    if !empty {
+        return Ok(published);
+    }
+    for policy in &policies {
+        match publish(pool, policy, SYSTEM_ACTOR).await {
+            Ok(_) => published.push(policy.id.to_string()),
+            Err(PublishError::AlreadyPublished(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(published)
+}
+
 /// Records the policy as published, unless it is already published or overlaps a published
 /// policy of the same program and region. Returns the event id.
 ///

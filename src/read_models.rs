@@ -60,6 +60,7 @@ const NOTICE_COLUMNS: &[&str] = &[
     "closed_on",
     "closed_by",
     "cleared",
+    "calendar",
 ];
 const LINE_COLUMNS: &[&str] = &["name_masked", "id_number_masked", "program", "amount"];
 const OBJECTION_COLUMNS: &[&str] = &[
@@ -71,6 +72,7 @@ const OBJECTION_COLUMNS: &[&str] = &[
     "note",
     "resolved_by",
     "resolved_on",
+    "received_on",
 ];
 const PAYOUT_COLUMNS: &[&str] = &[
     "application",
@@ -283,7 +285,7 @@ pub async fn all_spending(
 /// Every row of `notices`, by notice id.
 pub async fn all_notices(conn: &mut PgConnection) -> Result<Vec<NoticeRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT notice, county, pool, starts_on, ends_on, working_days, opened_by, status, closed_on, closed_by, cleared
+        "SELECT notice, county, pool, starts_on, ends_on, working_days, opened_by, status, closed_on, closed_by, cleared, calendar
          FROM notices ORDER BY notice COLLATE \"C\"",
     )
     .fetch_all(conn)
@@ -304,6 +306,7 @@ fn notice_row(r: &PgRow) -> Result<NoticeRow, sqlx::Error> {
         closed_on: r.try_get("closed_on")?,
         closed_by: r.try_get("closed_by")?,
         cleared: r.try_get("cleared")?,
+        calendar: r.try_get("calendar")?,
     })
 }
 
@@ -332,7 +335,7 @@ fn line_row(r: &PgRow) -> Result<NoticeLineRow, sqlx::Error> {
 /// Every row of `objections`, by objection id.
 pub async fn all_objections(conn: &mut PgConnection) -> Result<Vec<ObjectionRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT objection, notice, application, summary, filed_on, status, note, resolved_by, resolved_on
+        "SELECT objection, notice, application, summary, filed_on, status, note, resolved_by, resolved_on, received_on
          FROM objections ORDER BY objection COLLATE \"C\"",
     )
     .fetch_all(conn)
@@ -351,6 +354,7 @@ fn objection_row(r: &PgRow) -> Result<ObjectionRow, sqlx::Error> {
         note: r.try_get("note")?,
         resolved_by: r.try_get("resolved_by")?,
         resolved_on: r.try_get("resolved_on")?,
+        received_on: r.try_get("received_on")?,
     })
 }
 
@@ -424,7 +428,7 @@ pub async fn notice(
     id: &str,
 ) -> Result<Option<(NoticeRow, Vec<NoticeLineRow>, Vec<ObjectionRow>)>, sqlx::Error> {
     let Some(row) = sqlx::query(
-        "SELECT notice, county, pool, starts_on, ends_on, working_days, opened_by, status, closed_on, closed_by, cleared
+        "SELECT notice, county, pool, starts_on, ends_on, working_days, opened_by, status, closed_on, closed_by, cleared, calendar
          FROM notices WHERE notice = $1",
     )
     .bind(id)
@@ -441,7 +445,7 @@ pub async fn notice(
     .fetch_all(&mut *conn)
     .await?;
     let objections = sqlx::query(
-        "SELECT objection, notice, application, summary, filed_on, status, note, resolved_by, resolved_on
+        "SELECT objection, notice, application, summary, filed_on, status, note, resolved_by, resolved_on, received_on
          FROM objections WHERE notice = $1 ORDER BY objection",
     )
     .bind(id)

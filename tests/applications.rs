@@ -74,7 +74,8 @@ fn training(person: u32) -> PersonApplication {
         "county": "371502",
         "submitted_on": "2024-10-20",
         "applicant": {"id_number": id_number(person), "name": "李四"},
-        "eligibility": {"receiving_unemployment_benefit": true},
+        // Insured, not on benefit: the office states the pilot, which counts against the cap.
+        "eligibility": {"insured_months": 14, "receiving_unemployment_benefit": false},
         "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
                      "class_start_on": "2024-09-10", "hours": 40},
         "funding": "expansion_pilot"

@@ -289,8 +289,9 @@ async fn refusals_carry_their_code_and_field_and_record_nothing() {
             "clerk",
             "/v1/applications",
             {
+                // A benefit recipient is the fund's ordinary spending, never the pilot.
                 let mut b = training(3);
-                b["eligibility"]["receiving_unemployment_benefit"] = json!(false);
+                b["eligibility"] = json!({"receiving_unemployment_benefit": true});
                 b["funding"] = json!("expansion_pilot");
                 b
             },

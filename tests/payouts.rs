@@ -37,7 +37,11 @@ const TODAY: &str = "2024-11-20";
 async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
     let db = TestDatabase::new().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for f in ["liaocheng-2024-training.toml", "shandong-2024-expansion-quota.toml"] {
+    for f in [
+        "liaocheng-2024-training.toml",
+        "shandong-2024-expansion-quota.toml",
+        "state-council-holidays.toml",
+    ] {
         publish(&db.pool, &load_policy_file(&dir.join(f)).unwrap(), "admin").await.unwrap();
     }
     let pool = DivisionCode::parse("371500").unwrap();
@@ -63,9 +67,10 @@ async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
         let body = json!({
             "county": "371502", "submitted_on": "2024-10-20",
             "applicant": {"id_number": id_number(person), "name": "王小五"},
-            "eligibility": {"receiving_unemployment_benefit": true},
+            "eligibility": {"insured_months": 14, "receiving_unemployment_benefit": false},
             "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
-                         "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
+                         "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40},
+            "funding": "expansion_pilot"
         });
         let app = PersonApplication::Training(serde_json::from_value(body).unwrap());
         let s = submit(&db.pool, &keys, &app, "clerk", date(TODAY)).await.unwrap();

@@ -26,14 +26,14 @@ async fn count(db: &TestDatabase) -> i64 {
 async fn every_shipped_policy_publishes_and_reads_back_whole() {
     let db = TestDatabase::new().await;
     let files = shipped();
-    assert_eq!(files.len(), 7, "the seven policies of the notices");
+    assert_eq!(files.len(), 8, "the seven policies of the notices and the holiday calendar");
     for file in &files {
         let policy = load_policy_file(file).unwrap_or_else(|e| panic!("{e}"));
         publish(&db.pool, &policy, "test admin").await.unwrap();
         let back = published(&db.pool, &policy.id.to_string()).await.unwrap().expect("recorded");
         assert_eq!(back, policy, "{} reads back unchanged", file.display());
     }
-    assert_eq!(count(&db).await, 7);
+    assert_eq!(count(&db).await, 8);
     // The Jining policy carries its 70-occupation urgent list inside the event.
     let data: serde_json::Value = sqlx::query_scalar(
         "SELECT data FROM events WHERE stream_id = 'policy-jining-2025-skill-upgrade'",
@@ -106,7 +106,7 @@ async fn a_policy_overlapping_a_published_one_is_refused() {
         }
         other => panic!("expected an overlap, got {other}"),
     }
-    assert_eq!(count(&db).await, 7, "the refused policy records nothing");
+    assert_eq!(count(&db).await, 8, "the refused policy records nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -60,13 +60,26 @@ fn application(rng: &mut StdRng) -> PersonApplication {
     let occupation = OCCUPATIONS[rng.gen_range(0..OCCUPATIONS.len())];
     let level = rng.gen_range(3..=5);
     if rng.gen_bool(0.7) {
-        let body = json!({
+        // Mostly insured trainees the office pays from the pilot (counted against the cap);
+        // some benefit recipients (ordinary spending) and some employment-subsidy trainees.
+        let (eligibility, funding) = match rng.gen_range(0..10) {
+            0..=6 => (
+                json!({"insured_months": 20, "receiving_unemployment_benefit": false}),
+                json!("expansion_pilot"),
+            ),
+            7..=8 => (json!({"receiving_unemployment_benefit": true}), json!(null)),
+            _ => (json!({"receiving_unemployment_benefit": false}), json!(null)),
+        };
+        let mut body = json!({
             "county": "371502", "submitted_on": "2024-10-20",
             "applicant": {"id_number": id_number(person), "name": "周八"},
-            "eligibility": {"receiving_unemployment_benefit": rng.gen_bool(0.8)},
+            "eligibility": eligibility,
             "training": {"catalog": "urgent", "occupation_code": occupation, "level": level,
                          "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 56}
         });
+        if !funding.is_null() {
+            body["funding"] = funding;
+        }
         PersonApplication::Training(serde_json::from_value(body).unwrap())
     } else {
         let body = json!({
@@ -143,6 +156,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
         "shandong-2024-expansion-quota.toml",
         "shandong-2024-skill-upgrade.toml",
         "shandong-2024-job-stabilization.toml",
+        "state-council-holidays.toml",
     ] {
         publish(&db.pool, &load_policy_file(&dir.join(f)).unwrap(), "admin").await.unwrap();
     }

@@ -43,9 +43,10 @@ fn refund(code: &str, submitted_on: &str, laid_off: u32) -> JobStabilizationAppl
 
 async fn ledger() -> TestDatabase {
     let db = TestDatabase::new().await;
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/shandong-2024-job-stabilization.toml");
-    publish(&db.pool, &load_policy_file(&file).unwrap(), "admin").await.unwrap();
+    for f in ["shandong-2024-job-stabilization.toml", "state-council-holidays.toml"] {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(f);
+        publish(&db.pool, &load_policy_file(&file).unwrap(), "admin").await.unwrap();
+    }
     let weihai = DivisionCode::parse("371000").unwrap();
     register_pool(&db.pool, &weihai, "威海市", "admin").await.unwrap();
     register_county(&db.pool, &DivisionCode::parse("371002").unwrap(), "环翠区", &weihai, "admin")

@@ -169,6 +169,10 @@ pub struct NoticeOpened {
     /// The last day of the period, inclusive.
     pub ends_on: NaiveDate,
     pub working_days: u32,
+    /// The holiday-calendar policy that counted the working days (absent in notices
+    /// recorded before calendars were published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
     pub lines: Vec<NoticeLine>,
     pub opened_by: String,
 }
@@ -298,6 +302,10 @@ pub struct ObjectionFiled {
     pub application: String,
     pub summary: String,
     pub filed_on: NaiveDate,
+    /// The day the objection reached the office, when earlier than `filed_on` (received on
+    /// paper during the period, entered later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_on: Option<NaiveDate>,
 }
 
 impl DomainEvent for ObjectionFiled {

@@ -2,6 +2,8 @@
 
 use chrono::NaiveDate;
 
+use serde::{Deserialize, Serialize};
+
 use crate::history::{PriorApplication, Subject};
 use crate::ids::DivisionCode;
 use crate::level::Level;
@@ -43,6 +45,19 @@ pub(crate) fn in_force(
     ))
 }
 
+/// How far the exclusion between the skill-upgrade and the vocational-training subsidy
+/// reaches (鲁人社发〔2024〕8号 item 四 and 聊人社字〔2024〕12号 item 五: "同一职业（工种）
+/// 同一等级…不得重复享受" / "不能同时享受"): a policy setting, `exclusion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    /// The other subsidy for the same occupation at the same level blocks this one.
+    #[default]
+    SameOccupationAndLevel,
+    /// The other subsidy for the same occupation at any level blocks this one.
+    SameOccupation,
+}
+
 pub(crate) fn validation(field: &str, message: impl Into<String>) -> Rejection {
     Rejection::new(RejectionCode::ValidationFailed, field, message)
 }
@@ -71,6 +86,7 @@ pub(crate) fn repeats(
     history: &[PriorApplication],
     program: Program,
     other: Program,
+    exclusion: Exclusion,
     subject: &Subject,
     level: Option<Level>,
     field: &str,
@@ -103,7 +119,8 @@ pub(crate) fn repeats(
                     level_text(h.level)
                 ),
             ));
-        } else if h.program == other && h.level == level {
+        } else if h.program == other && (exclusion == Exclusion::SameOccupation || h.level == level)
+        {
             out.push(Rejection::new(
                 RejectionCode::TrainingAndSkillUpgradeExclusive,
                 field,

@@ -209,6 +209,17 @@ impl<'a> TomlDoc<'a> {
     /// The line of the deepest part of `path` that exists in the document:
     /// the key's line for a table entry, the element's for an array index.
     pub(crate) fn line(&self, path: &FieldPath) -> usize {
+        line_of(self.text, self.locate(path).0)
+    }
+
+    /// Whether every part of `path` exists in the document.
+    pub(crate) fn has(&self, path: &FieldPath) -> bool {
+        !path.0.is_empty() && self.locate(path).1
+    }
+
+    /// The offset of the deepest part of `path` that exists, and whether all of it does.
+    fn locate(&self, path: &FieldPath) -> (usize, bool) {
+        let mut found = 0;
         let mut offset = 0;
         let mut table: Option<&DeTable<'_>> = Some(self.root.get_ref());
         let mut value: Option<&DeValue<'_>> = None;
@@ -235,8 +246,9 @@ impl<'a> TomlDoc<'a> {
                     table = None;
                 }
             }
+            found += 1;
         }
-        line_of(self.text, offset)
+        (offset, found == path.0.len())
     }
 
     /// Turns the first (by line) ignored path into an "unknown field" error.

@@ -8,7 +8,9 @@
 //! - [`ids`], [`level`], [`money`]: types that cannot hold a bad value
 //!   (parse, don't validate); [`dates`]: dates in files, month arithmetic.
 //! - [`policy`]: the policy file schema, loading and validation;
-//!   [`catalog`]: the occupation catalogs a policy refers to.
+//!   [`catalog`]: the occupation catalogs a policy refers to;
+//!   [`classification`]: the national occupational classification codes are checked
+//!   against; [`calendar`]: the State Council's holiday calendar (working days).
 //! - [`select`]: which policy is in force for a program, pool and date.
 //! - [`skill_upgrade`], [`training`], [`job_stabilization`],
 //!   [`on_the_job_training`], [`quota`]: one module per program.
@@ -20,8 +22,10 @@
 //! the database; the ledger builds the inputs from its projections and records
 //! the outputs as events.
 
+pub mod calendar;
 pub mod catalog;
 mod checks;
+pub mod classification;
 pub mod dates;
 pub mod decision;
 pub mod file_error;
@@ -41,6 +45,7 @@ pub mod skill_upgrade;
 pub mod training;
 
 pub use catalog::{Catalog, CatalogItem, CatalogKind};
+pub use checks::Exclusion;
 pub use decision::{Decision, Funding, Line, Payee, PolicyRef, RuleId, Ruled, Slot, SlotKind};
 pub use file_error::PolicyFileError;
 pub use history::{PriorApplication, Status, Subject};

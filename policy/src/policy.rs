@@ -37,6 +37,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::CalendarRules;
 use crate::catalog::{CatalogPath, CatalogTexts};
 use crate::decision::{PolicyRef, RuleId};
 use crate::file_error::{FieldPath, PolicyFileError, TomlDoc};
@@ -61,6 +62,8 @@ pub enum Program {
     OnTheJobTraining,
     /// 扩大失业保险基金支出范围试点 quota
     ExpansionQuota,
+    /// 节假日安排: the State Council's working days, for periods counted in working days.
+    HolidayCalendar,
 }
 
 impl Program {
@@ -71,6 +74,7 @@ impl Program {
             Program::JobStabilizationRefund => "job_stabilization_refund",
             Program::OnTheJobTraining => "on_the_job_training",
             Program::ExpansionQuota => "expansion_quota",
+            Program::HolidayCalendar => "holiday_calendar",
         }
     }
 
@@ -80,6 +84,7 @@ impl Program {
     pub fn business_date_field(self) -> &'static str {
         match self {
             Program::VocationalTraining => "training.class_start_on",
+            Program::HolidayCalendar => "starts_on",
             _ => "submitted_on",
         }
     }
@@ -100,6 +105,7 @@ pub enum Rules {
     JobStabilizationRefund(JobStabilizationRules),
     OnTheJobTraining(OnTheJobTrainingRules),
     ExpansionQuota(QuotaRules),
+    HolidayCalendar(CalendarRules),
 }
 
 impl Rules {
@@ -110,6 +116,7 @@ impl Rules {
             Rules::JobStabilizationRefund(_) => Program::JobStabilizationRefund,
             Rules::OnTheJobTraining(_) => Program::OnTheJobTraining,
             Rules::ExpansionQuota(_) => Program::ExpansionQuota,
+            Rules::HolidayCalendar(_) => Program::HolidayCalendar,
         }
     }
 
@@ -120,6 +127,7 @@ impl Rules {
             Rules::JobStabilizationRefund(r) => r.problems(),
             Rules::OnTheJobTraining(r) => r.problems(),
             Rules::ExpansionQuota(r) => r.problems(),
+            Rules::HolidayCalendar(r) => r.problems(),
         }
     }
 }
@@ -136,6 +144,21 @@ pub struct Extension {
     pub effective_until: NaiveDate,
     /// The notice (and item) that keeps the rules in force here.
     pub authority: String,
+}
+
+/// A reading of the notice that the notice itself leaves open (DOMAIN.md "Interpretation"),
+/// made visible: the setting of the file that carries it, the sentence it reads, and how.
+/// `GET /v1/policies` lists them, so that a bureau can see them and publish a policy that
+/// reads the sentence otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interpretation {
+    /// The setting (key path in the file) that carries the reading, e.g. `funding.otherwise`.
+    pub setting: String,
+    /// The sentence of the notice, quoted.
+    pub sentence: String,
+    /// How the ledger reads it.
+    pub reading: String,
 }
 
 /// Where and when a policy's rules apply; both dates inclusive.
@@ -180,12 +203,15 @@ pub struct Policy {
     /// Other documents the file draws on (forwarding notices and the like).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related_documents: Vec<String>,
+    /// The file's `[[interpretation]]` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpretations: Vec<Interpretation>,
     pub rules: Rules,
 }
 
 /// The header keys of a policy file. The program's own keys are read by a
 /// second pass; a key is unknown if neither pass uses it.
-const HEADER_KEYS: [&str; 10] = [
+const HEADER_KEYS: [&str; 11] = [
     "id",
     "document",
     "item",
@@ -196,6 +222,7 @@ const HEADER_KEYS: [&str; 10] = [
     "effective_until",
     "extension",
     "related_documents",
+    "interpretation",
 ];
 
 #[derive(Deserialize)]
@@ -214,6 +241,8 @@ struct HeaderFile {
     extension: Vec<Extension>,
     #[serde(default)]
     related_documents: Vec<String>,
+    #[serde(default)]
+    interpretation: Vec<Interpretation>,
 }
 
 impl Policy {
@@ -281,7 +310,28 @@ impl Policy {
                 doc.unknown_field(&unknown, &context)?;
                 Rules::ExpansionQuota(r)
             }
+            Program::HolidayCalendar => {
+                let (r, ignored) = doc.read()?;
+                unknown.extend(rules_ignored(ignored));
+                doc.unknown_field(&unknown, &context)?;
+                Rules::HolidayCalendar(r)
+            }
         };
+        for (i, it) in header.interpretation.iter().enumerate() {
+            let at = |f: &str| FieldPath::root().key("interpretation").index(i).key(f);
+            let setting = FieldPath::parse(&it.setting);
+            if setting.first_key().is_some_and(|k| k == "interpretation") || !doc.has(&setting) {
+                return Err(doc.error(
+                    &at("setting"),
+                    format!("`{}` names no setting of this file", it.setting),
+                ));
+            }
+            for (field, text) in [("sentence", &it.sentence), ("reading", &it.reading)] {
+                if text.trim().is_empty() {
+                    return Err(doc.error(&at(field), "must not be empty"));
+                }
+            }
+        }
         let policy = Policy {
             id: header.id,
             document: header.document,
@@ -292,6 +342,7 @@ impl Policy {
             effective_until: header.effective_until,
             extensions: header.extension,
             related_documents: header.related_documents,
+            interpretations: header.interpretation,
             rules,
         };
         let problems = policy.problems();

@@ -53,6 +53,20 @@ pub enum SpendingCategory {
     SocialInsuranceSubsidy,
 }
 
+impl SpendingCategory {
+    /// The category of a program's spending, by its API name; `None` for programs the
+    /// pilot does not fund (skill-upgrade subsidies, refunds: ordinary spending).
+    pub fn of(program: &str) -> Option<SpendingCategory> {
+        match program {
+            "vocational_training" => Some(SpendingCategory::VocationalTraining),
+            "skill_evaluation" => Some(SpendingCategory::SkillEvaluation),
+            "job_subsidy" => Some(SpendingCategory::JobSubsidy),
+            "social_insurance_subsidy" => Some(SpendingCategory::SocialInsuranceSubsidy),
+            _ => None,
+        }
+    }
+}
+
 impl QuotaRules {
     pub(crate) fn problems(&self) -> Vec<(FieldPath, String)> {
         let mut out = Vec::new();
@@ -73,6 +87,44 @@ impl QuotaRules {
             }
         }
         out
+    }
+
+    /// The locked historical balance must be the one the policy names
+    /// (封定当地历史结余基金（截至2023年12月31日）): `Err` carries the date it
+    /// names.
+    pub fn check_balance_date(&self, as_of: NaiveDate) -> Result<(), NaiveDate> {
+        if as_of == self.balance_as_of {
+            Ok(())
+        } else {
+            Err(self.balance_as_of)
+        }
+    }
+
+    /// What approving `amount` of `funding` in `category` does to the quota:
+    /// `Ok(None)` if it does not count against it; `Ok(Some(remaining))` if it
+    /// counts and fits ([`QuotaRules::check`]); a rejection if it would pass
+    /// the cap, or if it claims the pilot for spending the pilot does not fund.
+    pub fn admit(
+        &self,
+        funding: Funding,
+        category: Option<SpendingCategory>,
+        usage: QuotaUsage,
+        amount: Money,
+    ) -> Result<Option<Amount>, Rejection> {
+        if !funding.counts_against_quota() {
+            return Ok(None);
+        }
+        if !category.is_some_and(|c| self.counts(funding, c)) {
+            return Err(Rejection::new(
+                RejectionCode::NotEligible,
+                "funding",
+                format!(
+                    "the expansion pilot funds {}; this spending ({category:?}) is not among them",
+                    self.categories.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        self.check(usage, amount).map(Some)
     }
 
     /// The pool's cap for a year from its locked balance.
@@ -184,6 +236,40 @@ mod tests {
         assert!(e.message.contains("600.00 remains"), "{e}");
         let exclusive = QuotaRules { inclusive: false, ..r };
         assert!(exclusive.check(usage, Money::parse("600.00").unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_balance_is_the_one_as_of_2023_12_31() {
+        let r = rules();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(r.check_balance_date(d("2023-12-31")), Ok(()));
+        assert_eq!(r.check_balance_date(d("2024-06-30")), Err(d("2023-12-31")));
+    }
+
+    #[test]
+    fn admit_counts_only_pilot_money_in_the_policy_categories() {
+        let r = rules();
+        let usage = QuotaUsage {
+            cap: a("1000.00"),
+            committed: a("400.00"),
+            paid: a("0.00"),
+            recovered: a("0.00"),
+        };
+        let m = |s: &str| Money::parse(s).unwrap();
+        let training = Some(SpendingCategory::VocationalTraining);
+        assert_eq!(
+            r.admit(Funding::UnemploymentInsurance, training, usage, m("9999.00")),
+            Ok(None)
+        );
+        assert_eq!(
+            r.admit(Funding::ExpansionPilot, training, usage, m("600.00")),
+            Ok(Some(Amount::ZERO))
+        );
+        let over = r.admit(Funding::ExpansionPilot, training, usage, m("600.01")).unwrap_err();
+        assert_eq!(over.code, RejectionCode::QuotaExceeded);
+        let narrow = QuotaRules { categories: vec![SpendingCategory::JobSubsidy], ..r };
+        let e = narrow.admit(Funding::ExpansionPilot, training, usage, m("1.00")).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (RejectionCode::NotEligible, "funding"));
     }
 
     #[test]

@@ -46,7 +46,8 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogBinding, CatalogPath};
-use crate::checks;
+use crate::checks::{self, Exclusion};
+use crate::classification::Classification;
 use crate::decision::{Decision, Funding, Ruled, Slot, SlotKind};
 use crate::file_error::FieldPath;
 use crate::history::{PriorApplication, Status, Subject};
@@ -89,6 +90,10 @@ pub struct SkillUpgradeRules<C = CatalogBinding> {
     pub extra: Option<ExtraSlots<C>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grandfathering: Option<Grandfathering>,
+    /// How far the exclusion with the training subsidy reaches (absent in policies
+    /// published before it was a setting: the same occupation and level).
+    #[serde(default)]
+    pub exclusion: Exclusion,
 }
 
 /// Who may receive the subsidy: an employee insured at least
@@ -105,6 +110,33 @@ pub struct EligibilityRules {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateRules {
     pub window_months: u32,
+    /// Which day ends the window (absent in policies published before it was a setting:
+    /// the same date `window_months` later, included).
+    #[serde(default)]
+    pub window_end: WindowEnd,
+}
+
+/// The last day of a window of N months from an issue date ("自证书核发之日起12个月内").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowEnd {
+    /// Issued 2024-03-01, 12 months: until 2025-03-01 inclusive (month ends clamp:
+    /// 2024-02-29 → 2025-02-28).
+    #[default]
+    SameDateIncluded,
+    /// The day before that date: issued 2024-03-01, until 2025-02-28.
+    DayBefore,
+}
+
+impl CertificateRules {
+    /// The last day an application for a certificate issued on `issued_on` is in time.
+    pub fn deadline(&self, issued_on: NaiveDate) -> NaiveDate {
+        let same = crate::dates::add_months(issued_on, self.window_months);
+        match self.window_end {
+            WindowEnd::SameDateIncluded => same,
+            WindowEnd::DayBefore => same.pred_opt().expect("a date after 0001"),
+        }
+    }
 }
 
 /// An amount per level; a level without one has no standard.
@@ -225,6 +257,7 @@ impl SkillUpgradeRules<CatalogPath> {
             amounts: self.amounts,
             annual: self.annual,
             retroactive: self.retroactive,
+            exclusion: self.exclusion,
             extra,
             grandfathering: self.grandfathering,
         })
@@ -357,6 +390,9 @@ pub fn decide(
     if let Some(r) = checks::in_force(policy, &app.county, app.submitted_on) {
         return Err(vec![r]);
     }
+    Classification::shipped()
+        .check(&cert.occupation_code, "certificate.occupation_code")
+        .map_err(|r| vec![r])?;
 
     let standard = rules.amounts.get(cert.level);
     if standard.is_none() {
@@ -375,7 +411,7 @@ pub fn decide(
     if let Some(r) = eligibility(&rules.eligibility, &app.eligibility) {
         out.push(r);
     }
-    let deadline = crate::dates::add_months(cert.issued_on, rules.certificate.window_months);
+    let deadline = rules.certificate.deadline(cert.issued_on);
     if app.submitted_on > deadline {
         out.push(Rejection::new(
             RejectionCode::CertificateWindowExpired,
@@ -392,6 +428,7 @@ pub fn decide(
         history,
         Program::SkillUpgrade,
         Program::VocationalTraining,
+        rules.exclusion,
         &subject,
         Some(cert.level),
         "certificate.occupation_code",
@@ -905,5 +942,16 @@ pub(crate) mod tests {
         let a = app("371002", "2024-08-01", BARBER, "4", "2024-05-01");
         let r = decide(&a, &[], &other).unwrap_err();
         assert_eq!(r[0].code, RejectionCode::NoPolicyInForce);
+    }
+
+    /// 在发证日期12个月以内: the window's end day is a setting.
+    #[test]
+    fn the_windows_end_day_is_a_setting() {
+        let mut rules =
+            CertificateRules { window_months: 12, window_end: WindowEnd::SameDateIncluded };
+        assert_eq!(rules.deadline(d("2024-03-01")), d("2025-03-01"));
+        assert_eq!(rules.deadline(d("2024-02-29")), d("2025-02-28"));
+        rules.window_end = WindowEnd::DayBefore;
+        assert_eq!(rules.deadline(d("2024-03-01")), d("2025-02-28"));
     }
 }

@@ -7,9 +7,11 @@
 //! level; a completion-exam class (结业类) pays the 初级 standard. Special
 //! ability items pay by food / non-food, featured and entrepreneurship items
 //! per item. A class shorter than the standard's hours (补贴课时) is not
-//! subsidized. Who pays: an unemployed person receiving unemployment benefit
-//! is paid from the unemployment-insurance fund under the expansion pilot
-//! (counts against the 15% quota); anyone else from employment subsidy funds.
+//! subsidized. Who pays ([`TrainingFunding`]): an unemployed person receiving
+//! unemployment benefit is the fund's ordinary spending (`unemployment_insurance`,
+//! outside the 15% cap); an insured trainee not on benefit may be paid from the
+//! expansion pilot where the office states it (counts against the cap); anyone
+//! else from employment subsidy funds.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogBinding, CatalogKind, CatalogPath, SpecialCategory};
-use crate::checks;
+use crate::checks::{self, Exclusion};
+use crate::classification::Classification;
 use crate::decision::{Decision, Funding, Ruled};
 use crate::file_error::FieldPath;
 use crate::history::{PriorApplication, Subject};
@@ -38,7 +41,8 @@ use crate::rejection::{by_precedence, Rejection, RejectionCode};
 /// [special_ability]   food = { amount = "500.00", hours = 24 }, non_food = { … }
 /// [featured."featured-01"]  name = "岗位技能提升", amount = "500.00", hours = 40
 /// [entrepreneurship."entrepreneurship-01"]  name = "…", amount = "300.00", hours = 24
-/// [funding]           receiving_unemployment_benefit = "expansion_pilot", otherwise = "employment_subsidy"
+/// [funding]           receiving_unemployment_benefit = "unemployment_insurance",
+///                     insured_not_on_benefit_may_state = "expansion_pilot", otherwise = "employment_subsidy"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainingRules<C = CatalogBinding> {
@@ -51,6 +55,24 @@ pub struct TrainingRules<C = CatalogBinding> {
     #[serde(default)]
     pub entrepreneurship: BTreeMap<String, NamedStandard>,
     pub funding: TrainingFunding,
+    /// What a class shorter than its standard's hours gets (absent in policies published
+    /// before it was a setting: refused).
+    #[serde(default)]
+    pub hours_below_standard: ShortClass,
+    /// How far the exclusion with the skill-upgrade subsidy reaches.
+    #[serde(default)]
+    pub exclusion: Exclusion,
+}
+
+/// A class with fewer hours than its standard's 补贴课时 (item 三: 确保培训课程足时足量).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortClass {
+    /// Not subsidized (`not_eligible` on `training.hours`).
+    #[default]
+    Refused,
+    /// Paid the standard regardless of the hours.
+    PaidInFull,
 }
 
 /// Which date selects the training policy.
@@ -113,11 +135,73 @@ pub struct SpecialAbilityStandards {
     pub non_food: Standard,
 }
 
-/// Where the money comes from, by the trainee's situation at submission.
+/// Where the money comes from, by the trainee's situation at submission
+/// (聊人社字〔2024〕12号 item 二; 鲁人社发〔2024〕8号 item 六; DOMAIN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainingFunding {
+    /// A trainee receiving unemployment benefit (领取失业保险金期间参加培训):
+    /// always this funding (ordinary unemployment-insurance spending).
     pub receiving_unemployment_benefit: Funding,
+    /// What the office may state for an insured trainee (参加失业保险) not on
+    /// benefit, vouching that the employment-subsidy conditions are met and
+    /// the city's plan funds it: the expansion pilot. `None`: nothing may be
+    /// stated beyond `otherwise`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insured_not_on_benefit_may_state: Option<Funding>,
+    /// Anyone else, and an insured trainee for whom nothing is stated.
     pub otherwise: Funding,
+}
+
+impl TrainingFunding {
+    /// The funding of an application: derived from the trainee's situation,
+    /// or the one stated where the rules let the office state it. A stated
+    /// funding the rules do not allow is refused on `funding`.
+    pub fn decide(
+        &self,
+        eligibility: &PersonEligibility,
+        stated: Option<Funding>,
+        document: &str,
+    ) -> Result<Funding, Rejection> {
+        let on_benefit = eligibility.receiving_unemployment_benefit;
+        let insured = eligibility.insured_months.is_some_and(|m| m > 0);
+        let derived = if on_benefit { self.receiving_unemployment_benefit } else { self.otherwise };
+        let Some(stated) = stated.filter(|&s| s != derived) else {
+            return Ok(derived);
+        };
+        if !on_benefit && insured && self.insured_not_on_benefit_may_state == Some(stated) {
+            return Ok(stated);
+        }
+        let why = if on_benefit {
+            format!(
+                "{document} pays a trainee receiving unemployment benefit from {}",
+                self.receiving_unemployment_benefit.as_str()
+            )
+        } else if self.insured_not_on_benefit_may_state == Some(stated) {
+            format!(
+                "{} is for an insured trainee: give eligibility.insured_months (months insured, \
+                 at least 1)",
+                stated.as_str()
+            )
+        } else {
+            format!(
+                "{document} pays a trainee not receiving unemployment benefit from {}{}",
+                self.otherwise.as_str(),
+                self.insured_not_on_benefit_may_state
+                    .map(|f| format!(
+                        ", or from {} where the office states it for an insured trainee",
+                        f.as_str()
+                    ))
+                    .unwrap_or_default()
+            )
+        };
+        Err(checks::validation(
+            "funding",
+            format!(
+                "the request says {}, but {why}; leave funding out or correct it",
+                stated.as_str()
+            ),
+        ))
+    }
 }
 
 impl TrainingRules<CatalogPath> {
@@ -133,6 +217,8 @@ impl TrainingRules<CatalogPath> {
             featured: self.featured,
             entrepreneurship: self.entrepreneurship,
             funding: self.funding,
+            hours_below_standard: self.hours_below_standard,
+            exclusion: self.exclusion,
         })
     }
 }
@@ -355,24 +441,13 @@ pub fn decide(
         }
     };
     let TrainingBusinessDate::ClassStartOn = rules.business_date;
-    let funding = if app.eligibility.receiving_unemployment_benefit {
-        rules.funding.receiving_unemployment_benefit
-    } else {
-        rules.funding.otherwise
+    let funding = match rules.funding.decide(&app.eligibility, app.funding, &policy.document) {
+        Ok(f) => f,
+        Err(r) => {
+            out.push(r);
+            Funding::EmploymentSubsidy
+        }
     };
-    if let Some(stated) = app.funding.filter(|&f| f != funding) {
-        out.push(checks::validation(
-            "funding",
-            format!(
-                "the request says {} but {} assigns {} to a trainee who is {}receiving unemployment \
-                 benefit; leave funding out or correct it",
-                stated.as_str(),
-                policy.document,
-                funding.as_str(),
-                if app.eligibility.receiving_unemployment_benefit { "" } else { "not " }
-            ),
-        ));
-    }
     let Some(target) = target.filter(|_| out.is_empty()) else {
         return Err(by_precedence(out));
     };
@@ -380,6 +455,9 @@ pub fn decide(
         return Err(vec![r]);
     }
 
+    if let Some(code) = t.occupation_code.as_ref().filter(|_| t.catalog.is_graded()) {
+        Classification::shipped().check(code, target.field).map_err(|r| vec![r])?;
+    }
     let catalog = &rules.catalog.catalog;
     let Some(item) = catalog.find(Some(t.catalog), &target.key) else {
         return Err(vec![Rejection::new(
@@ -434,7 +512,7 @@ pub fn decide(
                 None => format!("{} sets no training standard for {}", policy.document, target.key),
             },
         )),
-        Some((s, _)) if t.hours < s.hours => out.push(Rejection::new(
+        Some((s, _)) if t.hours < s.hours && rules.hours_below_standard == ShortClass::Refused => out.push(Rejection::new(
             RejectionCode::NotEligible,
             "training.hours",
             format!(
@@ -448,6 +526,7 @@ pub fn decide(
         history,
         Program::VocationalTraining,
         Program::SkillUpgrade,
+        rules.exclusion,
         &target.subject,
         target.level,
         target.field,
@@ -541,19 +620,19 @@ mod tests {
                 "class starting 2024-09-01: 初级 600",
                 graded(Urgent, nursing, "5", "2024-09-01"),
                 vec![],
-                Pays("600.00", "graded_standards", Funding::ExpansionPilot),
+                Pays("600.00", "graded_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "中级 700",
                 graded(Green, nursing, "4", "2024-09-10"),
                 vec![],
-                Pays("700.00", "graded_standards", Funding::ExpansionPilot),
+                Pays("700.00", "graded_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "高级 800",
                 graded(Manufacturing, "6-18-04-01", "3", "2024-09-10"),
                 vec![],
-                Pays("800.00", "graded_standards", Funding::ExpansionPilot),
+                Pays("800.00", "graded_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "completion exam pays 初级 whatever the level",
@@ -563,7 +642,7 @@ mod tests {
                     a
                 },
                 vec![],
-                Pays("600.00", "completion_exam_rate", Funding::ExpansionPilot),
+                Pays("600.00", "completion_exam_rate", Funding::UnemploymentInsurance),
             ),
             (
                 "not receiving benefit: employment subsidy funds",
@@ -574,6 +653,55 @@ mod tests {
                 },
                 vec![],
                 Pays("600.00", "graded_standards", Funding::EmploymentSubsidy),
+            ),
+            (
+                "insured, not on benefit, the office states the pilot: counts against the cap",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.eligibility = PersonEligibility {
+                        insured_months: Some(14),
+                        receiving_unemployment_benefit: false,
+                    };
+                    a.funding = Some(Funding::ExpansionPilot);
+                    a
+                },
+                vec![],
+                Pays("600.00", "graded_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "not insured: the pilot cannot be stated",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.eligibility.receiving_unemployment_benefit = false;
+                    a.funding = Some(Funding::ExpansionPilot);
+                    a
+                },
+                vec![],
+                Refused(RejectionCode::ValidationFailed, "funding"),
+            ),
+            (
+                "a benefit recipient is ordinary spending, never the pilot",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.funding = Some(Funding::ExpansionPilot);
+                    a
+                },
+                vec![],
+                Refused(RejectionCode::ValidationFailed, "funding"),
+            ),
+            (
+                "unemployment_insurance only for benefit recipients",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.eligibility = PersonEligibility {
+                        insured_months: Some(14),
+                        receiving_unemployment_benefit: false,
+                    };
+                    a.funding = Some(Funding::UnemploymentInsurance);
+                    a
+                },
+                vec![],
+                Refused(RejectionCode::ValidationFailed, "funding"),
             ),
             (
                 "a stated funding that disagrees",
@@ -601,19 +729,19 @@ mod tests {
                 "special ability, food",
                 item(SpecialAbility, "special_ability-01", 24),
                 vec![],
-                Pays("500.00", "special_ability_food", Funding::ExpansionPilot),
+                Pays("500.00", "special_ability_food", Funding::UnemploymentInsurance),
             ),
             (
                 "special ability, planting",
                 item(SpecialAbility, "special_ability-21", 24),
                 vec![],
-                Pays("400.00", "special_ability_non_food", Funding::ExpansionPilot),
+                Pays("400.00", "special_ability_non_food", Funding::UnemploymentInsurance),
             ),
             (
                 "数字技术工程师",
                 item(Featured, "featured-03", 80),
                 vec![],
-                Pays("1000.00", "featured_standards", Funding::ExpansionPilot),
+                Pays("1000.00", "featured_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "数字技术工程师, 79 hours",
@@ -625,13 +753,13 @@ mod tests {
                 "GYB",
                 item(Entrepreneurship, "entrepreneurship-01", 24),
                 vec![],
-                Pays("300.00", "entrepreneurship_standards", Funding::ExpansionPilot),
+                Pays("300.00", "entrepreneurship_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "SYB",
                 item(Entrepreneurship, "entrepreneurship-02", 56),
                 vec![],
-                Pays("800.00", "entrepreneurship_standards", Funding::ExpansionPilot),
+                Pays("800.00", "entrepreneurship_standards", Funding::UnemploymentInsurance),
             ),
             (
                 "no such item",
@@ -721,5 +849,59 @@ mod tests {
                 (_, got) => panic!("{name}: unexpected {got:?}"),
             }
         }
+    }
+
+    /// The settings that carry interpretations change the decision when set otherwise.
+    #[test]
+    fn short_classes_and_the_exclusions_reach_are_settings() {
+        let nursing = "4-10-01-05";
+        let mut short = graded(Urgent, nursing, "5", "2024-09-10");
+        short.training.hours = 39;
+        let p = policy();
+        let e = decide(&short, &[], &p).unwrap_err();
+        assert_eq!(
+            (e[0].code, e[0].field.as_str()),
+            (RejectionCode::NotEligible, "training.hours")
+        );
+        let skill_upgrade_level_3 = PriorApplication {
+            program: Program::SkillUpgrade,
+            subject: Subject::parse(nursing).unwrap(),
+            level: Some(Level::parse("3").unwrap()),
+            submitted_on: d("2024-03-01"),
+            status: Status::Paid,
+            slot: None,
+        };
+        let level_5 = graded(Urgent, nursing, "5", "2024-09-10");
+        assert!(decide(&level_5, std::slice::from_ref(&skill_upgrade_level_3), &p).is_ok());
+
+        let text = LIAOCHENG
+            .replace(
+                "hours_below_standard = \"refused\"",
+                "hours_below_standard = \"paid_in_full\"",
+            )
+            .replace(
+                "exclusion = \"same_occupation_and_level\"",
+                "exclusion = \"same_occupation\"",
+            );
+        let mut texts = CatalogTexts::new();
+        texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
+        let other = Policy::from_toml_with_catalogs(&text, &texts).unwrap();
+        assert_eq!(decide(&short, &[], &other).unwrap().amount.value.to_string(), "600.00");
+        let e = decide(&level_5, &[skill_upgrade_level_3], &other).unwrap_err();
+        assert_eq!(e[0].code, RejectionCode::TrainingAndSkillUpgradeExclusive);
+    }
+
+    #[test]
+    fn every_interpretation_names_a_setting_of_the_file() {
+        let p = policy();
+        assert!(p.interpretations.len() >= 5);
+        assert!(p.interpretations.iter().any(|i| i.setting == "hours_below_standard"));
+        let broken = LIAOCHENG
+            .replace("setting = \"hours_below_standard\"", "setting = \"hours_under_standard\"");
+        let mut texts = CatalogTexts::new();
+        texts.insert("catalogs/liaocheng-2024-training.toml".into(), CATALOG.into());
+        let e = Policy::from_toml_with_catalogs(&broken, &texts).unwrap_err();
+        assert!(e.field.starts_with("interpretation[") && e.field.ends_with("].setting"), "{e}");
+        assert!(e.message.contains("names no setting"), "{e}");
     }
 }

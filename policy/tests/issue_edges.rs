@@ -349,6 +349,7 @@ fn training_is_decided_by_class_start_date() {
             .unwrap();
     let decision = training::decide(&from, &[], policy).unwrap();
     assert_eq!(decision.amount.value.to_string(), "600.00");
-    assert_eq!(decision.funding.value, Funding::ExpansionPilot);
+    // A benefit recipient is the fund's ordinary spending, outside the 15% cap.
+    assert_eq!(decision.funding.value, Funding::UnemploymentInsurance);
     assert_eq!(decision.business_date, d("2024-09-01"));
 }

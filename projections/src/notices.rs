@@ -24,6 +24,8 @@ pub struct NoticeRow {
     pub starts_on: NaiveDate,
     pub ends_on: NaiveDate,
     pub working_days: i32,
+    /// The holiday calendar the working days were counted with.
+    pub calendar: Option<String>,
     pub opened_by: String,
     /// `open` or `closed`.
     pub status: String,
@@ -52,6 +54,8 @@ pub struct ObjectionRow {
     pub application: String,
     pub summary: String,
     pub filed_on: NaiveDate,
+    /// When the objection reached the office, when that was before it was recorded.
+    pub received_on: Option<NaiveDate>,
     /// `open`, `upheld` or `dismissed`.
     pub status: String,
     pub note: Option<String>,
@@ -99,6 +103,7 @@ impl Notices {
                         ends_on: e.ends_on,
                         // A notice of more than two billion working days is not a notice.
                         working_days: i32::try_from(e.working_days).unwrap_or(i32::MAX),
+                        calendar: e.calendar,
                         opened_by: e.opened_by,
                         status: OPEN.to_string(),
                         closed_on: None,
@@ -126,6 +131,7 @@ impl Notices {
                         application: e.application,
                         summary: e.summary,
                         filed_on: e.filed_on,
+                        received_on: e.received_on,
                         status: OPEN.to_string(),
                         note: None,
                         resolved_by: None,

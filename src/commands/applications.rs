@@ -137,10 +137,6 @@ pub enum ApplicationError {
         "pool {pool} has no expansion quota for {year}; the city finance bureau sets it first"
     )]
     QuotaNotSet { pool: String, year: i32 },
-    #[error(
-        "approving {amount} would exceed the {year} expansion quota of pool {pool}: {remaining} of {cap} remains"
-    )]
-    QuotaExceeded { pool: String, year: i32, amount: String, remaining: String, cap: String },
     #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
@@ -164,7 +160,6 @@ impl ApplicationError {
             }
             ApplicationError::SelfReview(_) => "self_review_forbidden",
             ApplicationError::QuotaNotSet { .. } => "quota_not_set",
-            ApplicationError::QuotaExceeded { .. } => "quota_exceeded",
             ApplicationError::Store(_) | ApplicationError::Database(_) => "internal",
         }
     }
@@ -387,6 +382,7 @@ pub async fn review(
     today: NaiveDate,
 ) -> Result<Application, ApplicationError> {
     let mut db = db.into();
+    let database = db.database().to_string();
     if let Review::Reject { reasons } = review {
         if reasons.iter().all(|r| r.trim().is_empty()) {
             return Err(ApplicationError::NoReasons);
@@ -436,7 +432,10 @@ pub async fn review(
                 )
             }
             Review::Approve => {
-                let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
+                let funding: policy::Funding =
+                    serde_json::from_value(serde_json::Value::String(app.funding.clone()))
+                        .expect("a recorded funding");
+                let counts = funding.counts_against_quota();
                 let mut condition = None;
                 let mut tags = vec![person_tag];
                 if counts {
@@ -445,21 +444,37 @@ pub async fn review(
                     lock_tags(a.conn(), std::slice::from_ref(&quota_tag)).await?;
                     // The read point first: the condition then covers anything after the row read.
                     let read_at = read_point(a.conn()).await?;
+                    let not_set =
+                        || ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year };
                     let quota = crate::read_models::quota(a.conn(), &app.pool, app.year)
                         .await?
-                        .ok_or_else(|| ApplicationError::QuotaNotSet {
-                            pool: app.pool.clone(),
-                            year: app.year,
-                        })?;
-                    if app.amount > quota.remaining() {
-                        return Err(ApplicationError::QuotaExceeded {
-                            pool: app.pool.clone(),
-                            year: app.year,
-                            amount: app.amount.to_string(),
-                            remaining: quota.remaining().to_string(),
-                            cap: quota.cap.to_string(),
-                        });
-                    }
+                        .ok_or_else(not_set)?;
+                    // The rules of the quota policy the year's quota was set under (set_quota
+                    // selects it on January 1st; published policies never overlap, so the
+                    // choice cannot change afterwards and needs no condition here).
+                    let policies = policies_cached(a.conn(), &database).await?;
+                    let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool");
+                    let jan_1 = NaiveDate::from_ymd_opt(app.year, 1, 1).expect("a recorded year");
+                    let Ok(policy) =
+                        policy::select(&policies, Program::ExpansionQuota, pool_code, jan_1)
+                    else {
+                        return Err(not_set());
+                    };
+                    let policy::Rules::ExpansionQuota(rules) = &policy.rules else {
+                        unreachable!("select returns a policy of the program asked for")
+                    };
+                    let amount = |d| policy::Amount::from_decimal(d).expect("a recorded amount");
+                    let usage = policy::quota::QuotaUsage {
+                        cap: amount(quota.cap),
+                        committed: amount(quota.committed),
+                        paid: amount(quota.paid),
+                        recovered: amount(quota.recovered),
+                    };
+                    let category = policy::quota::SpendingCategory::of(&app.program);
+                    let money = policy::Money::from_decimal(app.amount).expect("a recorded amount");
+                    rules
+                        .admit(funding, category, usage, money)
+                        .map_err(|r| ApplicationError::Refused(vec![r]))?;
                     condition =
                         Some(AppendCondition { tags: vec![quota_tag.clone()], after: read_at });
                     tags.push(quota_tag);

@@ -4,7 +4,7 @@
 //! application. Every step appends to the application's own stream with its expected
 //! version, so of two concurrent payouts for one application exactly one is recorded.
 
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::{Datelike, NaiveDate};
 use events::application::{
     ApplicationCleared, ApplicationNoticed, ApplicationRejected, NoticeClosed, NoticeLine,
     NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled,
@@ -16,6 +16,7 @@ use projections::applications::{Application, Status};
 
 use super::applications::{application_stream, fold_applications, new_event};
 use super::{execute, Attempt, CommandError, Decided};
+use crate::publishing::policies_cached;
 use crate::store::{Append, AppendError, ExpectedVersion, NewEvent};
 
 /// Length of a public notice in working days (DOMAIN.md, Interpretation: 5 by default).
@@ -45,8 +46,22 @@ pub enum PayoutError {
     PayoutFailed { id: String, payout: String },
     #[error("payout {payout} is {status}; only the latest payout of an application, once failed, can be reissued")]
     NotReissuable { payout: String, status: &'static str },
-    #[error("the objection period of notice {notice} ended on {ends_on}")]
-    ObjectionPeriodEnded { notice: String, ends_on: NaiveDate },
+    #[error(
+        "starts_on: no holiday calendar in force covers {year}; the notice's working days \
+         cannot be counted until the State Council's calendar for {year} is published"
+    )]
+    NoCalendar { year: i32 },
+    #[error(
+        "the objection period of notice {notice} runs from {starts_on} to {ends_on} and the \
+         notice must still be open; an objection received on {received_on} (not in the future) \
+         cannot be filed"
+    )]
+    ObjectionPeriodEnded {
+        notice: String,
+        starts_on: NaiveDate,
+        ends_on: NaiveDate,
+        received_on: NaiveDate,
+    },
     #[error("application {id} is {status}, not on notice {notice}")]
     NotOnNotice { id: String, status: &'static str, notice: String },
     #[error("objection {0} is already resolved")]
@@ -73,27 +88,12 @@ impl PayoutError {
             PayoutError::PayoutFailed { .. } => "payout_failed",
             PayoutError::NotReissuable { .. } => "payout_not_failed",
             PayoutError::ObjectionPeriodEnded { .. } => "objection_period_ended",
+            PayoutError::NoCalendar { .. } => "no_policy_in_force",
             PayoutError::NotOnNotice { .. } => "not_on_notice",
             PayoutError::ObjectionResolved(_) => "objection_already_resolved",
             PayoutError::NotRecoverable { .. } => "not_recoverable",
             PayoutError::Store(_) | PayoutError::Database(_) => "internal",
         }
-    }
-}
-
-/// The last day of a notice that starts on `starts_on` and lasts `working_days` working days
-/// (Monday to Friday; public holidays are not modelled yet).
-pub fn notice_ends_on(starts_on: NaiveDate, working_days: u32) -> NaiveDate {
-    let mut day = starts_on;
-    let mut counted = 0;
-    loop {
-        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            counted += 1;
-            if counted == working_days {
-                return day;
-            }
-        }
-        day += Duration::days(1);
     }
 }
 
@@ -182,6 +182,7 @@ pub async fn open_notice(
     }
     let ids = distinct_ids("application_ids", application_ids)?;
     let id = uuid::Uuid::now_v7().to_string();
+    let database = db.database().to_string();
     let stream = format!("notice-{id}");
     execute!(&mut db, PayoutError, |a| {
         let apps = read_applications(a, &ids).await?;
@@ -207,7 +208,21 @@ pub async fn open_notice(
             }
             None => NOTICE_WORKING_DAYS_DEFAULT,
         };
-        let ends_on = notice_ends_on(starts_on, working_days);
+        // Working days as the State Council's calendar in force counts them.
+        let pool_code = apps
+            .first()
+            .map(|(a, _)| policy::DivisionCode::parse(&a.pool).expect("a recorded pool code"));
+        let policies = policies_cached(a.conn(), &database).await?;
+        let no_calendar = |year| PayoutError::NoCalendar { year };
+        let calendar = pool_code
+            .and_then(|p| {
+                policy::select(&policies, policy::Program::HolidayCalendar, p, starts_on).ok()
+            })
+            .ok_or(no_calendar(starts_on.year()))?;
+        let policy::Rules::HolidayCalendar(days) = &calendar.rules else {
+            unreachable!("select returns a policy of the program asked for")
+        };
+        let ends_on = days.ends_on(starts_on, working_days).map_err(|e| no_calendar(e.year))?;
         for (app, version) in &apps {
             if app.status != Status::Approved || app.county != county {
                 return Err(PayoutError::NotNoticeable {
@@ -245,6 +260,7 @@ pub async fn open_notice(
             starts_on,
             ends_on,
             working_days,
+            calendar: Some(calendar.id.to_string()),
             lines: lines.clone(),
             opened_by: clerk.to_string(),
         };
@@ -600,7 +616,23 @@ pub async fn file_objection(
     actor: &str,
     today: NaiveDate,
 ) -> Result<String, PayoutError> {
+    file_objection_received(db, notice_id, application_id, summary, None, actor, today).await
+}
+
+/// Files an objection received on `received_on` (default: today), e.g. on paper during the
+/// period and entered later. The day it was received must lie within the notice period and
+/// not in the future; the notice must still be open.
+pub async fn file_objection_received(
+    db: impl Into<super::Db<'_>>,
+    notice_id: &str,
+    application_id: &str,
+    summary: &str,
+    received_on: Option<NaiveDate>,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<String, PayoutError> {
     let mut db = db.into();
+    let received_on = received_on.unwrap_or(today);
     if summary.trim().is_empty() {
         return Err(PayoutError::Invalid {
             field: "summary",
@@ -610,10 +642,13 @@ pub async fn file_objection(
     let objection = uuid::Uuid::now_v7().to_string();
     execute!(&mut db, PayoutError, |a| {
         let (opened, closed) = read_notice(a, notice_id).await?;
-        if closed || today > opened.ends_on {
+        let within = opened.starts_on <= received_on && received_on <= opened.ends_on;
+        if closed || !within || received_on > today {
             return Err(PayoutError::ObjectionPeriodEnded {
                 notice: notice_id.to_string(),
+                starts_on: opened.starts_on,
                 ends_on: opened.ends_on,
+                received_on,
             });
         }
         let (app, version) = read_applications(a, &[application_id.to_string()]).await?.remove(0);
@@ -630,6 +665,7 @@ pub async fn file_objection(
             application: app.id.clone(),
             summary: summary.trim().to_string(),
             filed_on: today,
+            received_on: Some(received_on).filter(|&r| r != today),
         };
         let stream = application_stream(&app.id);
         let appending = Append {
@@ -810,19 +846,4 @@ pub async fn record_recovery(
         };
         Ok(Decided::append(appending, recovery.clone()))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_notice_lasts_five_working_days() {
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        // Monday 2025-06-02 → Friday 2025-06-06; Thursday → next Wednesday.
-        assert_eq!(notice_ends_on(d("2025-06-02"), 5), d("2025-06-06"));
-        assert_eq!(notice_ends_on(d("2025-06-05"), 5), d("2025-06-11"));
-        // Starting on a Saturday, the first working day is Monday.
-        assert_eq!(notice_ends_on(d("2025-06-07"), 5), d("2025-06-13"));
-    }
 }

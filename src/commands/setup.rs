@@ -35,6 +35,12 @@ pub enum SetupError {
     QuotaAlreadySet { pool: String, year: i32 },
     #[error("no published expansion-quota policy covers pool {pool} in {year}; publish one first")]
     NoPolicyInForce { pool: String, year: i32 },
+    /// 鲁人社发〔2024〕8号 item 六: the quota is a share of the balance 截至2023年12月31日.
+    #[error(
+        "as_of: the expansion-quota policy {policy} takes the locked historical balance as of \
+         {expected}; a balance as of {as_of} cannot be the base of its quota"
+    )]
+    BalanceDateMismatch { as_of: NaiveDate, expected: NaiveDate, policy: String },
     #[error("ratio {ratio} is above the {ceiling} the policy {policy} allows")]
     RatioAboveCeiling { ratio: String, ceiling: String, policy: String },
     #[error(transparent)]
@@ -56,6 +62,7 @@ impl SetupError {
             SetupError::QuotaAlreadySet { .. } => "quota_already_set",
             SetupError::NoPolicyInForce { .. } => "no_policy_in_force",
             SetupError::RatioAboveCeiling { .. } => "ratio_above_ceiling",
+            SetupError::BalanceDateMismatch { .. } => "balance_date_mismatch",
             SetupError::Store(_) | SetupError::Database(_) => "internal",
         }
     }
@@ -193,6 +200,20 @@ pub async fn lock_balance(
         });
     }
     execute!(&mut db, SetupError, |a| {
+        let published =
+            read_tagged(a.conn(), &[Tag::parse(POLICIES_TAG).expect("a valid tag")]).await?;
+        let policies = policies_in(&published.events);
+        let quota_policy = balance_policy(&policies, *pool, today).ok_or_else(|| {
+            SetupError::NoPolicyInForce { pool: pool.to_string(), year: as_of.year() + 1 }
+        })?;
+        let Rules::ExpansionQuota(rules) = &quota_policy.rules else {
+            unreachable!("balance_policy returns expansion-quota policies")
+        };
+        rules.check_balance_date(as_of).map_err(|expected| SetupError::BalanceDateMismatch {
+            as_of,
+            expected,
+            policy: quota_policy.id.to_string(),
+        })?;
         let (state, version) = read_pool(a, pool).await?;
         let state = state.ok_or_else(|| SetupError::PoolNotFound(pool.to_string()))?;
         if state.balance.is_some() {
@@ -207,9 +228,29 @@ pub async fn lock_balance(
         let appending = Append {
             events: vec![new_event(pool_stream(pool), &event, actor, pool, vec![], Some(as_of))],
             expected: vec![(pool_stream(pool), ExpectedVersion::Exact(version))],
-            condition: None,
+            condition: Some(AppendCondition {
+                tags: vec![Tag::parse(POLICIES_TAG).expect("a valid tag")],
+                after: published.read_point,
+            }),
         };
         Ok(Decided::append(appending, ()))
+    })
+}
+
+/// The expansion-quota policy whose balance date a pool's locked balance must carry: the one in
+/// force for the pool today, else the latest that applies to the pool at all (the 2024 pilot
+/// ended on 2024-12-31, but its balance is still the base a ledger started later records).
+fn balance_policy(
+    policies: &[policy::Policy],
+    pool: DivisionCode,
+    today: NaiveDate,
+) -> Option<&policy::Policy> {
+    policy::select(policies, Program::ExpansionQuota, pool, today).ok().or_else(|| {
+        policies
+            .iter()
+            .filter(|p| p.program() == Program::ExpansionQuota)
+            .filter(|p| p.periods().any(|period| period.region.contains(&pool)))
+            .max_by(|a, b| a.effective_from.cmp(&b.effective_from).then(b.id.cmp(&a.id)))
     })
 }
 

@@ -159,7 +159,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, from the same registrations.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{applications, batch, feed, ops, payouts, setup};
+    use routes::{applications, batch, feed, ops, payouts, policies, setup};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -190,6 +190,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feed::verify))
         .routes(routes!(feed::spending))
         .routes(routes!(batch::batch))
+        .routes(routes!(policies::list))
         .split_for_parts()
 }
 

@@ -167,6 +167,7 @@ fn status_of(code: &str) -> StatusCode {
         | "unknown_occupation"
         | "no_standard_for_level"
         | "ratio_above_ceiling"
+        | "balance_date_mismatch"
         | "pool_not_found" => StatusCode::UNPROCESSABLE_ENTITY,
         "not_found" => StatusCode::NOT_FOUND,
         _ => StatusCode::CONFLICT,
@@ -225,6 +226,15 @@ impl From<PayoutError> for Problem {
                 let errors = field(f, message);
                 refusal(code, e.to_string(), errors)
             }
+            PayoutError::ObjectionPeriodEnded { starts_on, ends_on, .. } => {
+                let message =
+                    format!("must lie within {starts_on} to {ends_on}, not in the future");
+                refusal(code, e.to_string(), field("received_on", &message))
+            }
+            PayoutError::NoCalendar { year } => {
+                let message = format!("no holiday calendar in force covers {year}");
+                refusal(code, e.to_string(), field("starts_on", &message))
+            }
             other => refusal(code, other.to_string(), Vec::new()),
         }
     }
@@ -239,6 +249,10 @@ impl From<SetupError> for Problem {
             SetupError::Invalid { field: f, ref message } => {
                 let errors = field(f, message);
                 refusal(code, e.to_string(), errors)
+            }
+            SetupError::BalanceDateMismatch { expected, .. } => {
+                let message = format!("must be {expected}, the balance date of the policy");
+                refusal(code, e.to_string(), field("as_of", &message))
             }
             other => refusal(code, other.to_string(), Vec::new()),
         }

@@ -74,6 +74,7 @@ impl Api {
             "shandong-2024-skill-upgrade.toml",
             "jining-2025-skill-upgrade.toml",
             "shandong-2024-job-stabilization.toml",
+            "state-council-holidays.toml",
         ] {
             let path = dir.join(f);
             if path.exists() {
@@ -233,8 +234,10 @@ pub fn training(person: u32) -> Value {
     json!({
         "program": "vocational_training", "county": "371502", "submitted_on": "2024-10-20",
         "applicant": {"id_number": id_number("371502", person), "name": "王小五"},
-        "eligibility": {"receiving_unemployment_benefit": true},
+        // Insured, not on benefit: the office states the pilot (counts against the cap).
+        "eligibility": {"insured_months": 14, "receiving_unemployment_benefit": false},
         "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5,
-                     "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40}
+                     "assessment": "certificate", "class_start_on": "2024-09-10", "hours": 40},
+        "funding": "expansion_pilot"
     })
 }

@@ -39,7 +39,9 @@ pub struct NewApplication {
     /// Vocational training.
     #[schema(value_type = Option<Object>)]
     pub training: Option<Value>,
-    /// `expansion_pilot` or `employment_subsidy`; derived by the policy when omitted.
+    /// `unemployment_insurance` (benefit recipients: the fund's ordinary spending),
+    /// `expansion_pilot` (counted against the cap; the office may state it for an insured
+    /// trainee not on benefit) or `employment_subsidy`; derived by the policy when omitted.
     pub funding: Option<String>,
     /// Refunds: `{"credit_code","name","size","kind","labour_dispatch"}`.
     #[schema(value_type = Option<Object>)]

@@ -5,4 +5,5 @@ pub mod batch;
 pub mod feed;
 pub mod ops;
 pub mod payouts;
+pub mod policies;
 pub mod setup;

@@ -31,6 +31,10 @@ pub struct NewNotice {
 pub struct NewObjection {
     pub application_id: String,
     pub summary: String,
+    /// The day the office received it (on paper, entered later); default: today in
+    /// Asia/Shanghai. Must lie within the notice period and not in the future.
+    #[serde(default)]
+    pub received_on: Option<NaiveDate>,
 }
 
 /// `POST /v1/objections/{id}/resolve`
@@ -153,7 +157,8 @@ pub async fn get_notice(
         .ok_or_else(|| Problem::not_found(format!("notice {id} does not exist")))?;
     let mut body = json!({
         "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
-        "ends_on": n.ends_on, "working_days": n.working_days, "status": n.status,
+        "ends_on": n.ends_on, "working_days": n.working_days, "calendar": n.calendar,
+        "status": n.status,
         "lines": lines.iter().map(|l| json!({
             "application": l.application, "name": l.name_masked, "id_number": l.id_number_masked,
             "program": l.program, "amount": money(l.amount),
@@ -168,7 +173,8 @@ pub async fn get_notice(
         .map(|o| {
             let mut v = json!({
                 "id": o.objection, "application": o.application, "summary": o.summary,
-                "filed_on": o.filed_on, "status": o.status,
+                "filed_on": o.filed_on, "received_on": o.received_on.unwrap_or(o.filed_on),
+                "status": o.status,
             });
             if let Some(note) = &o.note {
                 v["note"] = json!(note);
@@ -221,11 +227,12 @@ pub async fn file_objection(
     require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
-    let outcome = commands::file_objection(
+    let outcome = commands::file_objection_received(
         unit.db(),
         &id,
         &b.application_id,
         &b.summary,
+        b.received_on,
         &principal.label,
         today(),
     )
