@@ -100,6 +100,11 @@ pub enum TokenCommand {
         /// Whom the token is for; recorded as the actor of every write.
         #[arg(long)]
         label: String,
+        /// The person the token stands for: an identifier unique to one person (a staff
+        /// number). Several tokens may stand for one person; maker-checker compares persons,
+        /// and every event records it with the token id.
+        #[arg(long)]
+        person: String,
     },
     /// List tokens (never their secrets).
     List,
@@ -413,17 +418,18 @@ fn key_file(data_dir: &std::path::Path) -> PathBuf {
 async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     match command {
-        TokenCommand::Create { role, pool: p, county, label } => {
+        TokenCommand::Create { role, pool: p, county, label, person } => {
             let (roles, scope) = tokens::parse_roles(&role, p.as_deref(), county.as_deref())?;
             if let Some(code) = p.as_deref().or(county.as_deref()) {
                 policy::DivisionCode::parse(code)
                     .map_err(|e| anyhow::anyhow!("--pool/--county: {e}"))?;
             }
-            let token = tokens::create(&mut conn, &roles, &scope, &label).await?;
+            let token = tokens::create(&mut conn, &roles, &scope, &label, &person).await?;
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             println!(
-                "created a token for `{}` with roles {} ({scope:?})",
+                "created a token for `{}` (person `{}`) with roles {} ({scope:?})",
                 label.trim(),
+                person.trim(),
                 roles.join(",")
             );
             println!("it is shown once; store it like a password:");
@@ -438,7 +444,15 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
                     .unwrap_or_else(|| "all".into());
                 let state =
                     t.revoked_at.map_or_else(|| "active".to_string(), |r| format!("revoked {r}"));
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.label, t.roles.join(","), scope, state);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.label,
+                    t.person,
+                    t.roles.join(","),
+                    scope,
+                    state
+                );
             }
         }
         TokenCommand::Revoke { id } => {

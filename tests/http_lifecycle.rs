@@ -158,7 +158,11 @@ async fn each_program_goes_from_submission_to_settled_payout() {
 
     // The person's subsidies of the year, masked.
     let r = api
-        .get("clerk_other", &format!("/v1/persons/{}/subsidies?year=2024", id_number("371502", 2)))
+        .post(
+            "clerk_other",
+            "/v1/persons/subsidies",
+            &json!({"id_number": id_number("371502", 2), "year": 2024}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let s = r.json();
@@ -444,6 +448,7 @@ async fn refusals_carry_their_code_and_field_and_record_nothing() {
         &mut conn,
         &[fundledger::tokens::Role::CountyClerk, fundledger::tokens::Role::CountyReviewer],
         &fundledger::tokens::Scope::County("371502".into()),
+        "clerk",
         "clerk",
     )
     .await

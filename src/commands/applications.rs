@@ -394,6 +394,7 @@ pub async fn review(
         }
     }
     let stream = application_stream(id);
+    let issuer = db.issuer().cloned();
     for _ in 0..COMMAND_ATTEMPTS_MAX {
         let mut tx = db.begin().await?;
         let events = read_stream(&mut tx, &stream).await?;
@@ -408,7 +409,15 @@ pub async fn review(
                 status: app.status.as_str(),
             });
         }
-        if app.submitted_by == reviewer {
+        // Maker-checker compares persons: one person's two tokens are one person, whatever
+        // their labels. Events recorded before tokens named persons (or by the CLI) carry no
+        // person; then the labels are compared, as before.
+        let submitter = events.first().and_then(|e| e.metadata.person.as_deref());
+        let same_person = match (submitter, &issuer) {
+            (Some(submitter), Some(issuer)) => submitter == issuer.person,
+            _ => app.submitted_by == reviewer,
+        };
+        if same_person {
             return Err(ApplicationError::SelfReview(reviewer.to_string()));
         }
         let person_tag = app.party_tag();

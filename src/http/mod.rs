@@ -18,6 +18,7 @@ macro_rules! begin_unit {
 
 pub mod extract;
 pub mod problem;
+pub mod rate;
 pub mod routes;
 pub mod unit;
 
@@ -47,11 +48,24 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Concurrent `GET /v1/events/live` readers.
     pub live_readers: usize,
+    /// Requests a second one token may send on average (0: no limit) ...
+    pub token_requests_per_s: u32,
+    /// ... and at once.
+    pub token_request_burst: u32,
+    /// How long a client may take to send a request's headers (slow-loris).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { body_bytes: 1 << 20, request_timeout: Duration::from_secs(30), live_readers: 8 }
+        Limits {
+            body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            live_readers: 8,
+            token_requests_per_s: 50,
+            token_request_burst: 100,
+            header_read_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -63,6 +77,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub limits: Limits,
     pub live_readers: Arc<tokio::sync::Semaphore>,
+    /// The server's copy of the token table.
+    pub tokens: Arc<crate::tokens::TokenCache>,
+    pub rate: Arc<rate::RateLimiter>,
     /// The checkpoint signing key: its public half is what `/v1/audit/verify` trusts.
     pub checkpoint_key: Option<Arc<ed25519_dalek::SigningKey>>,
     openapi: Arc<serde_json::Value>,
@@ -78,6 +95,11 @@ impl AppState {
             keys: Arc::new(keys),
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
+            tokens: Arc::new(crate::tokens::TokenCache::default()),
+            rate: Arc::new(rate::RateLimiter::new(
+                limits.token_requests_per_s,
+                limits.token_request_burst,
+            )),
             checkpoint_key: None,
             openapi: Arc::new(serde_json::Value::Null),
             router: Arc::new(OnceLock::new()),
@@ -113,6 +135,39 @@ pub(crate) async fn place_of_stream(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|(pool, county)| Place { pool, county }))
+}
+
+/// Authorises `roles` on a stream's thing ([`extract::authorise`]): role first, then existence
+/// and scope with one answer for "elsewhere" and "nowhere".
+pub(crate) async fn authorise_stream(
+    state: &AppState,
+    principal: &crate::tokens::Principal,
+    roles: &[crate::tokens::Role],
+    stream: &str,
+    what: &str,
+) -> Result<Place, Problem> {
+    extract::require_role(principal, roles)?;
+    let mut conn = state.pool.acquire().await?;
+    let place = place_of_stream(&mut conn, stream).await?;
+    extract::authorise(principal, roles, place, || {
+        Problem::not_found(format!("{what} does not exist"))
+    })
+}
+
+/// [`authorise_stream`] for a thing found by a tag (`payout:<id>`, `objection:<id>`).
+pub(crate) async fn authorise_tag(
+    state: &AppState,
+    principal: &crate::tokens::Principal,
+    roles: &[crate::tokens::Role],
+    tag: &str,
+    what: &str,
+) -> Result<Place, Problem> {
+    extract::require_role(principal, roles)?;
+    let mut conn = state.pool.acquire().await?;
+    let place = place_of_tag(&mut conn, tag).await?;
+    extract::authorise(principal, roles, place, || {
+        Problem::not_found(format!("{what} does not exist"))
+    })
 }
 
 /// Where the first event carrying a tag says it belongs.
@@ -173,6 +228,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(applications::review))
         .routes(routes!(applications::withdraw))
         .routes(routes!(applications::person_subsidies))
+        .routes(routes!(applications::person_subsidies_moved))
         .routes(routes!(payouts::open_notice))
         .routes(routes!(payouts::get_notice))
         .routes(routes!(payouts::file_objection))
@@ -204,10 +260,30 @@ pub fn router(mut state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(axum::middleware::from_fn(problems_everywhere))
+        // Inside `observe`, so a panic's 500 carries the request id and is logged with it.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(limits, observe))
         .with_state(state.clone());
     let _ = state.router.set(router.clone());
     router
+}
+
+/// A handler panicked: a bug of ours. The client gets a 500 problem (with the request id in
+/// `x-request-id`, set by `observe`); the panic's message goes to the log only, never to the
+/// client (it could hold a value from the request).
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %message, "a request handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an internal error occurred and was logged under this request's id (x-request-id); if this was a write, retry it with the same Idempotency-Key to learn its outcome",
+    )
+    .into_response()
 }
 
 async fn not_found() -> Problem {
@@ -280,8 +356,9 @@ async fn observe(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "request_timeout",
                     format!(
-                        "the request took longer than {} s and was abandoned; nothing was recorded, retry with the same Idempotency-Key",
-                        limits.request_timeout.as_secs()
+                        "the request took longer than {} s and was abandoned; {}",
+                        limits.request_timeout.as_secs(),
+                        problem::OUTCOME_UNKNOWN
                     ),
                 );
                 p.retry_after = Some(1);

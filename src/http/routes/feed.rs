@@ -23,17 +23,27 @@ use crate::tokens::{Principal, Role};
 pub const FEED_LIMIT_MAX: i64 = 1000;
 const FEED_LIMIT_DEFAULT: i64 = 100;
 
-/// An event's data without its sealed (encrypted) personal fields: for views that show
-/// an application to county staff, where the masked forms suffice.
+/// An event's data without its sealed (encrypted) personal fields and without the person key
+/// (the keyed hash that links one person's applications across counties): for views that
+/// show an application to county staff, where the masked forms suffice. Only the auditors'
+/// and admins' feed (`/v1/events`) carries the key.
 pub(crate) fn public_data(data: &Value) -> Value {
+    public_data_in(data, "")
+}
+
+fn public_data_in(data: &Value, parent: &str) -> Value {
     match data {
         Value::Object(map) => Value::Object(
             map.iter()
                 .filter(|(k, _)| !k.ends_with("_sealed"))
-                .map(|(k, v)| (k.clone(), public_data(v)))
+                .filter(|(k, _)| !(parent == "person" && k.as_str() == "key"))
+                .filter(|(k, _)| k.as_str() != "party")
+                .map(|(k, v)| (k.clone(), public_data_in(v, k)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(public_data).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| public_data_in(v, parent)).collect())
+        }
         other => other.clone(),
     }
 }
@@ -124,6 +134,9 @@ pub async fn live(
         })
         .transpose()?;
     let after = resume.or(q.after).unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::invalid("after", "must be 0 or a position"));
+    }
     // Each live reader holds a listening connection: bound them, so auditors cannot starve
     // the county offices of database connections.
     let permit = state
