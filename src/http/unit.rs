@@ -16,6 +16,12 @@ use crate::tokens::Principal;
 
 pub const REPLAYED: &str = "idempotent-replayed";
 
+/// How long an Idempotency-Key is remembered (API.md: at least 30 days). Older keys are
+/// deleted by `fundledger idempotency prune`, through the database function
+/// `fundledger_prune_idempotency`, which refuses anything under 30 days; a key seen again after
+/// that is a new request.
+pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 35;
+
 /// A started unit of work, or the stored answer to a request already made.
 #[derive(Debug)]
 pub enum Begun {

@@ -153,6 +153,11 @@ impl Api {
     }
 }
 
+/// [`raw`] with an owned request, for spawned tasks.
+pub async fn raw_owned(addr: SocketAddr, request: String) -> Reply {
+    raw(addr, request.as_bytes()).await
+}
+
 /// Sends bytes as they are and parses the response (Content-Length or chunked).
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
