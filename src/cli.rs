@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::http::{router, AppState, Limits};
+use crate::http::{AppState, Limits};
 use crate::personal::Keys;
 use crate::postgres::{Database, PoolSettings};
 use crate::publishing::{load_policy_file, publish, PublishError};
@@ -46,6 +46,16 @@ pub enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "FUNDLEDGER_BODY_LIMIT", default_value_t = 1 << 20)]
         body_limit: usize,
+        /// Requests a second one token may send on average (0: no limit); over it, 429.
+        #[arg(long, env = "FUNDLEDGER_TOKEN_RATE", default_value_t = 50)]
+        token_rate: u32,
+        /// Requests one token may send at once before the rate applies.
+        #[arg(long, env = "FUNDLEDGER_TOKEN_BURST", default_value_t = 100)]
+        token_burst: u32,
+        /// Seconds a client may take to send a request's headers before the connection is
+        /// closed (slow clients cannot hold connections open).
+        #[arg(long, env = "FUNDLEDGER_HEADER_READ_TIMEOUT", default_value_t = 10)]
+        header_read_timeout: u64,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
     /// Signed checkpoints are checked against --public-key, or else the local signing key.
@@ -82,6 +92,21 @@ pub enum Command {
     /// Publish policies and list what is published.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Idempotency keys: prune those past the retention period.
+    #[command(subcommand)]
+    Idempotency(IdempotencyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdempotencyCommand {
+    /// Forget Idempotency-Keys older than --older-than-days (at least 30): a key seen again
+    /// afterwards is a new request. Runs the database function `fundledger_prune_idempotency`,
+    /// which the owner and the `fundledger_maintenance` role may execute and the service's own
+    /// role may not; run it from cron as one of those.
+    Prune {
+        #[arg(long, default_value_t = crate::http::unit::IDEMPOTENCY_RETENTION_DAYS)]
+        older_than_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +164,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             request_timeout,
             body_limit,
             checkpoint_every,
+            token_rate,
+            token_burst,
+            header_read_timeout,
         } => {
             let keys = Keys::load_or_create(&key_file(&cli.data_dir))?;
             let signing = crate::checkpoints::load_or_create(&crate::checkpoints::default_path(
@@ -154,6 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let limits = Limits {
                 body_bytes: body_limit,
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                token_requests_per_s: token_rate,
+                token_request_burst: token_burst,
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout.max(1)),
                 ..Limits::default()
             };
             let mut state = AppState::new(db.pool.clone(), keys, limits);
@@ -340,6 +371,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Idempotency(IdempotencyCommand::Prune { older_than_days }) => {
+            use sqlx::Connection;
+            let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
+            // As the owner (the URL's user), not the service's role, which may not prune.
+            let pruned: Result<i64, sqlx::Error> = async {
+                let mut owner = sqlx::PgConnection::connect_with(&db.owner).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT fundledger_prune_idempotency(make_interval(days => $1))",
+                )
+                .bind(i32::try_from(older_than_days).unwrap_or(i32::MAX))
+                .fetch_one(&mut owner)
+                .await?;
+                owner.close().await?;
+                Ok(n)
+            }
+            .await;
+            db.close().await;
+            let pruned = pruned.map_err(|e| {
+                anyhow::anyhow!(
+                    "pruning idempotency keys: {e} (keys are kept at least 30 days; run this as the database owner or a member of fundledger_maintenance)"
+                )
+            })?;
+            println!("forgot {pruned} idempotency keys older than {older_than_days} days");
+            Ok(())
+        }
         Command::Token(command) => {
             let db = one_connection(cli.database_url.as_deref(), &cli.data_dir).await?;
             let outcome = token_command(&db.pool, command).await;
@@ -469,7 +525,8 @@ async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "fundledger is serving");
     let sequencer = tokio::spawn(run_sequencer(state.pool.clone()));
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // With a header-read timeout, and live streams told to end at shutdown.
+    crate::http::serve(listener, state, shutdown_signal()).await?;
     sequencer.abort();
     tracing::info!("in-flight requests finished; shutting down");
     Ok(())

@@ -532,3 +532,143 @@ async fn an_unauthenticated_request_costs_no_database_query() {
     let r = get("not-a-token".into()).await;
     assert_eq!((r.status, r.code().as_str()), (401, "unauthorized"), "{}", r.text);
 }
+
+/// A server run by `http::serve` (header-read timeout, shutdown signal) over a fresh database,
+/// with an auditor's token; the state is kept to look inside.
+struct Served {
+    addr: std::net::SocketAddr,
+    db: fundledger::postgres::testing::TestDatabase,
+    state: AppState,
+    token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn served(limits: Limits) -> Served {
+    let db = fundledger::postgres::testing::TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let token = tokens::create(&mut conn, &[Role::Auditor], &Scope::All, "审计 周", "auditor-1")
+        .await
+        .unwrap();
+    drop(conn);
+    fundledger::publishing::publish(
+        &db.pool,
+        &fundledger::publishing::load_policy_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies/shandong-2024-expansion-quota.toml"),
+        )
+        .unwrap(),
+        "admin",
+    )
+    .await
+    .unwrap();
+    let state = AppState::new(db.pool.clone(), Keys::generate(), limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(fundledger::http::serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Served { addr, db, state, token, stop: Some(stop), served }
+}
+
+/// Opens `GET /v1/events/live` and reads until the first event has arrived.
+async fn live(addr: std::net::SocketAddr, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET /v1/events/live?after=0 HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    while !seen.contains("id: 1") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the feed delivers")
+            .unwrap();
+        assert!(n > 0, "the feed closed early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    s
+}
+
+/// Reads until the server closes the stream; panics if it has not within `within`.
+async fn closes_within(mut s: tokio::net::TcpStream, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server ended the stream");
+}
+
+async fn listening_backends(db: &fundledger::postgres::testing::TestDatabase) -> i64 {
+    let mut owner = PgConnection::connect_with(&db.owner).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&db.name)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn live_readers_share_one_listening_connection_and_end_on_revocation_and_shutdown() {
+    let mut s = served(Limits::default()).await;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(live(s.addr, &s.token).await);
+    }
+    assert_eq!(s.state.live_head.readers(), 4);
+    assert_eq!(listening_backends(&s.db).await, 1, "one LISTEN connection for all readers");
+    // While they wait, they hold no pooled connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy = s.db.pool.size() as usize - s.db.pool.num_idle();
+    assert!(busy <= 1, "{busy} pooled connections busy for 4 waiting readers");
+
+    // Revoking the token ends its streams within about a second.
+    let mut conn = s.db.pool.acquire().await.unwrap();
+    tokens::revoke(&mut conn, &s.token).await.unwrap();
+    drop(conn);
+    let first = readers.remove(0);
+    closes_within(first, Duration::from_secs(4)).await;
+
+    // Shutting down ends the others, and the server returns.
+    let mut conn = s.db.pool.acquire().await.unwrap();
+    let other = tokens::create(&mut conn, &[Role::Auditor], &Scope::All, "审计 吴", "auditor-2")
+        .await
+        .unwrap();
+    drop(conn);
+    let stream = live(s.addr, &other).await;
+    s.stop.take().unwrap().send(()).unwrap();
+    closes_within(stream, Duration::from_secs(4)).await;
+    tokio::time::timeout(Duration::from_secs(5), &mut s.served)
+        .await
+        .expect("serve returns after shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let limits = Limits { header_read_timeout: Duration::from_secs(1), ..Limits::default() };
+    let s = served(limits).await;
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n").await.unwrap();
+    closes_within(slow, Duration::from_secs(4)).await;
+    // A client that sends its headers is served as usual.
+    let r = common::raw(s.addr, b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(r.status, 200);
+}

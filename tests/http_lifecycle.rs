@@ -358,8 +358,10 @@ async fn refusals_carry_their_code_and_field_and_record_nothing() {
             "reviewer",
             "/v1/applications/00000000-0000-0000-0000-000000000000/review",
             json!({"decision": "approve"}),
-            404,
-            "not_found",
+            // A county's reviewer hears the same 403 for a missing application as for another
+            // county's: ids cannot be probed.
+            403,
+            "forbidden",
             "",
         ),
         (

@@ -131,6 +131,17 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     );
     let listed = cli(&data_dir, &["token", "list"]);
     assert!(listed.contains("管理员 李四") && !listed.contains(&token[20..]), "{listed}");
+    // The pruning job keeps keys at least 30 days, whatever it is asked.
+    let pruned = cli(&data_dir, &["idempotency", "prune"]);
+    assert!(pruned.contains("forgot 0 idempotency keys older than 35 days"), "{pruned}");
+    let short = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(["idempotency", "prune", "--older-than-days", "10", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 30 days"));
 
     let port = free_port();
     let mut server = start(&data_dir, port);

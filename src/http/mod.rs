@@ -79,6 +79,10 @@ pub struct AppState {
     pub live_readers: Arc<tokio::sync::Semaphore>,
     /// The server's copy of the token table.
     pub tokens: Arc<crate::tokens::TokenCache>,
+    /// Set when the server shuts down: live streams end.
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The log's head, followed by one task for every live reader of this process.
+    pub live_head: crate::store::LiveHead,
     pub rate: Arc<rate::RateLimiter>,
     /// The checkpoint signing key: its public half is what `/v1/audit/verify` trusts.
     pub checkpoint_key: Option<Arc<ed25519_dalek::SigningKey>>,
@@ -89,6 +93,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(pool: PgPool, keys: Keys, limits: Limits) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").into();
+        let live_head = crate::store::LiveHead::new(pool.clone());
         AppState {
             pool,
             database,
@@ -96,6 +101,8 @@ impl AppState {
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
             tokens: Arc::new(crate::tokens::TokenCache::default()),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            live_head,
             rate: Arc::new(rate::RateLimiter::new(
                 limits.token_requests_per_s,
                 limits.token_request_burst,
@@ -110,6 +117,52 @@ impl AppState {
     pub(crate) fn router(&self) -> Router {
         self.router.get().expect("set when the router is built").clone()
     }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then tells long-lived streams to end
+/// (`AppState::shutdown`) and lets in-flight requests finish. Like `axum::serve`, plus
+/// [`Limits::header_read_timeout`]: a client that does not finish sending its headers in time
+/// is disconnected, so slow clients cannot hold connections open.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let stop = state.shutdown.clone();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(state.limits.header_read_timeout);
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Money as the API shows it: a string with exactly two decimals.
