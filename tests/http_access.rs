@@ -672,3 +672,31 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     let r = common::raw(s.addr, b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn certificate_numbers_are_sealed_bound_to_their_application_and_shown_masked() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let body = json!({
+        "program": "skill_upgrade", "county": "371502", "submitted_on": "2024-08-01",
+        "applicant": {"id_number": id_number("371502", 11), "name": "张三"},
+        "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": false},
+        "certificate": {"occupation_code": "4-10-01-05", "level": 4, "number": "S0000371500124",
+                        "issued_on": "2024-03-01"}
+    });
+    let r = api.post("clerk", "/v1/applications", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let stored: String = sqlx::query_scalar(
+        "SELECT data::text FROM events WHERE stream_id = $1 AND stream_version = 1",
+    )
+    .bind(format!("application-{id}"))
+    .fetch_one(&api.db.pool)
+    .await
+    .unwrap();
+    assert!(!stored.contains("S0000371500124"), "the number is not stored in the clear: {stored}");
+    assert!(stored.contains("number_sealed") && stored.contains("**********0124"), "{stored}");
+    let r = api.get("clerk", &format!("/v1/applications/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.text.contains("S0000371500124") && r.text.contains("**********0124"), "{}", r.text);
+}
