@@ -221,7 +221,9 @@ pub async fn create(
 pub fn parse_token(token: &str) -> Option<(Uuid, &str)> {
     let (id, secret) = token.strip_prefix("fl_")?.split_once('_')?;
     // 32 random bytes, base64url without padding.
-    if secret.len() != 43 || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if secret.len() != 43
+        || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return None;
     }
     Some((Uuid::try_parse(id).ok()?, secret))
@@ -294,7 +296,11 @@ impl TokenCache {
     }
 
     /// A copy loaded after `since` (waiting for the next allowed load if need be).
-    async fn load_after(&self, pool: &PgPool, since: Instant) -> Result<Arc<Snapshot>, sqlx::Error> {
+    async fn load_after(
+        &self,
+        pool: &PgPool,
+        since: Instant,
+    ) -> Result<Arc<Snapshot>, sqlx::Error> {
         let _loading = self.loading.lock().await;
         let current = self.current();
         if current.loaded_at.is_some_and(|at| at >= since) {
@@ -302,7 +308,8 @@ impl TokenCache {
         }
         if let Some(at) = current.loaded_at {
             // At most one load per interval, however many unknown tokens arrive.
-            tokio::time::sleep_until(tokio::time::Instant::from_std(at + TOKEN_REFRESH_INTERVAL)).await;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at + TOKEN_REFRESH_INTERVAL))
+                .await;
         }
         let started = Instant::now();
         self.loads.fetch_add(1, Ordering::Relaxed);

@@ -161,8 +161,20 @@ async fn out_of_scope_is_403_whether_or_not_the_thing_exists_and_never_says_whos
             &application,
         ),
         // Without the role at all: 403 before anything is looked up.
-        ("auditor", "POST", "/v1/applications/{id}/review".into(), json!({"decision": "approve"}), &application),
-        ("clerk", "POST", "/v1/payouts/{id}/settlement".into(), json!({"status": "failed", "reason": "r"}), &payout),
+        (
+            "auditor",
+            "POST",
+            "/v1/applications/{id}/review".into(),
+            json!({"decision": "approve"}),
+            &application,
+        ),
+        (
+            "clerk",
+            "POST",
+            "/v1/payouts/{id}/settlement".into(),
+            json!({"status": "failed", "reason": "r"}),
+            &payout,
+        ),
     ];
     for (who, method, path, body, existing) in cases {
         let mut answers = Vec::new();
@@ -175,7 +187,12 @@ async fn out_of_scope_is_403_whether_or_not_the_thing_exists_and_never_says_whos
                 vec![]
             };
             let r = api.send(method, &path, Some(who), &headers, text.as_deref()).await;
-            assert_eq!((r.status, r.code().as_str()), (403, "forbidden"), "{who} {path}: {}", r.text);
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (403, "forbidden"),
+                "{who} {path}: {}",
+                r.text
+            );
             for place in ["371502", "371500"] {
                 assert!(!r.text.contains(place), "{who} {path} names {place}: {}", r.text);
             }
@@ -245,31 +262,54 @@ async fn money_moving_requests_without_an_idempotency_key_are_refused_and_record
     let (application, _, payout) = paid(&api, 7).await;
     let other = approved(&api, 8).await;
     let r = api
-        .post("finance", &format!("/v1/payouts/{payout}/settlement"), &json!({"status": "failed", "reason": "账户已注销"}))
+        .post(
+            "finance",
+            &format!("/v1/payouts/{payout}/settlement"),
+            &json!({"status": "failed", "reason": "账户已注销"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let cases = [
         ("/v1/payouts".to_string(), json!({"application_ids": [other], "paid_on": "2024-11-12"})),
-        (format!("/v1/payouts/{payout}/settlement"), json!({"status": "settled", "bank_reference": "B1"})),
+        (
+            format!("/v1/payouts/{payout}/settlement"),
+            json!({"status": "settled", "bank_reference": "B1"}),
+        ),
         (
             format!("/v1/payouts/{payout}/reissue"),
             json!({"account": {"bank": "中国农业银行聊城分行", "number": "6228480000000000"}, "paid_on": "2024-11-20"}),
         ),
-        (format!("/v1/applications/{application}/recoveries"), json!({"amount": "1.00", "reason": "r"})),
+        (
+            format!("/v1/applications/{application}/recoveries"),
+            json!({"amount": "1.00", "reason": "r"}),
+        ),
     ];
     let (before, keys) = (events(&api).await, idempotency_rows(&api).await);
     for (path, body) in &cases {
         let text = body.to_string();
         let r = api
-            .send("POST", path, Some("finance"), &[("content-type", "application/json")], Some(&text))
+            .send(
+                "POST",
+                path,
+                Some("finance"),
+                &[("content-type", "application/json")],
+                Some(&text),
+            )
             .await;
-        assert_eq!((r.status, r.code().as_str()), (428, "idempotency_key_required"), "{path}: {}", r.text);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (428, "idempotency_key_required"),
+            "{path}: {}",
+            r.text
+        );
         assert_eq!(r.json()["errors"][0]["field"], "Idempotency-Key");
     }
     assert_eq!(events(&api).await, before, "nothing recorded");
     assert_eq!(idempotency_rows(&api).await, keys);
     // The list is one constant, covering the routes still to come.
-    for path in ["/v1/settlements/import", "/v1/periods/371500/2024-11/seal", "/v1/payouts/x/reissue"] {
+    for path in
+        ["/v1/settlements/import", "/v1/periods/371500/2024-11/seal", "/v1/payouts/x/reissue"]
+    {
         assert!(fundledger::http::extract::idempotency_required(path), "{path}");
     }
     assert!(!fundledger::http::extract::idempotency_required("/v1/applications"));
@@ -296,7 +336,10 @@ async fn a_failed_commit_and_a_timeout_say_the_outcome_is_unknown() {
         .await;
     assert_eq!((r.status, r.code().as_str()), (503, "outcome_unknown"), "{}", r.text);
     let detail = r.json()["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains("the outcome is unknown; retry with the same Idempotency-Key"), "{detail}");
+    assert!(
+        detail.contains("the outcome is unknown; retry with the same Idempotency-Key"),
+        "{detail}"
+    );
     assert!(!detail.contains("nothing was recorded"), "{detail}");
     sqlx::raw_sql("DROP TRIGGER refuse_at_commit ON idempotency_keys")
         .execute(&mut owner)
@@ -317,7 +360,10 @@ async fn a_failed_commit_and_a_timeout_say_the_outcome_is_unknown() {
         .await;
     assert_eq!((r.status, r.code().as_str()), (503, "request_timeout"), "{}", r.text);
     let detail = r.json()["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains("the outcome is unknown; retry with the same Idempotency-Key"), "{detail}");
+    assert!(
+        detail.contains("the outcome is unknown; retry with the same Idempotency-Key"),
+        "{detail}"
+    );
     assert!(!detail.contains("nothing was recorded"), "{detail}");
 }
 
@@ -351,16 +397,20 @@ async fn idempotency_keys_expire_only_through_the_maintenance_function_and_an_ex
         .unwrap_err();
     assert!(short.to_string().contains("at least 30 days"), "{short}");
     // A fresh key survives pruning; one older than the retention period does not.
-    let pruned: i64 =
-        sqlx::query_scalar(&format!("SELECT fundledger_prune_idempotency('{} days')", fundledger::http::unit::IDEMPOTENCY_RETENTION_DAYS))
-            .fetch_one(&mut owner)
-            .await
-            .unwrap();
+    let pruned: i64 = sqlx::query_scalar(&format!(
+        "SELECT fundledger_prune_idempotency('{} days')",
+        fundledger::http::unit::IDEMPOTENCY_RETENTION_DAYS
+    ))
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
     assert_eq!(pruned, 0);
-    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '40 days' WHERE key = 'old-key'")
-        .execute(&mut owner)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - interval '40 days' WHERE key = 'old-key'",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
     let pruned: i64 = sqlx::query_scalar("SELECT fundledger_prune_idempotency('35 days')")
         .fetch_one(&mut owner)
         .await
@@ -468,7 +518,11 @@ async fn personal_values_are_never_echoed_and_county_staff_never_see_the_person_
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(!r.text.contains(&key), "{who} sees the person key: {}", r.text);
         let r = api
-            .post(who, "/v1/persons/subsidies", &json!({"id_number": id_number("371502", 10), "year": 2024}))
+            .post(
+                who,
+                "/v1/persons/subsidies",
+                &json!({"id_number": id_number("371502", 10), "year": 2024}),
+            )
             .await;
         assert!(!r.text.contains(&key), "{who} sees the person key: {}", r.text);
     }
@@ -669,7 +723,8 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n").await.unwrap();
     closes_within(slow, Duration::from_secs(4)).await;
     // A client that sends its headers is served as usual.
-    let r = common::raw(s.addr, b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
+    let r =
+        common::raw(s.addr, b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
     assert_eq!(r.status, 200);
 }
 

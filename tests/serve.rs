@@ -112,7 +112,17 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     let data_dir = std::env::temp_dir()
         .join(format!("fundledger-token-test-{}", uuid::Uuid::new_v4().simple()));
     let bad = Command::new(env!("CARGO_BIN_EXE_fundledger"))
-        .args(["token", "create", "--role", "county_clerk", "--label", "x", "--person", "x", "--data-dir"])
+        .args([
+            "token",
+            "create",
+            "--role",
+            "county_clerk",
+            "--label",
+            "x",
+            "--person",
+            "x",
+            "--data-dir",
+        ])
         .arg(&data_dir)
         .env_remove("DATABASE_URL")
         .output()
@@ -183,7 +193,10 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
         .to_string();
     cli(&data_dir, &["token", "revoke", &id]);
     // The server reloads its copy of the token table at most once a second.
-    tokio::time::sleep(fundledger::tokens::TOKEN_REFRESH_INTERVAL + std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep(
+        fundledger::tokens::TOKEN_REFRESH_INTERVAL + std::time::Duration::from_millis(100),
+    )
+    .await;
     let refused = request(port, post(token)).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 

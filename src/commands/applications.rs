@@ -209,7 +209,8 @@ fn sealed_details(keys: &Keys, stream: &str, mut details: serde_json::Value) -> 
     if let Some(certificate) = details.get_mut("certificate").and_then(|c| c.as_object_mut()) {
         if let Some(serde_json::Value::String(number)) = certificate.remove("number") {
             let sealed = Sealed::seal_bound(keys, Field::CertificateNumber, stream, &number);
-            let shown: String = number.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let shown: String =
+                number.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
             let masked = format!("{}{shown}", "*".repeat(number.chars().count().saturating_sub(4)));
             certificate.insert("number_sealed".into(), sealed.as_str().into());
             certificate.insert("number_masked".into(), masked.into());

@@ -372,8 +372,10 @@ mod tests {
         struct Outer {
             applicant: Applicant,
         }
-        let p = parse::<Outer>(serde_json::json!({"applicant": {"id_number": 370811199001011236_u64, "name": "x"}}))
-            .unwrap_err();
+        let p = parse::<Outer>(
+            serde_json::json!({"applicant": {"id_number": 370811199001011236_u64, "name": "x"}}),
+        )
+        .unwrap_err();
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(p.errors[0].field, "applicant.id_number");
         assert!(!text.contains("370811199001011236"), "{text}");

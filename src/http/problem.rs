@@ -100,11 +100,8 @@ impl Problem {
     /// at the time limit. Only a retry with the same Idempotency-Key can tell (it replays the
     /// first answer if the first attempt committed, and runs otherwise).
     pub fn outcome_unknown() -> Self {
-        let mut p = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "outcome_unknown",
-            OUTCOME_UNKNOWN,
-        );
+        let mut p =
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", OUTCOME_UNKNOWN);
         p.retry_after = Some(1);
         p
     }

@@ -42,7 +42,6 @@ impl PersonKey {
     }
 }
 
-
 /// A value sealed with AES-256-GCM: base64 of nonce (12 bytes) followed by the ciphertext and
 /// tag. The field it belongs to is bound in as associated data, so a sealed name cannot be
 /// passed off as a sealed ID number.

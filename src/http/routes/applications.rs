@@ -352,8 +352,9 @@ pub async fn person_subsidies(
         apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
     }
     let in_year: Vec<&Application> = apps.by_id.values().filter(|a| a.year == q.year).collect();
-    let stands =
-        |a: &Application| !matches!(a.status, Status::Rejected | Status::Withdrawn | Status::Recovered);
+    let stands = |a: &Application| {
+        !matches!(a.status, Status::Rejected | Status::Withdrawn | Status::Recovered)
+    };
     let holds_slot = |a: &&&Application| a.program == "skill_upgrade" && stands(a);
     let used = in_year.iter().filter(holds_slot).count();
     let mut by_program = serde_json::Map::new();

@@ -168,10 +168,7 @@ pub async fn live(
         _permit: permit,
     };
     let events = stream::unfold(follower, |mut reader| async move {
-        match reader.next_page().await {
-            Some(page) => Some((page, reader)),
-            None => None,
-        }
+        reader.next_page().await.map(|page| (page, reader))
     })
     .flat_map(|page: Vec<RecordedEvent>| {
         stream::iter(page.into_iter().map(|e| {

@@ -147,8 +147,14 @@ pub async fn get_notice(
 ) -> Result<Json<Value>, Problem> {
     // A notice is published (公示) on the county's board, but the API's copy carries the
     // objections' texts: the county's staff, its pool's finance bureau, auditors and admins.
-    authorise_stream(&state, &principal, &NOTICE_READERS, &notice_stream(&id), &format!("notice {id}"))
-        .await?;
+    authorise_stream(
+        &state,
+        &principal,
+        &NOTICE_READERS,
+        &notice_stream(&id),
+        &format!("notice {id}"),
+    )
+    .await?;
     let mut conn = state.pool.acquire().await?;
     let events = read_stream(&mut conn, &notice_stream(&id)).await?;
     let mut body = Value::Null;
@@ -318,7 +324,11 @@ pub async fn issue_payouts(
     Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
-async fn authorise_payout(state: &AppState, principal: &Principal, id: &str) -> Result<(), Problem> {
+async fn authorise_payout(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(), Problem> {
     let (tag, what) = (format!("payout:{id}"), format!("payout {id}"));
     authorise_tag(state, principal, &[Role::CityFinance], &tag, &what).await.map(|_| ())
 }
