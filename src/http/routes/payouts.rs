@@ -295,6 +295,7 @@ pub async fn close_notice(
 
 #[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
     responses((status = 201, description = "One payout per application"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "not_cleared, already_paid")))]
 pub async fn issue_payouts(
     State(state): State<AppState>,
@@ -335,7 +336,8 @@ async fn authorise_payout(
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/settlement", tag = "payouts", request_body = SettlementBody,
     params(("id" = String, Path, description = "payout id")),
-    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled")))]
+    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
 pub async fn settle(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -382,6 +384,7 @@ pub async fn settle(
 #[utoipa::path(post, path = "/v1/payouts/{id}/reissue", tag = "payouts", request_body = Reissue,
     params(("id" = String, Path, description = "the failed payout's id")),
     responses((status = 201, description = "A new payout of the same amount to the corrected account; the quota is unchanged"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "payout_not_failed")))]
 pub async fn reissue(
     State(state): State<AppState>,
@@ -415,7 +418,8 @@ pub async fn reissue(
 
 #[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
     params(("id" = String, Path, description = "application id")),
-    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable")))]
+    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
 pub async fn record_recovery(
     State(state): State<AppState>,
     Path(id): Path<String>,
