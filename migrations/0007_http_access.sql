@@ -44,13 +44,18 @@ $do$;
 REVOKE ALL ON FUNCTION fundledger_prune_idempotency(interval) FROM PUBLIC;
 
 -- The maintenance role: may prune, nothing else. Created when the migrating user may create
--- roles; otherwise the owner grants it by hand (README, "Idempotency").
+-- roles; otherwise only the owner can prune (ARCHITECTURE.md, "HTTP: one POST, one transaction").
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_maintenance') THEN
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolcreaterole OR rolsuper)) THEN
+        -- Roles belong to the cluster: two databases migrating at once may both try.
+        BEGIN
             CREATE ROLE fundledger_maintenance NOLOGIN;
-        END IF;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'cannot create role fundledger_maintenance: the owner prunes idempotency keys';
+        END;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_maintenance') THEN
         GRANT EXECUTE ON FUNCTION fundledger_prune_idempotency(interval) TO fundledger_maintenance;
