@@ -755,3 +755,52 @@ async fn certificate_numbers_are_sealed_bound_to_their_application_and_shown_mas
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(!r.text.contains("S0000371500124") && r.text.contains("**********0124"), "{}", r.text);
 }
+
+#[tokio::test]
+async fn tokens_made_before_persons_existed_become_persons_of_their_own() {
+    use sqlx::ConnectOptions;
+    use std::borrow::Cow;
+    let admin = fundledger::postgres::testing::admin_options();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+    let mut db = admin.clone().database(&name).connect().await.unwrap();
+    // The schema as it was before 0007, with a token made then.
+    let before = sqlx::migrate::Migrator {
+        migrations: Cow::Owned(
+            fundledger::postgres::MIGRATOR.iter().filter(|m| m.version < 7).cloned().collect(),
+        ),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    before.run(&mut db).await.unwrap();
+    let old = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO api_tokens (id, label, roles, county, secret_hash) \
+         VALUES ($1, 'clerk', '{county_clerk}', '371502', '\\x00')",
+    )
+    .bind(old)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    fundledger::postgres::MIGRATOR.run(&mut db).await.unwrap();
+    let person: String = sqlx::query_scalar("SELECT person FROM api_tokens WHERE id = $1")
+        .bind(old)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(person, format!("token:{old}"));
+    let blank = sqlx::query(
+        "INSERT INTO api_tokens (id, label, person, roles, secret_hash) VALUES ($1, 'x', ' ', '{admin}', '\\x00')",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .execute(&mut db)
+    .await;
+    assert!(blank.is_err(), "a token names a person");
+    drop(db);
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
