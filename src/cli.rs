@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::http::{router, AppState, Limits};
+use crate::http::{AppState, Limits};
 use crate::personal::Keys;
 use crate::postgres::{Database, PoolSettings};
 use crate::publishing::{load_policy_file, publish, PublishError};
@@ -64,6 +64,16 @@ pub enum Command {
         /// Do not publish the policies shipped with the binary on first start of an empty log.
         #[arg(long)]
         no_default_policies: bool,
+        /// Requests a second one token may send on average (0: no limit); over it, 429.
+        #[arg(long, env = "FUNDLEDGER_TOKEN_RATE", default_value_t = 50)]
+        token_rate: u32,
+        /// Requests one token may send at once before the rate applies.
+        #[arg(long, env = "FUNDLEDGER_TOKEN_BURST", default_value_t = 100)]
+        token_burst: u32,
+        /// Seconds a client may take to send a request's headers before the connection is
+        /// closed (slow clients cannot hold connections open).
+        #[arg(long, env = "FUNDLEDGER_HEADER_READ_TIMEOUT", default_value_t = 10)]
+        header_read_timeout: u64,
     },
     /// Walk the audit hash chain and report the first position where it breaks (exit code 1).
     /// Signed checkpoints are checked against --public-key; without it, the chain only.
@@ -103,6 +113,9 @@ pub enum Command {
     /// The personal-data keys: check them against the database, or rotate the sealing key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Idempotency keys: prune those past the retention period.
+    #[command(subcommand)]
+    Idempotency(IdempotencyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +127,18 @@ pub enum KeysCommand {
     /// the old keys stay in the file and keep opening what they sealed. Back the file up
     /// again afterwards.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdempotencyCommand {
+    /// Forget Idempotency-Keys older than --older-than-days (at least 30): a key seen again
+    /// afterwards is a new request. Runs the database function `fundledger_prune_idempotency`,
+    /// which the owner and the `fundledger_maintenance` role may execute and the service's own
+    /// role may not; run it from cron as one of those.
+    Prune {
+        #[arg(long, default_value_t = crate::http::unit::IDEMPOTENCY_RETENTION_DAYS)]
+        older_than_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +157,11 @@ pub enum TokenCommand {
         /// Whom the token is for; recorded as the actor of every write.
         #[arg(long)]
         label: String,
+        /// The person the token stands for: an identifier unique to one person (a staff
+        /// number). Several tokens may stand for one person; maker-checker compares persons,
+        /// and every event records it with the token id.
+        #[arg(long)]
+        person: String,
     },
     /// List tokens (never their secrets).
     List,
@@ -183,6 +213,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint_every,
             ref checkpoint_public_key,
             no_default_policies,
+            token_rate,
+            token_burst,
+            header_read_timeout,
         } => {
             let trusted = checkpoint_public_key
                 .as_deref()
@@ -243,6 +276,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let limits = Limits {
                 body_bytes: body_limit,
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                token_requests_per_s: token_rate,
+                token_request_burst: token_burst,
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout.max(1)),
                 ..Limits::default()
             };
             let mut state = AppState::new(db.pool.clone(), keys, limits);
@@ -433,6 +469,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Idempotency(IdempotencyCommand::Prune { older_than_days }) => {
+            use sqlx::Connection;
+            let db = one_connection(&site).await?;
+            // As the owner (the URL's user), not the service's role, which may not prune.
+            let pruned: Result<i64, sqlx::Error> = async {
+                let mut owner = sqlx::PgConnection::connect_with(&db.owner).await?;
+                let n = sqlx::query_scalar(
+                    "SELECT fundledger_prune_idempotency(make_interval(days => $1))",
+                )
+                .bind(i32::try_from(older_than_days).unwrap_or(i32::MAX))
+                .fetch_one(&mut owner)
+                .await?;
+                owner.close().await?;
+                Ok(n)
+            }
+            .await;
+            db.close().await;
+            let pruned = pruned.map_err(|e| {
+                anyhow::anyhow!(
+                    "pruning idempotency keys: {e} (keys are kept at least 30 days; run this as the database owner or a member of fundledger_maintenance)"
+                )
+            })?;
+            println!("forgot {pruned} idempotency keys older than {older_than_days} days");
+            Ok(())
+        }
         Command::Token(command) => {
             let db = one_connection(&site).await?;
             if let Err(e) = checked_keys(&site, &db).await {
@@ -585,17 +646,18 @@ async fn checked_keys(site: &Site, db: &Database) -> anyhow::Result<Keys> {
 async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     match command {
-        TokenCommand::Create { role, pool: p, county, label } => {
+        TokenCommand::Create { role, pool: p, county, label, person } => {
             let (roles, scope) = tokens::parse_roles(&role, p.as_deref(), county.as_deref())?;
             if let Some(code) = p.as_deref().or(county.as_deref()) {
                 policy::DivisionCode::parse(code)
                     .map_err(|e| anyhow::anyhow!("--pool/--county: {e}"))?;
             }
-            let token = tokens::create(&mut conn, &roles, &scope, &label).await?;
+            let token = tokens::create(&mut conn, &roles, &scope, &label, &person).await?;
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             println!(
-                "created a token for `{}` with roles {} ({scope:?})",
+                "created a token for `{}` (person `{}`) with roles {} ({scope:?})",
                 label.trim(),
+                person.trim(),
                 roles.join(",")
             );
             println!("it is shown once; store it like a password:");
@@ -610,7 +672,15 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
                     .unwrap_or_else(|| "all".into());
                 let state =
                     t.revoked_at.map_or_else(|| "active".to_string(), |r| format!("revoked {r}"));
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.label, t.roles.join(","), scope, state);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.label,
+                    t.person,
+                    t.roles.join(","),
+                    scope,
+                    state
+                );
             }
         }
         TokenCommand::Revoke { id } => {
@@ -627,7 +697,8 @@ async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "fundledger is serving");
     let sequencer = tokio::spawn(run_sequencer(state.pool.clone()));
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // With a header-read timeout, and live streams told to end at shutdown.
+    crate::http::serve(listener, state, shutdown_signal()).await?;
     sequencer.abort();
     tracing::info!("in-flight requests finished; shutting down");
     Ok(())

@@ -307,7 +307,9 @@ async fn the_server_trusts_only_a_configured_public_key_and_says_when_it_has_non
     checkpoints::record(&db.pool, &key, "test").await.unwrap();
     sequence_all(&db).await;
     let mut conn = db.pool.acquire().await.unwrap();
-    let token = tokens::create(&mut conn, &[Role::Auditor], &Scope::All, "审计 钱").await.unwrap();
+    let token = tokens::create(&mut conn, &[Role::Auditor], &Scope::All, "审计 钱", "audit-qian")
+        .await
+        .unwrap();
     drop(conn);
     let other = SigningKey::generate(&mut rand::rngs::OsRng).verifying_key();
     for (configured, expected) in [

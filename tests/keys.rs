@@ -30,6 +30,17 @@ async fn append_one(db: &TestDatabase) {
     };
     append(&mut tx, &Append { events: vec![event], ..Append::default() }).await.unwrap();
     tx.commit().await.unwrap();
+    // Positioned before anything signs the head: the sequencer waits for every open writer of
+    // the cluster (the other tests' too), so it may take a few rounds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let head = fundledger::store::sequence(&mut conn).await.unwrap();
+        if head.is_some_and(|p| p.0 > 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the event was never positioned");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn refusal(result: Result<Keys, KeyCheckError>) -> String {
@@ -187,7 +198,7 @@ fn fundledger(data_dir: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn serve_and_the_commands_refuse_a_missing_or_different_key_file() {
     let data_dir = temp_dir("keys-cli");
-    let ok = fundledger(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员"]);
+    let ok = fundledger(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员", "--person", "admin-1"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let published = fundledger(
         &data_dir,

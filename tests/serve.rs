@@ -112,7 +112,17 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     let data_dir = std::env::temp_dir()
         .join(format!("fundledger-token-test-{}", uuid::Uuid::new_v4().simple()));
     let bad = Command::new(env!("CARGO_BIN_EXE_fundledger"))
-        .args(["token", "create", "--role", "county_clerk", "--label", "x", "--data-dir"])
+        .args([
+            "token",
+            "create",
+            "--role",
+            "county_clerk",
+            "--label",
+            "x",
+            "--person",
+            "x",
+            "--data-dir",
+        ])
         .arg(&data_dir)
         .env_remove("DATABASE_URL")
         .output()
@@ -120,7 +130,10 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     assert!(!bad.status.success(), "a county role without --county is refused");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--county"));
 
-    let out = cli(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员 李四"]);
+    let out = cli(
+        &data_dir,
+        &["token", "create", "--role", "admin", "--label", "管理员 李四", "--person", "lisi"],
+    );
     let token = out.lines().last().unwrap().trim().to_string();
     assert!(
         token.starts_with("fl_") && !token.contains(' '),
@@ -128,6 +141,17 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     );
     let listed = cli(&data_dir, &["token", "list"]);
     assert!(listed.contains("管理员 李四") && !listed.contains(&token[20..]), "{listed}");
+    // The pruning job keeps keys at least 30 days, whatever it is asked.
+    let pruned = cli(&data_dir, &["idempotency", "prune"]);
+    assert!(pruned.contains("forgot 0 idempotency keys older than 35 days"), "{pruned}");
+    let short = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(["idempotency", "prune", "--older-than-days", "10", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 30 days"));
 
     let port = free_port();
     let mut server = start(&data_dir, port);
@@ -143,14 +167,21 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     };
     let created = request(port, post(token.clone())).await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let query = r#"{"id_number":"370811199001011236","year":2025}"#;
     let person = request(
         port,
-        format!("GET /v1/persons/370811199001011236/subsidies?year=2025 HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n"),
+        format!("POST /v1/persons/subsidies HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{query}", query.len()),
     )
     .await;
     if !person.starts_with("HTTP/1.1 200") {
         panic!("{person}\n{}", terminate(server));
     }
+    let moved = request(
+        port,
+        format!("GET /v1/persons/370811199001011236/subsidies?year=2025 HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n"),
+    )
+    .await;
+    assert!(moved.starts_with("HTTP/1.1 410"), "{moved}");
 
     let id = listed
         .lines()
@@ -161,6 +192,11 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
         .unwrap()
         .to_string();
     cli(&data_dir, &["token", "revoke", &id]);
+    // The server reloads its copy of the token table at most once a second.
+    tokio::time::sleep(
+        fundledger::tokens::TOKEN_REFRESH_INTERVAL + std::time::Duration::from_millis(100),
+    )
+    .await;
     let refused = request(port, post(token)).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 
@@ -171,6 +207,7 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
             && log.contains("duration_ms"),
         "{log}"
     );
+    assert!(log.contains("route=/v1/persons/subsidies"), "{log}");
     assert!(log.contains("route=/v1/persons/{id_number}/subsidies"), "{log}");
     assert!(!log.contains("370811199001011236"), "an ID number never reaches the log");
     std::fs::remove_dir_all(&data_dir).unwrap();

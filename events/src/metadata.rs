@@ -10,6 +10,13 @@ pub struct Metadata {
     /// The label of the token (a person) that issued the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The id of the API token the command came with (absent for the CLI and older events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The person that token stands for (`token create --person`): what maker-checker
+    /// compares. Labels are free text and may repeat; persons identify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
     /// Fund pool (统筹地区) the event concerns, a 6-digit division code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,

@@ -91,7 +91,7 @@ impl IdNumber {
             .is_ok_and(|d| chrono::Datelike::year(&d) >= BIRTH_YEAR_MIN);
         if !is_birth_date {
             return Err(err(format!(
-                "characters 7-14 ({birth}) are not a birth date YYYYMMDD from {BIRTH_YEAR_MIN} on"
+                "characters 7-14 are not a birth date YYYYMMDD from {BIRTH_YEAR_MIN} on"
             )));
         }
         let expected = Self::check_char(&bytes[..17]);

@@ -204,6 +204,22 @@ pub(crate) fn new_event<E: DomainEvent>(
     }
 }
 
+/// The request's details as recorded: a certificate's number is sealed like a name (bound to
+/// the application's stream) and shown masked (`**********0124`).
+fn sealed_details(keys: &Keys, stream: &str, mut details: serde_json::Value) -> serde_json::Value {
+    if let Some(certificate) = details.get_mut("certificate").and_then(|c| c.as_object_mut()) {
+        if let Some(serde_json::Value::String(number)) = certificate.remove("number") {
+            let sealed = Sealed::seal_bound(keys, Field::CertificateNumber, stream, &number);
+            let shown: String =
+                number.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let masked = format!("{}{shown}", "*".repeat(number.chars().count().saturating_sub(4)));
+            certificate.insert("number_sealed".into(), sealed.as_str().into());
+            certificate.insert("number_masked".into(), masked.into());
+        }
+    }
+    details
+}
+
 pub(crate) fn fold_applications(events: &[RecordedEvent]) -> Applications {
     let mut apps = Applications::default();
     for e in events {
@@ -330,20 +346,25 @@ pub async fn submit(
             enterprise: None,
             person: Some(PersonRecord {
                 key: person_key.as_str().to_string(),
-                id_number_sealed: Sealed::seal(
+                // Bound to this application's stream: a sealed value copied into another
+                // record does not open there.
+                id_number_sealed: Sealed::seal_bound(
                     keys,
                     Field::IdNumber,
+                    &stream,
                     &applicant.id_number.to_string(),
                 )
                 .as_str()
                 .to_string(),
-                name_sealed: Sealed::seal(keys, Field::Name, &applicant.name).as_str().to_string(),
+                name_sealed: Sealed::seal_bound(keys, Field::Name, &stream, &applicant.name)
+                    .as_str()
+                    .to_string(),
                 id_number_masked: applicant.id_number.masked(),
                 name_masked: mask_name(&applicant.name),
             }),
             subject: subject.clone(),
             level: level.map(|l| l.number()),
-            details: app.details(),
+            details: sealed_details(keys, &stream, app.details()),
             decision: decision_record(&decision),
         };
         let appending = Append {
@@ -389,6 +410,7 @@ pub async fn review(
         }
     }
     let stream = application_stream(id);
+    let issuer = db.issuer().cloned();
     execute!(&mut db, ApplicationError, |a| {
         let events = a.read_stream(&stream).await?;
         let version = events.last().map_or(0, |e| e.stream_version);
@@ -402,7 +424,15 @@ pub async fn review(
                 status: app.status.as_str(),
             });
         }
-        if app.submitted_by == reviewer {
+        // Maker-checker compares persons: one person's two tokens are one person, whatever
+        // their labels. Events recorded before tokens named persons (or by the CLI) carry no
+        // person; then the labels are compared, as before.
+        let submitter = events.first().and_then(|e| e.metadata.person.as_deref());
+        let same_person = match (submitter, &issuer) {
+            (Some(submitter), Some(issuer)) => submitter == issuer.person,
+            _ => app.submitted_by == reviewer,
+        };
+        if same_person {
             return Err(ApplicationError::SelfReview(reviewer.to_string()));
         }
         let person_tag = app.party_tag();

@@ -33,11 +33,13 @@ pub(crate) trait CommandError: From<AppendError> + From<sqlx::Error> {
 pub(crate) struct Attempt<'t> {
     pub(crate) tx: Transaction<'t, Postgres>,
     read: BTreeMap<i64, RecordedEvent>,
+    issuer: Option<Issuer>,
 }
 
 impl<'t> Attempt<'t> {
     pub(crate) async fn begin(db: &'t mut Db<'_>) -> Result<Self, sqlx::Error> {
-        Ok(Attempt { tx: db.begin().await?, read: BTreeMap::new() })
+        let issuer = db.issuer.clone();
+        Ok(Attempt { tx: db.begin().await?, read: BTreeMap::new(), issuer })
     }
 
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
@@ -157,6 +159,21 @@ pub(crate) async fn finish<T, E: CommandError>(
 /// without the new events) and commits, all in the command's transaction. One place, so no
 /// command can append without keeping the read models in step.
 async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendError> {
+    // Every event a token's command records names the token and its person (one place, so
+    // no command can forget it).
+    let stamped;
+    let appending = match &a.issuer {
+        None => appending,
+        Some(issuer) => {
+            let mut s = appending.clone();
+            for e in &mut s.events {
+                e.metadata.token_id = Some(issuer.token_id.clone());
+                e.metadata.person = Some(issuer.person.clone());
+            }
+            stamped = s;
+            &stamped
+        }
+    };
     let before = a.before();
     let mut after = before.clone();
     for e in &appending.events {
@@ -178,6 +195,15 @@ pub struct Db<'a> {
     target: Target<'a>,
     /// The database's name: the key of per-database caches (published policies).
     database: String,
+    issuer: Option<Issuer>,
+}
+
+/// The API token a command came with, and the person it stands for: stamped on the metadata of
+/// every event the command records, and what maker-checker compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    pub token_id: String,
+    pub person: String,
 }
 
 #[derive(Debug)]
@@ -189,14 +215,24 @@ enum Target<'a> {
 impl<'a> From<&'a PgPool> for Db<'a> {
     fn from(pool: &'a PgPool) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").to_string();
-        Db { target: Target::Pool(pool), database }
+        Db { target: Target::Pool(pool), database, issuer: None }
     }
 }
 
 impl<'a> Db<'a> {
     /// Runs the command inside `conn`'s open transaction, as savepoints.
     pub fn within(conn: &'a mut PgConnection, database: &str) -> Self {
-        Db { target: Target::Within(conn), database: database.to_string() }
+        Db { target: Target::Within(conn), database: database.to_string(), issuer: None }
+    }
+
+    /// Records `issuer` on every event the command appends.
+    pub fn issued_by(mut self, issuer: Issuer) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    pub(crate) fn issuer(&self) -> Option<&Issuer> {
+        self.issuer.as_ref()
     }
 
     /// Starts one attempt: a transaction, or a savepoint within the caller's.

@@ -543,9 +543,11 @@ pub async fn reissue_payout(
     let number: String = account.number.chars().filter(|c| !c.is_whitespace()).collect();
     let record = events::application::AccountRecord {
         bank: account.bank.trim().to_string(),
-        number_sealed: crate::personal::Sealed::seal(
+        // Bound to the new payout: a sealed account copied to another payout does not open.
+        number_sealed: crate::personal::Sealed::seal_bound(
             keys,
             crate::personal::Field::BankAccount,
+            &format!("payout-{payout}"),
             &number,
         )
         .as_str()

@@ -11,15 +11,47 @@ use sha2::{Digest, Sha256};
 
 use super::problem::{FieldError, Problem};
 use super::AppState;
-use crate::tokens::{authenticate, Principal, Role};
+use crate::tokens::{Principal, Role};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// The routes where money moves (API.md, "Additions"): a POST to one of them without an
+/// `Idempotency-Key` is refused with 428 when its unit of work would begin (after the role
+/// and scope checks, before anything is recorded), so a client's retry after a lost answer
+/// can never pay twice. `{…}` matches one path segment. The last
+/// two are reserved for routes not built yet, so they are covered the day they are.
+pub const IDEMPOTENCY_REQUIRED: [&str; 6] = [
+    "/v1/payouts",
+    "/v1/payouts/{id}/settlement",
+    "/v1/payouts/{id}/reissue",
+    "/v1/applications/{id}/recoveries",
+    "/v1/settlements/import",
+    "/v1/periods/{pool}/{month}/seal",
+];
+
+/// Whether a POST to `path` must carry an `Idempotency-Key`.
+pub fn idempotency_required(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
+    IDEMPOTENCY_REQUIRED.iter().any(|template| {
+        let mut given = path.split('/');
+        let mut wanted = template.split('/');
+        loop {
+            match (given.next(), wanted.next()) {
+                (None, None) => return true,
+                (Some(g), Some(w)) if w.starts_with('{') && !g.is_empty() => {}
+                (Some(g), Some(w)) if g == w => {}
+                _ => return false,
+            }
+        }
+    })
+}
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        // A batch item runs with the batch's principal, already authenticated and counted.
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
@@ -30,8 +62,13 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(Problem::unauthorized)?;
-        let mut conn = state.pool.acquire().await?;
-        let principal = authenticate(&mut conn, token).await?.ok_or_else(Problem::unauthorized)?;
+        // The server's copy of the token table: a request costs no query of its own.
+        let principal = state
+            .tokens
+            .authenticate(&state.pool, token)
+            .await?
+            .ok_or_else(Problem::unauthorized)?;
+        state.rate.admit(principal.token_id)?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
@@ -54,17 +91,12 @@ impl Place {
 }
 
 /// Refuses with 403 unless the principal holds one of `roles` for `place`.
+///
+/// The refusal names what the caller may do, never where the thing belongs: a 403 must not
+/// tell a county's clerk which other county an application (or a person) is in.
 pub fn require(p: &Principal, roles: &[Role], place: &Place) -> Result<(), Problem> {
+    require_role(p, roles)?;
     use crate::tokens::Scope;
-    if !roles.iter().any(|r| p.has(*r)) {
-        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        return Err(Problem::forbidden(format!(
-            "this needs one of the roles {}; the token `{}` holds {}",
-            names.join(", "),
-            p.label,
-            p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-        )));
-    }
     let allowed = match &p.scope {
         Scope::All => true,
         Scope::Pool(pool) => place.pool.as_deref() == Some(pool),
@@ -73,21 +105,60 @@ pub fn require(p: &Principal, roles: &[Role], place: &Place) -> Result<(), Probl
     if allowed {
         Ok(())
     } else {
-        let scope = match &p.scope {
-            Scope::All => String::new(),
-            Scope::Pool(x) => format!("pool {x}"),
-            Scope::County(x) => format!("county {x}"),
-        };
-        Err(Problem::forbidden(format!(
-            "the token `{}` acts for {scope} only; this belongs to {}",
-            p.label,
-            match (&place.county, &place.pool) {
-                (Some(c), _) => format!("county {c}"),
-                (None, Some(pool)) => format!("pool {pool}"),
-                (None, None) => "no pool or county".to_string(),
-            }
-        )))
+        Err(out_of_scope(p))
     }
+}
+
+/// Refuses with 403 unless the principal holds one of `roles` (anywhere): checked before
+/// anything is looked up, so that a caller without the role learns nothing, not even whether
+/// the thing exists.
+pub fn require_role(p: &Principal, roles: &[Role]) -> Result<(), Problem> {
+    if roles.iter().any(|r| p.has(*r)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Err(Problem::forbidden(format!(
+        "this needs one of the roles {}; the token `{}` holds {}",
+        names.join(", "),
+        p.label,
+        p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Role, then existence, then scope, for a thing looked up by id: a caller without the role
+/// gets 403 before anything is looked up; a scoped caller gets the same 403 for a thing of
+/// another county or pool as for one that does not exist, so ids cannot be probed. Only a
+/// caller who could see the thing wherever it is (admin, auditor) learns that it is missing.
+pub fn authorise(
+    p: &Principal,
+    roles: &[Role],
+    place: Option<Place>,
+    missing: impl FnOnce() -> Problem,
+) -> Result<Place, Problem> {
+    require_role(p, roles)?;
+    match place {
+        Some(place) => {
+            require(p, roles, &place)?;
+            Ok(place)
+        }
+        None if p.scope == crate::tokens::Scope::All => Err(missing()),
+        None => Err(out_of_scope(p)),
+    }
+}
+
+/// The 403 of a request outside the caller's scope, the same whether the thing exists or not
+/// and wherever it belongs.
+pub fn out_of_scope(p: &Principal) -> Problem {
+    use crate::tokens::Scope;
+    let scope = match &p.scope {
+        Scope::All => "everything".to_string(),
+        Scope::Pool(x) => format!("pool {x}"),
+        Scope::County(x) => format!("county {x}"),
+    };
+    Problem::forbidden(format!(
+        "the token `{}` acts for {scope} only, and this is not within it (or does not exist)",
+        p.label
+    ))
 }
 
 /// A command's body, strictly parsed, with what idempotency needs.
@@ -95,6 +166,9 @@ pub fn require(p: &Principal, roles: &[Role], place: &Place) -> Result<(), Probl
 pub struct Command<T> {
     pub body: T,
     pub idempotency_key: Option<String>,
+    /// Whether the route moves money, so that the unit of work refuses to begin without a key
+    /// (after the role and scope checks: a caller without the role hears 403 first).
+    pub key_required: bool,
     /// SHA-256 of method, path and the body's canonical JSON: the same request, whatever its
     /// whitespace or key order.
     pub fingerprint: String,
@@ -158,10 +232,43 @@ fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
     FieldError { field: path, message }
 }
 
+/// Fields whose values are personal (个人信息): a refusal names the field and the rule, never
+/// the value sent (an ID number sent as a JSON number would otherwise come back in the error,
+/// and from there into a county system's logs).
+pub const PERSONAL_FIELDS: [&str; 5] = ["id_number", "name", "number", "account", "bank_reference"];
+
+/// Whether any segment of a JSON path (`trainees[0].id_number`) is a personal field.
+pub fn is_personal(path: &str) -> bool {
+    path.split('.')
+        .map(|seg| seg.split('[').next().unwrap_or(seg))
+        .any(|seg| PERSONAL_FIELDS.contains(&seg))
+}
+
+/// A parser's message with every quoted value (`…` or "…") left out.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                quote = Some(c);
+                out.push_str("(value not shown)");
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Parses a JSON value into `T`, naming the bad field.
 pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let error = field_error(e);
+        let mut error = field_error(e);
+        if is_personal(&error.field) {
+            error.message = without_values(&error.message);
+        }
         let detail = if error.field.is_empty() {
             error.message.clone()
         } else {
@@ -238,7 +345,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
         };
         let fingerprint = fingerprint(&method, &path, &value);
         let body = parse(value)?;
-        Ok(Command { body, idempotency_key, fingerprint })
+        let key_required = method == "POST" && idempotency_required(&path);
+        Ok(Command { body, idempotency_key, key_required, fingerprint })
     }
 }
 
@@ -251,6 +359,30 @@ pub fn division(field: &str, s: &str) -> Result<policy::DivisionCode, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_values_are_never_echoed_in_type_errors() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Applicant {
+            id_number: String,
+            name: String,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            applicant: Applicant,
+        }
+        let p = parse::<Outer>(
+            serde_json::json!({"applicant": {"id_number": 370811199001011236_u64, "name": "x"}}),
+        )
+        .unwrap_err();
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(p.errors[0].field, "applicant.id_number");
+        assert!(!text.contains("370811199001011236"), "{text}");
+        assert!(text.contains("expected a string"), "the rule is still named: {text}");
+        assert!(is_personal("trainees[0].id_number") && !is_personal("program"));
+    }
 
     #[test]
     fn fingerprints_ignore_key_order_and_whitespace_but_not_values() {

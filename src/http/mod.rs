@@ -18,6 +18,7 @@ macro_rules! begin_unit {
 
 pub mod extract;
 pub mod problem;
+pub mod rate;
 pub mod routes;
 pub mod unit;
 
@@ -47,11 +48,24 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Concurrent `GET /v1/events/live` readers.
     pub live_readers: usize,
+    /// Requests a second one token may send on average (0: no limit) ...
+    pub token_requests_per_s: u32,
+    /// ... and at once.
+    pub token_request_burst: u32,
+    /// How long a client may take to send a request's headers (slow-loris).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { body_bytes: 1 << 20, request_timeout: Duration::from_secs(30), live_readers: 8 }
+        Limits {
+            body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            live_readers: 8,
+            token_requests_per_s: 50,
+            token_request_burst: 100,
+            header_read_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -67,6 +81,13 @@ pub struct AppState {
     /// (`FUNDLEDGER_CHECKPOINT_PUBLIC_KEY`): never derived from a signing key this process
     /// holds, which whoever controls the process could use to re-sign a rewritten chain.
     pub checkpoint_public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The server's copy of the token table.
+    pub tokens: Arc<crate::tokens::TokenCache>,
+    /// Set when the server shuts down: live streams end.
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The log's head, followed by one task for every live reader of this process.
+    pub live_head: crate::store::LiveHead,
+    pub rate: Arc<rate::RateLimiter>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -74,6 +95,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(pool: PgPool, keys: Keys, limits: Limits) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").into();
+        let live_head = crate::store::LiveHead::new(pool.clone());
         AppState {
             pool,
             database,
@@ -81,6 +103,13 @@ impl AppState {
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
             checkpoint_public_key: None,
+            tokens: Arc::new(crate::tokens::TokenCache::default()),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            live_head,
+            rate: Arc::new(rate::RateLimiter::new(
+                limits.token_requests_per_s,
+                limits.token_request_burst,
+            )),
             openapi: Arc::new(serde_json::Value::Null),
             router: Arc::new(OnceLock::new()),
         }
@@ -90,6 +119,52 @@ impl AppState {
     pub(crate) fn router(&self) -> Router {
         self.router.get().expect("set when the router is built").clone()
     }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then tells long-lived streams to end
+/// (`AppState::shutdown`) and lets in-flight requests finish. Like `axum::serve`, plus
+/// [`Limits::header_read_timeout`]: a client that does not finish sending its headers in time
+/// is disconnected, so slow clients cannot hold connections open.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let stop = state.shutdown.clone();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(state.limits.header_read_timeout);
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Money as the API shows it: a string with exactly two decimals.
@@ -115,6 +190,39 @@ pub(crate) async fn place_of_stream(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|(pool, county)| Place { pool, county }))
+}
+
+/// Authorises `roles` on a stream's thing ([`extract::authorise`]): role first, then existence
+/// and scope with one answer for "elsewhere" and "nowhere".
+pub(crate) async fn authorise_stream(
+    state: &AppState,
+    principal: &crate::tokens::Principal,
+    roles: &[crate::tokens::Role],
+    stream: &str,
+    what: &str,
+) -> Result<Place, Problem> {
+    extract::require_role(principal, roles)?;
+    let mut conn = state.pool.acquire().await?;
+    let place = place_of_stream(&mut conn, stream).await?;
+    extract::authorise(principal, roles, place, || {
+        Problem::not_found(format!("{what} does not exist"))
+    })
+}
+
+/// [`authorise_stream`] for a thing found by a tag (`payout:<id>`, `objection:<id>`).
+pub(crate) async fn authorise_tag(
+    state: &AppState,
+    principal: &crate::tokens::Principal,
+    roles: &[crate::tokens::Role],
+    tag: &str,
+    what: &str,
+) -> Result<Place, Problem> {
+    extract::require_role(principal, roles)?;
+    let mut conn = state.pool.acquire().await?;
+    let place = place_of_tag(&mut conn, tag).await?;
+    extract::authorise(principal, roles, place, || {
+        Problem::not_found(format!("{what} does not exist"))
+    })
 }
 
 /// Where the first event carrying a tag says it belongs.
@@ -175,6 +283,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(applications::review))
         .routes(routes!(applications::withdraw))
         .routes(routes!(applications::person_subsidies))
+        .routes(routes!(applications::person_subsidies_moved))
         .routes(routes!(payouts::open_notice))
         .routes(routes!(payouts::get_notice))
         .routes(routes!(payouts::file_objection))
@@ -208,10 +317,30 @@ pub fn router(mut state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(axum::middleware::from_fn(problems_everywhere))
+        // Inside `observe`, so a panic's 500 carries the request id and is logged with it.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(limits, observe))
         .with_state(state.clone());
     let _ = state.router.set(router.clone());
     router
+}
+
+/// A handler panicked: a bug of ours. The client gets a 500 problem (with the request id in
+/// `x-request-id`, set by `observe`); the panic's message goes to the log only, never to the
+/// client (it could hold a value from the request).
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %message, "a request handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an internal error occurred and was logged under this request's id (x-request-id); if this was a write, retry it with the same Idempotency-Key to learn its outcome",
+    )
+    .into_response()
 }
 
 async fn not_found() -> Problem {
@@ -284,8 +413,9 @@ async fn observe(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "request_timeout",
                     format!(
-                        "the request took longer than {} s and was abandoned; nothing was recorded, retry with the same Idempotency-Key",
-                        limits.request_timeout.as_secs()
+                        "the request took longer than {} s and was abandoned; {}",
+                        limits.request_timeout.as_secs(),
+                        problem::OUTCOME_UNKNOWN
                     ),
                 );
                 p.retry_after = Some(1);

@@ -10,6 +10,10 @@ use crate::commands::payouts::PayoutError;
 use crate::commands::setup::SetupError;
 use crate::store::AppendError;
 
+/// What a client is told when its request may or may not have been recorded.
+pub const OUTCOME_UNKNOWN: &str =
+    "the outcome is unknown; retry with the same Idempotency-Key (a request that was recorded is answered again as it was, one that was not runs)";
+
 /// One bad field, named by its JSON path in the request (`applicant.id_number`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -31,6 +35,9 @@ pub struct Problem {
     /// Seconds after which a retry may succeed (503 only; also sent as `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// Where the resource now is (410 `moved`; also sent as `Location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl Problem {
@@ -43,6 +50,7 @@ impl Problem {
             code: code.to_string(),
             errors: Vec::new(),
             retry_after: None,
+            location: None,
         }
     }
 
@@ -88,6 +96,29 @@ impl Problem {
         p
     }
 
+    /// The request may or may not have been recorded: its COMMIT failed, or it was abandoned
+    /// at the time limit. Only a retry with the same Idempotency-Key can tell (it replays the
+    /// first answer if the first attempt committed, and runs otherwise).
+    pub fn outcome_unknown() -> Self {
+        let mut p =
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", OUTCOME_UNKNOWN);
+        p.retry_after = Some(1);
+        p
+    }
+
+    /// A money-moving request without an Idempotency-Key.
+    pub fn idempotency_key_required() -> Self {
+        Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "idempotency_key_required",
+            "this request moves money: send an `Idempotency-Key` header (1 to 200 characters, new for each new request, the same for a retry); nothing was recorded",
+        )
+        .with_errors(vec![FieldError {
+            field: "Idempotency-Key".to_string(),
+            message: "required where money moves".to_string(),
+        }])
+    }
+
     /// An error that is ours, not the caller's: logged (with the request id of the span), never
     /// echoed.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
@@ -108,8 +139,12 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry = self.retry_after;
+        let location = self.location.clone();
         let mut response = (status, axum::Json(self)).into_response();
         let headers = response.headers_mut();
+        if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(header::LOCATION, v);
+        }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(seconds) = retry {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

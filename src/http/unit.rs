@@ -11,10 +11,16 @@ use sqlx::{Postgres, Transaction};
 use super::extract::Command;
 use super::problem::Problem;
 use super::AppState;
-use crate::commands::Db;
+use crate::commands::{Db, Issuer};
 use crate::tokens::Principal;
 
 pub const REPLAYED: &str = "idempotent-replayed";
+
+/// How long an Idempotency-Key is remembered (API.md: at least 30 days). Older keys are
+/// deleted by `fundledger idempotency prune`, through the database function
+/// `fundledger_prune_idempotency`, which refuses anything under 30 days; a key seen again after
+/// that is a new request.
+pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 35;
 
 /// A started unit of work, or the stored answer to a request already made.
 #[derive(Debug)]
@@ -29,6 +35,7 @@ pub struct Unit {
     database: String,
     /// The (token, Idempotency-Key) this request holds.
     claim: Option<(uuid::Uuid, String)>,
+    issuer: Issuer,
 }
 
 fn stored_response(status: i16, body: serde_json::Value, replayed: bool) -> Response {
@@ -53,6 +60,9 @@ impl Unit {
         principal: &Principal,
         command: &Command<T>,
     ) -> Result<Begun, Problem> {
+        if command.key_required && command.idempotency_key.is_none() {
+            return Err(Problem::idempotency_key_required());
+        }
         let mut tx = state.pool.begin().await?;
         let mut claim = None;
         if let Some(key) = &command.idempotency_key {
@@ -91,12 +101,14 @@ impl Unit {
             }
             claim = Some((principal.token_id, key.clone()));
         }
-        Ok(Begun::Fresh(Unit { tx, database: state.database.to_string(), claim }))
+        let issuer =
+            Issuer { token_id: principal.token_id.to_string(), person: principal.person.clone() };
+        Ok(Begun::Fresh(Unit { tx, database: state.database.to_string(), claim, issuer }))
     }
 
     /// Where the command runs: savepoints in this transaction.
     pub fn db(&mut self) -> Db<'_> {
-        Db::within(&mut self.tx, &self.database)
+        Db::within(&mut self.tx, &self.database).issued_by(self.issuer.clone())
     }
 
     /// Records the response with the key and commits. Refusals (4xx) are kept like successes,
@@ -134,7 +146,12 @@ impl Unit {
         };
         match stored.await {
             Ok(()) => stored_response(status.as_u16() as i16, body, false),
-            Err(e) => Problem::from(e).into_response(),
+            Err(e) => {
+                // The COMMIT may have reached the database and succeeded before the error
+                // (a connection lost while the answer travelled back): nobody here can know.
+                tracing::error!(error = %e, "the unit of work did not commit cleanly");
+                Problem::outcome_unknown().into_response()
+            }
         }
     }
 }

@@ -73,6 +73,8 @@ pub enum Field {
     IdNumber,
     Name,
     BankAccount,
+    /// 职业技能等级证书编号: identifies the holder as surely as a name does.
+    CertificateNumber,
 }
 
 impl Field {
@@ -81,6 +83,7 @@ impl Field {
             Field::IdNumber => "id_number",
             Field::Name => "name",
             Field::BankAccount => "bank_account",
+            Field::CertificateNumber => "certificate_number",
         }
     }
 }
@@ -136,9 +139,58 @@ impl Sealed {
         String::from_utf8(plain).map_err(|_| OpenError::Rejected(field.name()))
     }
 
+    /// Seals a value bound to its field *and* to the record it belongs to (the stream of the
+    /// event, or the payout): both are the associated data, so a sealed value copied into
+    /// another record, or another field, does not open there.
+    pub fn seal_bound(keys: &Keys, field: Field, record: &str, plaintext: &str) -> Self {
+        let key_id = keys.current_seal_id();
+        let key = keys.seal_key(key_id).expect("the current sealing key");
+        let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = bound_aad(field, record);
+        let ciphertext = cipher
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: aad.as_bytes() })
+            .expect("encryption of a short value cannot fail");
+        let mut bytes = nonce.to_vec();
+        bytes.extend(ciphertext);
+        Self(format!("k{key_id}:{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+    }
+
+    /// Opens a value of `record`: sealed bound to it ([`Sealed::seal_bound`]), or an older
+    /// value sealed to its field only (before values were bound to records). A value bound to
+    /// another record opens neither way.
+    pub fn open_bound(&self, keys: &Keys, field: Field, record: &str) -> Result<String, OpenError> {
+        let (key_id, encoded) = self.split()?;
+        let key = keys.seal_key(key_id).ok_or(OpenError::UnknownKey(key_id))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| OpenError::Malformed)?;
+        if bytes.len() <= NONCE_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let cipher = Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
+        let aad = bound_aad(field, record);
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
+            .or_else(|_| {
+                cipher.decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload { msg: ciphertext, aad: field.name().as_bytes() },
+                )
+            })
+            .map_err(|_| OpenError::Rejected(field.name()))?;
+        String::from_utf8(plain).map_err(|_| OpenError::Rejected(field.name()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The associated data of a bound seal: field and record, separated by a byte neither holds.
+fn bound_aad(field: Field, record: &str) -> String {
+    format!("{}\u{1f}{record}", field.name())
 }
 
 #[cfg(test)]
@@ -172,6 +224,25 @@ mod tests {
         assert_eq!(sealed.open(&other, Field::Name), Err(OpenError::Rejected("name")));
         assert_eq!(sealed.open(&keys, Field::IdNumber), Err(OpenError::Rejected("id_number")));
         assert_eq!(format!("{sealed:?}"), "Sealed(..)");
+    }
+
+    #[test]
+    fn a_bound_seal_opens_only_in_its_record_and_field_and_old_seals_still_open() {
+        let keys = Keys::generate();
+        let sealed = Sealed::seal_bound(&keys, Field::Name, "application-a", "张小三");
+        assert_eq!(sealed.open_bound(&keys, Field::Name, "application-a").unwrap(), "张小三");
+        assert_eq!(
+            sealed.open_bound(&keys, Field::Name, "application-b"),
+            Err(OpenError::Rejected("name")),
+            "moved to another record"
+        );
+        assert_eq!(
+            sealed.open_bound(&keys, Field::IdNumber, "application-a"),
+            Err(OpenError::Rejected("id_number"))
+        );
+        assert!(sealed.open(&keys, Field::Name).is_err(), "not an unbound seal");
+        let old = Sealed::seal(&keys, Field::Name, "李四");
+        assert_eq!(old.open_bound(&keys, Field::Name, "application-a").unwrap(), "李四");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use read::{
     head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
     READ_PAGE_LIMIT_MAX,
 };
-pub use subscription::{Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};
+pub use subscription::{read_after, LiveHead, Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};
 
 use std::fmt;
 

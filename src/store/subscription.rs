@@ -6,12 +6,14 @@
 //! progress with no other process running. LISTEN/NOTIFY (sent by the sequencer of another
 //! process) only cuts the wait; polling every [`POLL_INTERVAL`] covers the rest.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokio::sync::watch;
 
-use super::{read_all, sequence, Position, RecordedEvent, READ_PAGE_LIMIT_MAX};
+use super::{head, read_all, sequence, Position, RecordedEvent, READ_PAGE_LIMIT_MAX};
 
 /// Channel `fundledger_sequence` notifies on commit, with the new head position as payload.
 pub const NOTIFY_CHANNEL: &str = "fundledger_log";
@@ -106,4 +108,120 @@ impl Subscription {
             }
         }
     }
+}
+
+/// The log's head as one process follows it, shared by all its live readers: one task with one
+/// LISTEN connection sequences and looks at the head every [`POLL_INTERVAL`], and readers wait
+/// on a watch channel, holding no connection while they wait. N readers cost one poll, not N
+/// polls and N held connections. The task runs while someone watches, and stops after the
+/// last reader has gone.
+#[derive(Debug, Clone)]
+pub struct LiveHead {
+    inner: Arc<LiveHeadInner>,
+}
+
+#[derive(Debug)]
+struct LiveHeadInner {
+    pool: PgPool,
+    head: watch::Sender<i64>,
+    /// Whether the task runs; changed only under this lock, with the receiver count.
+    running: Mutex<bool>,
+}
+
+impl LiveHead {
+    pub fn new(pool: PgPool) -> Self {
+        LiveHead {
+            inner: Arc::new(LiveHeadInner {
+                pool,
+                head: watch::channel(0).0,
+                running: Mutex::new(false),
+            }),
+        }
+    }
+
+    /// The head's position, updated as events commit (starting the shared task if needed).
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        let mut running = self.inner.running.lock().expect("not poisoned");
+        let receiver = self.inner.head.subscribe();
+        if !*running {
+            *running = true;
+            tokio::spawn(follow(self.inner.clone()));
+        }
+        receiver
+    }
+
+    /// How many readers follow the head now.
+    pub fn readers(&self) -> usize {
+        self.inner.head.receiver_count()
+    }
+}
+
+async fn follow(inner: Arc<LiveHeadInner>) {
+    let mut listener = match PgListener::connect_with(&inner.pool).await {
+        Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN failed; the live feed polls instead");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no listener connection; the live feed polls instead");
+            None
+        }
+    };
+    loop {
+        {
+            let mut running = inner.running.lock().expect("not poisoned");
+            if inner.head.receiver_count() == 0 {
+                *running = false;
+                return;
+            }
+        }
+        let polled = async {
+            let mut conn = inner.pool.acquire().await?;
+            sequence(&mut conn).await?;
+            head(&mut conn).await
+        }
+        .await;
+        match polled {
+            Ok(Position(p)) => {
+                inner.head.send_if_modified(|h| {
+                    let moved = *h != p;
+                    *h = p;
+                    moved
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "looking at the log's head failed; retrying"),
+        }
+        match listener.as_mut() {
+            None => tokio::time::sleep(POLL_INTERVAL).await,
+            Some(l) => match tokio::time::timeout(POLL_INTERVAL, l.try_recv()).await {
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "listener failed; falling back to polling");
+                    listener = None;
+                }
+            },
+        }
+    }
+}
+
+/// Reads the events after `checkpoint` (at most `limit`), checking that positions are gapless;
+/// a short read on a pooled connection, released at once.
+pub async fn read_after(
+    pool: &PgPool,
+    checkpoint: Position,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let page = read_all(&mut conn, checkpoint, limit.clamp(1, READ_PAGE_LIMIT_MAX)).await?;
+    for (i, e) in page.iter().enumerate() {
+        assert_eq!(
+            e.position,
+            Some(Position(checkpoint.0 + 1 + i as i64)),
+            "the log has a hole after position {checkpoint}"
+        );
+    }
+    Ok(page)
 }

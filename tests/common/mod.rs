@@ -90,7 +90,8 @@ impl Api {
                 (None, Some(c)) => Scope::County(c.into()),
                 _ => Scope::All,
             };
-            let token = tokens::create(&mut conn, &roles, &scope, name).await.unwrap();
+            // Each named token is a person of its own.
+            let token = tokens::create(&mut conn, &roles, &scope, name, name).await.unwrap();
             tokens.insert(name, token);
         }
         drop(conn);
@@ -106,7 +107,12 @@ impl Api {
         self.send("GET", path, Some(who), &[], None).await
     }
 
+    /// A POST as a client sends it; where money moves, with a fresh Idempotency-Key (the
+    /// server requires one there).
     pub async fn post(&self, who: &str, path: &str, body: &Value) -> Reply {
+        if fundledger::http::extract::idempotency_required(path) {
+            return self.post_keyed(who, path, &uuid::Uuid::new_v4().to_string(), body).await;
+        }
         let body = serde_json::to_string(body).unwrap();
         self.send("POST", path, Some(who), &[("content-type", "application/json")], Some(&body))
             .await
@@ -146,6 +152,11 @@ impl Api {
         request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
         raw(self.addr, request.as_bytes()).await
     }
+}
+
+/// [`raw`] with an owned request, for spawned tasks.
+pub async fn raw_owned(addr: SocketAddr, request: String) -> Reply {
+    raw(addr, request.as_bytes()).await
 }
 
 /// Sends bytes as they are and parses the response (Content-Length or chunked).

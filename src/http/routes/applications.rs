@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::commands::applications::{
     self as commands, application_stream, PersonApplication, Review, Submitted,
 };
-use crate::http::extract::{parse, require, Command, Place};
+use crate::http::extract::{parse, require, require_role, Command, Place};
 use crate::http::problem::Problem;
-use crate::http::{money, place_of_stream, today, AppState};
+use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
 use crate::store::{read_stream, read_tagged};
 use crate::tokens::{Principal, Role};
@@ -181,11 +181,14 @@ pub async fn submit(
     Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
-async fn application_place(state: &AppState, id: &str) -> Result<Place, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    place_of_stream(&mut conn, &application_stream(id))
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("application {id} does not exist")))
+async fn authorise_application(
+    state: &AppState,
+    principal: &Principal,
+    roles: &[Role],
+    id: &str,
+) -> Result<Place, Problem> {
+    authorise_stream(state, principal, roles, &application_stream(id), &format!("application {id}"))
+        .await
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/review", tag = "applications", request_body = ReviewBody,
@@ -208,8 +211,7 @@ pub async fn review(
             ))
         }
     };
-    let place = application_place(&state, &id).await?;
-    require(&principal, &[Role::CountyReviewer], &place)?;
+    authorise_application(&state, &principal, &[Role::CountyReviewer], &id).await?;
     let mut unit = begin_unit!(state, principal, command);
     let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
         .await
@@ -226,8 +228,7 @@ pub async fn withdraw(
     principal: Principal,
     command: Command<WithdrawBody>,
 ) -> Result<Response, Problem> {
-    let place = application_place(&state, &id).await?;
-    require(&principal, &[Role::CountyClerk], &place)?;
+    authorise_application(&state, &principal, &[Role::CountyClerk], &id).await?;
     let mut unit = begin_unit!(state, principal, command);
     let outcome =
         commands::withdraw(unit.db(), &id, &command.body.reason, &principal.label, today())
@@ -248,8 +249,7 @@ pub async fn get(
     Path(id): Path<String>,
     principal: Principal,
 ) -> Result<Json<Value>, Problem> {
-    let place = application_place(&state, &id).await?;
-    require(&principal, &READERS, &place)?;
+    authorise_application(&state, &principal, &READERS, &id).await?;
     let mut conn = state.pool.acquire().await?;
     let events = read_stream(&mut conn, &application_stream(&id)).await?;
     let mut apps = Applications::default();
@@ -334,25 +334,30 @@ pub async fn list(
     Ok(Json(json!({ "applications": applications, "next_after": next_after.flatten() })))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// `POST /v1/persons/subsidies`: the ID number travels in the body, never in a URL (URLs end
+/// up in proxies' and browsers' logs).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct YearQuery {
+pub struct PersonQuery {
+    #[schema(example = "370811199001011236")]
+    pub id_number: String,
     pub year: i32,
 }
 
-#[utoipa::path(get, path = "/v1/persons/{id_number}/subsidies", tag = "applications",
-    params(("id_number" = String, Path, description = "resident ID number (18 characters)"), YearQuery),
-    responses((status = 200, description = "`{year, used, limit, applications}`: slots used that year, masked"), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/persons/subsidies", tag = "applications", request_body = PersonQuery,
+    responses((status = 200, description = "`{year, used, limit, by_program, applications}`: the counts across every county; the applications (masked) only within the caller's scope. A read: records nothing, needs no Idempotency-Key"),
+              (status = 422, body = Problem)))]
 pub async fn person_subsidies(
     State(state): State<AppState>,
-    Path(id_number): Path<String>,
     principal: Principal,
-    Query(q): Query<YearQuery>,
+    command: Command<PersonQuery>,
 ) -> Result<Json<Value>, Problem> {
-    // A person's history spans counties and pools: any token may see it, masked, so that a
-    // county clerk can tell a person how many slots are left.
-    let _ = &principal;
-    let id = policy::IdNumber::parse(&id_number)
+    use crate::tokens::Scope;
+    // Every role that decides needs the person's standing across all counties (a clerk tells
+    // the applicant how many slots are left); the applications themselves stay in scope.
+    require_role(&principal, &READERS)?;
+    let q = &command.body;
+    let id = policy::IdNumber::parse(&q.id_number)
         .map_err(|e| Problem::invalid("id_number", e.to_string()))?;
     let key = PersonKey::derive(&state.keys, &id);
     let tag = events::Tag::person(key.as_str());
@@ -363,11 +368,16 @@ pub async fn person_subsidies(
         apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
     }
     let in_year: Vec<&Application> = apps.by_id.values().filter(|a| a.year == q.year).collect();
-    let holds_slot = |a: &&&Application| {
-        a.program == "skill_upgrade"
-            && !matches!(a.status, Status::Rejected | Status::Withdrawn | Status::Recovered)
+    let stands = |a: &Application| {
+        !matches!(a.status, Status::Rejected | Status::Withdrawn | Status::Recovered)
     };
+    let holds_slot = |a: &&&Application| a.program == "skill_upgrade" && stands(a);
     let used = in_year.iter().filter(holds_slot).count();
+    let mut by_program = serde_json::Map::new();
+    for a in in_year.iter().filter(|a| stands(a)) {
+        let n = by_program.entry(a.program.clone()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
     let policies = crate::publishing::policies_cached(&mut conn, &state.database).await?;
     let limit = in_year.iter().filter(holds_slot).find_map(|a| {
         policies.iter().find(|p| p.id.to_string() == a.policy).and_then(|p| match &p.rules {
@@ -377,10 +387,29 @@ pub async fn person_subsidies(
             _ => None,
         })
     });
+    let in_scope = |a: &&&Application| match &principal.scope {
+        Scope::All => true,
+        Scope::Pool(pool) => &a.pool == pool,
+        Scope::County(county) => &a.county == county,
+    };
     Ok(Json(json!({
         "year": q.year,
         "used": used,
         "limit": limit,
-        "applications": in_year.iter().map(|a| application_json(a)).collect::<Vec<_>>(),
+        "by_program": by_program,
+        "applications": in_year.iter().filter(in_scope).map(|a| application_json(a)).collect::<Vec<_>>(),
     })))
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id_number}/subsidies", tag = "applications",
+    params(("id_number" = String, Path, description = "not read: the ID number does not belong in a URL")),
+    responses((status = 410, body = Problem, description = "`moved`: use POST /v1/persons/subsidies with `{\"id_number\",\"year\"}`")))]
+pub async fn person_subsidies_moved(Path(_id_number): Path<String>) -> Problem {
+    let mut p = Problem::new(
+        StatusCode::GONE,
+        "moved",
+        "this route is gone, so that ID numbers stay out of URLs and logs: POST /v1/persons/subsidies with {\"id_number\": \"…\", \"year\": 2025}",
+    );
+    p.location = Some("/v1/persons/subsidies".to_string());
+    p
 }

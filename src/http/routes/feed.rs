@@ -16,24 +16,34 @@ use utoipa::IntoParams;
 use crate::http::extract::{require, Place};
 use crate::http::problem::Problem;
 use crate::http::AppState;
-use crate::store::{read_all, sequence, Position, RecordedEvent, Subscription};
+use crate::store::{read_after, read_all, sequence, Position, RecordedEvent};
 use crate::tokens::{Principal, Role};
 
 /// Page size bounds of `GET /v1/events`.
 pub const FEED_LIMIT_MAX: i64 = 1000;
 const FEED_LIMIT_DEFAULT: i64 = 100;
 
-/// An event's data without its sealed (encrypted) personal fields: for views that show
-/// an application to county staff, where the masked forms suffice.
+/// An event's data without its sealed (encrypted) personal fields and without the person key
+/// (the keyed hash that links one person's applications across counties): for views that
+/// show an application to county staff, where the masked forms suffice. Only the auditors'
+/// and admins' feed (`/v1/events`) carries the key.
 pub(crate) fn public_data(data: &Value) -> Value {
+    public_data_in(data, "")
+}
+
+fn public_data_in(data: &Value, parent: &str) -> Value {
     match data {
         Value::Object(map) => Value::Object(
             map.iter()
                 .filter(|(k, _)| !k.ends_with("_sealed"))
-                .map(|(k, v)| (k.clone(), public_data(v)))
+                .filter(|(k, _)| !(parent == "person" && k.as_str() == "key"))
+                .filter(|(k, _)| k.as_str() != "party")
+                .map(|(k, v)| (k.clone(), public_data_in(v, k)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(public_data).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| public_data_in(v, parent)).collect())
+        }
         other => other.clone(),
     }
 }
@@ -124,6 +134,9 @@ pub async fn live(
         })
         .transpose()?;
     let after = resume.or(q.after).unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::invalid("after", "must be 0 or a position"));
+    }
     // Each live reader holds a listening connection: bound them, so auditors cannot starve
     // the county offices of database connections.
     let permit = state
@@ -139,20 +152,25 @@ pub async fn live(
             p.retry_after = Some(30);
             p
         })?;
-    let subscription = Subscription::start(&state.pool, Position(after)).await?;
-    let page = q.limit.unwrap_or(FEED_LIMIT_DEFAULT).clamp(1, FEED_LIMIT_MAX);
-    let subscription = subscription.with_page_limit(page);
-    let events = stream::unfold((subscription, permit), |(mut sub, permit)| async move {
-        match sub.next_page().await {
-            Ok(page) => Some((Ok(page), (sub, permit))),
-            Err(e) => {
-                tracing::warn!(error = %e, "live feed stopped");
-                None
-            }
-        }
+    // Readers hold no connection while they wait: the process's one follower of the head
+    // (`LiveHead`) wakes them, and each reads its next page on a pooled connection it
+    // releases at once. Every second a reader checks that its token still stands; the stream
+    // ends when the token is revoked or the server shuts down.
+    let page_limit = q.limit.unwrap_or(FEED_LIMIT_DEFAULT).clamp(1, FEED_LIMIT_MAX);
+    let follower = LiveReader {
+        state: state.clone(),
+        token: principal.token_id,
+        head: state.live_head.watch(),
+        shutdown: state.shutdown.subscribe(),
+        checkpoint: Position(after),
+        page_limit,
+        checked_at: tokio::time::Instant::now(),
+        _permit: permit,
+    };
+    let events = stream::unfold(follower, |mut reader| async move {
+        reader.next_page().await.map(|page| (page, reader))
     })
-    .flat_map(|page: Result<Vec<RecordedEvent>, Infallible>| {
-        let page = page.unwrap_or_default();
+    .flat_map(|page: Vec<RecordedEvent>| {
         stream::iter(page.into_iter().map(|e| {
             let event = Event::default()
                 .id(e.position.map_or(0, |p| p.0).to_string())
@@ -163,6 +181,70 @@ pub async fn live(
         }))
     });
     Ok(sse(events).into_response())
+}
+
+/// How often a live reader checks that its token still stands.
+const LIVE_TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One `GET /v1/events/live` reader.
+struct LiveReader {
+    state: AppState,
+    token: uuid::Uuid,
+    head: tokio::sync::watch::Receiver<i64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    checkpoint: Position,
+    page_limit: i64,
+    checked_at: tokio::time::Instant,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl LiveReader {
+    /// The next page of events after the checkpoint, waiting for one to commit; `None` ends
+    /// the stream (shutdown, the token revoked, the database gone).
+    async fn next_page(&mut self) -> Option<Vec<RecordedEvent>> {
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            if self.checked_at.elapsed() >= LIVE_TOKEN_CHECK_INTERVAL {
+                self.checked_at = tokio::time::Instant::now();
+                match self.state.tokens.still_valid(&self.state.pool, self.token).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live feed stopped: cannot check its token");
+                        return None;
+                    }
+                }
+            }
+            let head = *self.head.borrow_and_update();
+            if head > self.checkpoint.0 || self.checkpoint.0 == 0 {
+                match read_after(&self.state.pool, self.checkpoint, self.page_limit).await {
+                    Ok(page) if !page.is_empty() => {
+                        if let Some(last) = page.last().and_then(|e| e.position) {
+                            self.checkpoint = last;
+                        }
+                        return Some(page);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live feed stopped");
+                        return None;
+                    }
+                }
+            }
+            let until_check = LIVE_TOKEN_CHECK_INTERVAL.saturating_sub(self.checked_at.elapsed());
+            tokio::select! {
+                changed = self.head.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.shutdown.changed() => {}
+                () = tokio::time::sleep(until_check) => {}
+            }
+        }
+    }
 }
 
 fn sse(

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use crate::commands::applications::application_stream;
 use crate::commands::payouts::{self as commands, Settlement};
-use crate::http::extract::{require, Command, Place};
+use crate::http::extract::{require, require_role, Command, Place};
 use crate::http::problem::Problem;
-use crate::http::{money, place_of_stream, place_of_tag, today, AppState};
+use crate::http::{authorise_stream, authorise_tag, money, today, AppState};
 use crate::tokens::{Principal, Role};
 
 /// `POST /v1/notices`
@@ -99,13 +99,6 @@ fn notice_stream(id: &str) -> String {
     format!("notice-{id}")
 }
 
-async fn place(state: &AppState, stream: &str, what: &str) -> Result<Place, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    place_of_stream(&mut conn, stream)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("{what} does not exist")))
-}
-
 #[utoipa::path(post, path = "/v1/notices", tag = "payouts", request_body = NewNotice,
     responses((status = 201, description = "`{id, ends_on, lines}`"), (status = 409, body = Problem, description = "not_approved")))]
 pub async fn open_notice(
@@ -141,6 +134,10 @@ fn line_json(l: &events::application::NoticeLine) -> Value {
     })
 }
 
+/// Who may read a notice, within their scope.
+const NOTICE_READERS: [Role; 5] =
+    [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
+
 #[utoipa::path(get, path = "/v1/notices/{id}", tag = "payouts",
     params(("id" = String, Path, description = "notice id")),
     responses((status = 200, description = "The published list, names and ID numbers masked"), (status = 404, body = Problem)))]
@@ -149,8 +146,16 @@ pub async fn get_notice(
     Path(id): Path<String>,
     principal: Principal,
 ) -> Result<Json<Value>, Problem> {
-    // A notice is public by nature (公示): any token may read it; it shows masked data only.
-    let _ = &principal;
+    // A notice is published (公示) on the county's board, but the API's copy carries the
+    // objections' texts: the county's staff, its pool's finance bureau, auditors and admins.
+    authorise_stream(
+        &state,
+        &principal,
+        &NOTICE_READERS,
+        &notice_stream(&id),
+        &format!("notice {id}"),
+    )
+    .await?;
     let mut conn = state.pool.acquire().await?;
     let (n, lines, objections) = crate::read_models::notice(&mut conn, &id)
         .await?
@@ -222,9 +227,10 @@ pub async fn file_objection(
     principal: Principal,
     command: Command<NewObjection>,
 ) -> Result<Response, Problem> {
-    let place = place(&state, &notice_stream(&id), &format!("notice {id}")).await?;
     // Objections come from the public; the county office records them.
-    require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
+    let roles = [Role::CountyClerk, Role::CountyReviewer];
+    authorise_stream(&state, &principal, &roles, &notice_stream(&id), &format!("notice {id}"))
+        .await?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
     let outcome = commands::file_objection_received(
@@ -252,13 +258,8 @@ pub async fn resolve_objection(
     principal: Principal,
     command: Command<Resolution>,
 ) -> Result<Response, Problem> {
-    let place = {
-        let mut conn = state.pool.acquire().await?;
-        place_of_tag(&mut conn, &format!("objection:{id}"))
-            .await?
-            .ok_or_else(|| Problem::not_found(format!("objection {id} does not exist")))?
-    };
-    require(&principal, &[Role::CountyReviewer], &place)?;
+    let (tag, what) = (format!("objection:{id}"), format!("objection {id}"));
+    authorise_tag(&state, &principal, &[Role::CountyReviewer], &tag, &what).await?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
     let outcome = commands::resolve_objection(
@@ -284,8 +285,9 @@ pub async fn close_notice(
     principal: Principal,
     command: Command<Close>,
 ) -> Result<Response, Problem> {
-    let place = place(&state, &notice_stream(&id), &format!("notice {id}")).await?;
-    require(&principal, &[Role::CountyClerk, Role::CountyReviewer], &place)?;
+    let roles = [Role::CountyClerk, Role::CountyReviewer];
+    authorise_stream(&state, &principal, &roles, &notice_stream(&id), &format!("notice {id}"))
+        .await?;
     let mut unit = begin_unit!(state, principal, command);
     let outcome = commands::close_notice(unit.db(), &id, &principal.label, today())
         .await
@@ -295,6 +297,7 @@ pub async fn close_notice(
 
 #[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
     responses((status = 201, description = "One payout per application"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "not_cleared, already_paid")))]
 pub async fn issue_payouts(
     State(state): State<AppState>,
@@ -303,12 +306,10 @@ pub async fn issue_payouts(
 ) -> Result<Response, Problem> {
     let b = &command.body;
     // Every application must belong to the finance token's pool.
+    require_role(&principal, &[Role::CityFinance])?;
     for id in &b.application_ids {
-        let place = place(&state, &application_stream(id), &format!("application {id}")).await?;
-        require(&principal, &[Role::CityFinance], &Place { county: None, ..place })?;
-    }
-    if b.application_ids.is_empty() && !principal.has(Role::CityFinance) {
-        return Err(Problem::forbidden("issuing payouts needs the role city_finance"));
+        let (stream, what) = (application_stream(id), format!("application {id}"));
+        authorise_stream(&state, &principal, &[Role::CityFinance], &stream, &what).await?;
     }
     let mut unit = begin_unit!(state, principal, command);
     let outcome =
@@ -326,17 +327,19 @@ pub async fn issue_payouts(
     Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
-async fn payout_place(state: &AppState, id: &str) -> Result<Place, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    let place = place_of_tag(&mut conn, &format!("payout:{id}"))
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("payout {id} does not exist")))?;
-    Ok(Place { county: None, ..place })
+async fn authorise_payout(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(), Problem> {
+    let (tag, what) = (format!("payout:{id}"), format!("payout {id}"));
+    authorise_tag(state, principal, &[Role::CityFinance], &tag, &what).await.map(|_| ())
 }
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/settlement", tag = "payouts", request_body = SettlementBody,
     params(("id" = String, Path, description = "payout id")),
-    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled")))]
+    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
 pub async fn settle(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -372,8 +375,7 @@ pub async fn settle(
             ))
         }
     };
-    let place = payout_place(&state, &id).await?;
-    require(&principal, &[Role::CityFinance], &place)?;
+    authorise_payout(&state, &principal, &id).await?;
     let mut unit = begin_unit!(state, principal, command);
     let outcome = commands::settle(unit.db(), &id, &settlement, &principal.label, today())
         .await
@@ -384,6 +386,7 @@ pub async fn settle(
 #[utoipa::path(post, path = "/v1/payouts/{id}/reissue", tag = "payouts", request_body = Reissue,
     params(("id" = String, Path, description = "the failed payout's id")),
     responses((status = 201, description = "A new payout of the same amount to the corrected account; the quota is unchanged"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "payout_not_failed")))]
 pub async fn reissue(
     State(state): State<AppState>,
@@ -391,8 +394,7 @@ pub async fn reissue(
     principal: Principal,
     command: Command<Reissue>,
 ) -> Result<Response, Problem> {
-    let place = payout_place(&state, &id).await?;
-    require(&principal, &[Role::CityFinance], &place)?;
+    authorise_payout(&state, &principal, &id).await?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
     let account =
@@ -418,15 +420,16 @@ pub async fn reissue(
 
 #[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
     params(("id" = String, Path, description = "application id")),
-    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable")))]
+    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable"),
+              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
 pub async fn record_recovery(
     State(state): State<AppState>,
     Path(id): Path<String>,
     principal: Principal,
     command: Command<NewRecovery>,
 ) -> Result<Response, Problem> {
-    let place = place(&state, &application_stream(&id), &format!("application {id}")).await?;
-    require(&principal, &[Role::CityFinance], &Place { county: None, ..place })?;
+    let (stream, what) = (application_stream(&id), format!("application {id}"));
+    authorise_stream(&state, &principal, &[Role::CityFinance], &stream, &what).await?;
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
     let outcome =

@@ -190,21 +190,33 @@ pub struct AsOfQuery {
     pub as_of: Option<String>,
 }
 
+/// The years an `as_of` may name: the ledger's dates are four-digit years, and anything
+/// outside them (`+262143-12-31`) is refused before any arithmetic can overflow.
+const AS_OF_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 /// `as_of` as a moment: a date means its last instant in Asia/Shanghai.
 fn as_of_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Problem> {
-    // An unencoded `+` of an offset arrives as a space.
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.trim().replace(' ', "+")) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+    use chrono::Datelike;
+    let refused = || {
         Problem::invalid(
             "as_of",
-            "give an RFC 3339 time (2024-12-31T16:00:00Z) or a date (2024-12-31)",
+            "give an RFC 3339 time (2024-12-31T16:00:00Z) or a date (2024-12-31) of the years 1 to 9999",
         )
-    })?;
-    let next_midnight_shanghai =
-        (day + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
-            - chrono::Duration::hours(8);
+    };
+    // An unencoded `+` of an offset arrives as a space.
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.trim().replace(' ', "+")) {
+        let t = t.with_timezone(&chrono::Utc);
+        return if AS_OF_YEARS.contains(&t.year()) { Ok(t) } else { Err(refused()) };
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| refused())?;
+    if !AS_OF_YEARS.contains(&day.year()) {
+        return Err(refused());
+    }
+    let next_midnight_shanghai = day
+        .checked_add_days(chrono::Days::new(1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc() - chrono::Duration::hours(8))
+        .ok_or_else(refused)?;
     Ok(next_midnight_shanghai - chrono::Duration::microseconds(1))
 }
 
