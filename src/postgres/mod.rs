@@ -82,14 +82,27 @@ impl Database {
                     reused = !fresh,
                     "private PostgreSQL cluster is up"
                 );
-                create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
-                    .await?;
                 (cluster.connect_options(PRIVATE_DATABASE), Some((cluster, started)))
             }
         };
-        migrate(&owner).await?;
-        let pool = writer_pool(&owner, settings).await?;
-        Ok(Self { pool, owner, cluster })
+        let ready = async {
+            if let Some((cluster, _)) = &cluster {
+                create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
+                    .await?;
+            }
+            migrate(&owner).await?;
+            writer_pool(&owner, settings).await
+        };
+        match ready.await {
+            Ok(pool) => Ok(Self { pool, owner, cluster }),
+            Err(e) => {
+                // Nobody else will stop a cluster we started for a database we cannot use.
+                if let Some((cluster, true)) = cluster {
+                    let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Closes the pool and stops the private cluster if this process started it.
