@@ -382,3 +382,27 @@ async fn serve_started_under_nohup_outlives_a_hangup() {
     terminate(server);
     assert!(!Cluster::new(&data_dir).unwrap().is_running());
 }
+
+#[test]
+fn one_shot_commands_log_the_cluster_start_only_with_verbose() {
+    let data_dir = fresh_data_dir("quiet-test");
+    let _cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let run = |verbose: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fundledger"));
+        cmd.args(["token", "list", "--data-dir"]).arg(&data_dir);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd.env_remove("DATABASE_URL").env_remove("RUST_LOG").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(false);
+    assert!(!quiet.contains("INFO"), "a one-shot command logs info lines by default:\n{quiet}");
+    let verbose = run(true);
+    assert!(
+        verbose.contains("private PostgreSQL cluster is up")
+            && verbose.contains("stopping the private PostgreSQL cluster"),
+        "{verbose}"
+    );
+}
