@@ -101,6 +101,16 @@ pub enum Command {
     /// Publish policies and list what is published.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The private PostgreSQL cluster under --data-dir.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Stop the private cluster under --data-dir, as the account it runs as: for one left
+    /// running, such as the one the tests share (`cargo test` keeps it up for the next run).
+    Stop,
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +366,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     v.first_bad.map_or(0, |b| b.position)
                 );
             }
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Stop) => {
+            let dir = &cli.data_dir;
+            if !dir.join("pg").join("PG_VERSION").is_file() {
+                anyhow::bail!("there is no private cluster under {}", dir.display());
+            }
+            let cluster = crate::postgres::Cluster::new(dir)?;
+            if !cluster.is_running() {
+                println!("the cluster under {} is not running", dir.display());
+                return Ok(());
+            }
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+            println!("stopped the cluster under {}", dir.display());
             Ok(())
         }
         Command::Token(command) => {

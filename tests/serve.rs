@@ -406,3 +406,34 @@ fn one_shot_commands_log_the_cluster_start_only_with_verbose() {
         "{verbose}"
     );
 }
+
+#[test]
+fn cluster_stop_stops_a_cluster_left_running_such_as_the_tests_one() {
+    let data_dir = fresh_data_dir("cluster-stop-test");
+    let _cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let stop = || {
+        Command::new(env!("CARGO_BIN_EXE_fundledger"))
+            .args(["cluster", "stop", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let none = stop();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no private cluster under"));
+
+    // Started the way the test suite starts its shared cluster, and left running.
+    let cluster = fundledger::postgres::testing::start_private(
+        &data_dir,
+        fundledger::postgres::Durability::Disposable,
+    );
+    assert!(cluster.is_running());
+    let stopped = stop();
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped the cluster"));
+    assert!(!cluster.is_running());
+    let again = stop();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is not running"));
+}
