@@ -9,19 +9,60 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUNDLEDGER_BENCH_SECS:-20}
 PORT=${FUNDLEDGER_BENCH_PORT:-18181}
-DATA=$(mktemp -d /tmp/fundledger-http-bench.XXXXXX)
-chmod 755 "$DATA"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release -q
-BIN=${CARGO_TARGET_DIR:-target}/release/fundledger
+# Every way out (the end, an error, Ctrl-C, SIGTERM, SIGHUP) stops what this script started:
+# the server, the command running in the foreground, and the private clusters it created or
+# found stopped (the server's under $DATA; `cargo bench`'s, shared, only if it was stopped).
+DATA=$(mktemp -d /tmp/fundledger-http-bench.XXXXXX)
+chmod 755 "$DATA"
+SERVER=
+CHILD=
+BENCH_CLUSTER=${TMPDIR:-/tmp}/fundledger-bench-cluster/pg
+pg_ctl_bin() { ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1 || command -v pg_ctl; }
+as_owner() { # as_owner PGDATA cmd…: PostgreSQL tools run as the cluster's owner
+    local owner
+    owner=$(stat -c %U "$1")
+    shift
+    if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi
+}
+cluster_running() { [ -f "$1/postmaster.pid" ] && as_owner "$1" "$(pg_ctl_bin)" status -D "$1" >/dev/null 2>&1; }
+stop_cluster() { if cluster_running "$1"; then as_owner "$1" "$(pg_ctl_bin)" stop -D "$1" -m fast >/dev/null 2>&1 || true; fi; }
+kill_tree() { # the process and its descendants, by parent id: nothing this script did not start
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
+bench_cluster_was_running=no
+if cluster_running "$BENCH_CLUSTER"; then bench_cluster_was_running=yes; fi
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "$CHILD" ]; then kill_tree "$CHILD"; wait "$CHILD" 2>/dev/null || true; fi
+    # SIGTERM: the server finishes its requests and stops its own cluster.
+    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+    stop_cluster "$DATA/pg"
+    if [ "$bench_cluster_was_running" = no ]; then stop_cluster "$BENCH_CLUSTER"; fi
+    rm -rf "$DATA"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+# Long commands run in the background and are waited for: a trapped signal interrupts `wait`
+# at once, where it would wait for a foreground command to end first.
+run() { "$@" & CHILD=$!; wait "$CHILD"; CHILD=; }
+
+run cargo build --release -q
+BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fundledger
 fl() { "$BIN" "$@" --data-dir "$DATA"; }
 fl policy publish policies/*.toml >/dev/null
 ADMIN=$(fl token create --role admin --label bench-admin | tail -1)
 CLERK=$(fl token create --role county_clerk --county 371502 --label bench-clerk | tail -1)
-fl serve --listen "127.0.0.1:$PORT" --db-connections 32 2>"$DATA/serve.log" &
+# The binary itself, not through `fl`: $SERVER must be the server, not a subshell around it.
+"$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 2>"$DATA/serve.log" &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 post() { curl -sf -X POST "http://127.0.0.1:$PORT$1" -H "Authorization: Bearer $ADMIN" \
   -H 'Content-Type: application/json' -d "$2" >/dev/null; }
@@ -30,17 +71,22 @@ post /v1/counties '{"code":"371502","name":"东昌府区","pool":"371500"}'
 
 
 echo "== POST /v1/applications, 16 connections, ${SECS}s (each with its own Idempotency-Key)"
-wrk -t2 -c16 -d"${SECS}s" --timeout 30s --latency -s benches/http/submit.lua \
+run wrk -t2 -c16 -d"${SECS}s" --timeout 30s --latency -s benches/http/submit.lua \
   "http://127.0.0.1:$PORT" -- "$CLERK" 0 single
 echo
 echo "== POST /v1/batch with 100 submissions each, 16 connections, ${SECS}s"
-wrk -t2 -c16 -d"${SECS}s" --timeout 60s --latency -s benches/http/submit.lua \
+run wrk -t2 -c16 -d"${SECS}s" --timeout 60s --latency -s benches/http/submit.lua \
   "http://127.0.0.1:$PORT" -- "$CLERK" 100 batch
 echo
 echo "== submissions recorded (201) in the server log:"
 grep 'route=/v1/applications' "$DATA/serve.log" | grep -c 'status=201' || true
 echo "== refused or failed requests in the server log (should be 0):"
-grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | grep -v 'route=/v1/batch' | wc -l
+# (grep finds nothing when all went well: that must not end the script under pipefail)
+grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | grep -vc 'route=/v1/batch' || true
 echo
 echo "== store level, same machine: cargo bench --bench commands (submissions, empty log)"
-FUNDLEDGER_BENCH_PREFILL=0 FUNDLEDGER_BENCH_SECS=$SECS cargo bench -q --bench commands 2>&1 | grep -iE 'submission|pgbench' || true
+bench_commands() {
+    FUNDLEDGER_BENCH_PREFILL=0 FUNDLEDGER_BENCH_SECS=$SECS cargo bench -q --bench commands 2>&1 |
+        grep -iE 'submission|pgbench' || true
+}
+run bench_commands

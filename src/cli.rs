@@ -33,13 +33,32 @@ pub struct Cli {
     /// --data-dir with the private cluster; required with DATABASE_URL.
     #[arg(long, env = "FUNDLEDGER_KEY_DIR", global = true)]
     pub key_dir: Option<PathBuf>,
+    /// Log at info level: a one-shot command then tells when it starts and stops the private
+    /// cluster (`serve` always logs at info). RUST_LOG, when set, decides instead.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// The log filter when RUST_LOG is not set. A one-shot command's output is its answer
+    /// (a token on the last line, a report): starting and stopping the private cluster is
+    /// noise there unless asked for, while a server's operator wants to see it.
+    pub fn default_log_filter(&self) -> &'static str {
+        if self.verbose || matches!(self.command, Command::Serve { .. }) {
+            "info,sqlx=warn"
+        } else {
+            "warn"
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Migrate the database and serve the HTTP API until Ctrl-C or SIGTERM.
+    /// Migrate the database and serve the HTTP API until Ctrl-C, SIGTERM or SIGHUP, or until the
+    /// process that started it ends (unless started under `nohup`); then stop the private
+    /// cluster if this process started it.
     Serve {
         #[arg(long, env = "FUNDLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -104,6 +123,9 @@ pub enum Command {
     /// Sign the chain's current head with the checkpoint key (kept outside the database) and
     /// record it; prints the public key auditors verify with.
     Checkpoint,
+    /// Empty every read model and write it again from the log, through the same definition
+    /// the commands use live (safe while `serve` runs: the tables are locked meanwhile).
+    Rebuild,
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -116,6 +138,9 @@ pub enum Command {
     /// Idempotency keys: prune those past the retention period.
     #[command(subcommand)]
     Idempotency(IdempotencyCommand),
+    /// The private PostgreSQL cluster under --data-dir.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +164,13 @@ pub enum IdempotencyCommand {
         #[arg(long, default_value_t = crate::http::unit::IDEMPOTENCY_RETENTION_DAYS)]
         older_than_days: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Stop the private cluster under --data-dir, as the account it runs as: for one left
+    /// running, such as the one the tests share (`cargo test` keeps it up for the next run).
+    Stop,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +249,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             token_burst,
             header_read_timeout,
         } => {
+            // Before anything slow: a signal that arrives while the cluster starts is kept,
+            // and stops the service as soon as it is up, cluster included.
+            let mut stop = StopSignals::register()?;
             let trusted = checkpoint_public_key
                 .as_deref()
                 .map(|k| {
@@ -281,6 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 header_read_timeout: std::time::Duration::from_secs(header_read_timeout.max(1)),
                 ..Limits::default()
             };
+            let grace = limits.request_timeout;
             let mut state = AppState::new(db.pool.clone(), keys, limits);
             state.checkpoint_public_key = trusted;
             let checkpointing = signing.map(|signing| {
@@ -290,12 +326,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::time::Duration::from_secs(checkpoint_every * 60),
                 ))
             });
-            let served = serve(listen, state).await;
+            let served = serve(listen, state, &mut stop, grace).await;
             if let Some(task) = checkpointing {
                 task.abort();
             }
             db.close().await;
             served
+        }
+        Command::Rebuild => {
+            use sqlx::ConnectOptions;
+            let db = one_connection(&site).await?;
+            let started = std::time::Instant::now();
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:8} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            let rebuilt = async {
+                // As the owner: the service's role may not empty the tables.
+                let mut owner = db.owner.connect().await?;
+                crate::rebuild::rebuild(&mut owner, |p| match p {
+                    crate::rebuild::Progress::Folding { done, total } => {
+                        bar.set_message("folding");
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                    crate::rebuild::Progress::Writing { done, total } => {
+                        bar.set_message("writing");
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            }
+            .await;
+            bar.finish_and_clear();
+            db.close().await;
+            let r = rebuilt?;
+            println!(
+                "rebuilt every read model from {} events: {} rows in {:.1} s",
+                r.events,
+                r.rows,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
         Command::Checkpoint => {
             // The signer needs the checkpoint key only: the host it runs on holds no
@@ -492,6 +569,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })?;
             println!("forgot {pruned} idempotency keys older than {older_than_days} days");
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Stop) => {
+            let dir = &site.data_dir;
+            if !dir.join("pg").join("PG_VERSION").is_file() {
+                anyhow::bail!("there is no private cluster under {}", dir.display());
+            }
+            let cluster = crate::postgres::Cluster::new(dir)?;
+            if !cluster.is_running() {
+                println!("the cluster under {} is not running", dir.display());
+                return Ok(());
+            }
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+            println!("stopped the cluster under {}", dir.display());
             Ok(())
         }
         Command::Token(command) => {
@@ -691,17 +782,45 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
     Ok(())
 }
 
-async fn serve(listen: SocketAddr, state: AppState) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    state: AppState,
+    stop: &mut StopSignals,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "fundledger is serving");
     let sequencer = tokio::spawn(run_sequencer(state.pool.clone()));
+    let (begin_shutdown, shutdown_begun) = tokio::sync::oneshot::channel::<()>();
     // With a header-read timeout, and live streams told to end at shutdown.
-    crate::http::serve(listener, state, shutdown_signal()).await?;
+    let server = crate::http::serve(listener, state, async move {
+        let _ = shutdown_begun.await;
+    });
+    let mut server = std::pin::pin!(server);
+    let outcome = tokio::select! {
+        served = &mut server => served.map_err(anyhow::Error::from),
+        reason = stop.recv() => {
+            tracing::info!(reason, "shutting down: finishing in-flight requests");
+            let _ = begin_shutdown.send(());
+            // A live feed reader never ends its request: bound the wait, so the cluster is
+            // stopped even then.
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(served) => served.map_err(anyhow::Error::from),
+                Err(_) => {
+                    tracing::warn!(
+                        seconds = grace.as_secs(),
+                        "requests still open after the grace period; closing them"
+                    );
+                    Ok(())
+                }
+            }
+        }
+    };
     sequencer.abort();
     tracing::info!("in-flight requests finished; shutting down");
-    Ok(())
+    outcome
 }
 
 /// Signs the chain's head every `every`, when it has moved.
@@ -757,20 +876,72 @@ async fn run_sequencer(pool: sqlx::PgPool) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+/// What ends `serve`: Ctrl-C, SIGTERM, SIGHUP (its terminal closed), or the process that
+/// started it ending (a script killed before it could stop the server). Left running, an
+/// orphaned server would keep its port and its private cluster forever.
+///
+/// Started under `nohup` (SIGHUP ignored), the operator asked for a server that outlives its
+/// terminal and shell: then neither SIGHUP nor the parent's end stops it. A parent that is
+/// already init (a service manager, a container) is not watched either.
+#[derive(Debug)]
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: Option<tokio::signal::unix::Signal>,
+    parent: Option<u32>,
+}
+
+/// How often `serve` checks that the process that started it is still there.
+const PARENT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl StopSignals {
+    fn register() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let detached = sighup_ignored();
+        let parent = std::os::unix::process::parent_id();
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: if detached { None } else { Some(signal(SignalKind::hangup())?) },
+            parent: (!detached && parent > 1).then_some(parent),
+        })
     }
+
+    /// Waits for the first reason to stop and names it.
+    async fn recv(&mut self) -> &'static str {
+        let hangup = async {
+            match &mut self.hangup {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let parent_gone = async {
+            let Some(parent) = self.parent else {
+                return std::future::pending().await;
+            };
+            // Without unsafe code there is no PR_SET_PDEATHSIG; an orphan is re-parented (to
+            // init or a subreaper), which changes its parent id.
+            while std::os::unix::process::parent_id() == parent {
+                tokio::time::sleep(PARENT_POLL).await;
+            }
+        };
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = hangup => "SIGHUP",
+            () = parent_gone => "the process that started it ended",
+        }
+    }
+}
+
+/// Whether SIGHUP was ignored when we started (`nohup`), read from /proc (no unsafe libc
+/// call); where there is no /proc, it is taken as not ignored.
+fn sighup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & 1 != 0) // bit 0 is signal 1, SIGHUP
 }

@@ -1,7 +1,8 @@
 //! The first of the two commands: `fundledger serve` with no DATABASE_URL starts a private
-//! cluster, answers /healthz, stops the cluster on SIGTERM, and reuses its data next time.
+//! cluster, answers /healthz, stops the cluster on SIGTERM, SIGHUP or when the process that
+//! started it dies, and reuses its data next time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -250,4 +251,226 @@ async fn checkpoint_and_verify_from_the_cli_with_the_printed_public_key() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stdout).contains("not signed by the trusted key"));
     std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// Whether process `pid` still runs. A zombie waiting for its reaper does not: in a container
+/// the orphan's new parent may never reap it.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+        !matches!(state, Some('Z' | 'X') | None)
+    })
+}
+
+fn postmaster_pid(data_dir: &Path) -> u32 {
+    let pid_file = data_dir.join("pg/postmaster.pid");
+    let text = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+    text.lines().next().unwrap().trim().parse().unwrap()
+}
+
+fn send(signal: &str, pid: u32) {
+    Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
+}
+
+async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+/// What a failing test would otherwise leave behind: the server (SIGTERM, which stops its
+/// cluster), then the cluster itself, then the data directory.
+struct Cleanup {
+    data_dir: PathBuf,
+    serve: Option<u32>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.serve.filter(|&pid| alive(pid)) {
+            send("-TERM", pid);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if let Ok(cluster) = Cluster::new(&self.data_dir) {
+            let _ = cluster.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn fresh_data_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("fundledger-{name}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+#[tokio::test]
+async fn serve_exits_cleanly_on_sighup_and_stops_its_cluster() {
+    let data_dir = fresh_data_dir("sighup-test");
+    let mut cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let port = free_port();
+    let mut server = start(&data_dir, port);
+    cleanup.serve = Some(server.id());
+    wait_healthy(port, &mut server).await;
+    let postmaster = postmaster_pid(&data_dir);
+    assert!(alive(postmaster));
+
+    // What a closing terminal sends to the jobs started from it.
+    send("-HUP", server.id());
+    let mut status = None;
+    eventually(Duration::from_secs(30), || {
+        status = server.try_wait().unwrap();
+        status.is_some()
+    })
+    .await;
+    let mut log = String::new();
+    if status.is_some() {
+        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut log).unwrap();
+    }
+    assert!(status.is_some_and(|s| s.success()), "serve did not exit cleanly: {status:?}\n{log}");
+    assert!(
+        log.contains("SIGHUP") && log.contains("stopping the private PostgreSQL cluster"),
+        "{log}"
+    );
+    assert!(!alive(postmaster), "the cluster's postmaster {postmaster} still runs");
+    assert!(!data_dir.join("pg/postmaster.pid").exists());
+}
+
+#[tokio::test]
+async fn serve_stops_itself_and_its_cluster_when_the_process_that_started_it_dies() {
+    let data_dir = fresh_data_dir("orphan-test");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let port = free_port();
+    let (pid_file, log_file) = (data_dir.join("serve.pid"), data_dir.join("serve.log"));
+    // A shell script that starts the server in the background, as the README's walkthrough
+    // does, and is then killed before it can stop it.
+    let mut parent = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" serve --listen "$1" --data-dir "$2" >"$3" 2>&1 & echo $! >"$4"; wait"#)
+        .arg(env!("CARGO_BIN_EXE_fundledger"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&data_dir)
+        .arg(&log_file)
+        .arg(&pid_file)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut serve = None;
+    eventually(Duration::from_secs(10), || {
+        serve = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+        serve.is_some()
+    })
+    .await;
+    let serve = serve.expect("the shell wrote the server's pid");
+    cleanup.serve = Some(serve);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(port, "/healthz").await.is_none() {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        assert!(alive(serve) && Instant::now() < deadline, "serve did not come up: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let postmaster = postmaster_pid(&data_dir);
+
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let gone = eventually(Duration::from_secs(30), || !alive(serve)).await;
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    assert!(gone, "serve {serve} still runs 30 s after its parent died:\n{log}");
+    assert!(log.contains("the process that started it ended"), "{log}");
+    assert!(!alive(postmaster), "the cluster's postmaster {postmaster} still runs:\n{log}");
+    assert!(!data_dir.join("pg/postmaster.pid").exists());
+}
+
+#[tokio::test]
+async fn serve_started_under_nohup_outlives_a_hangup() {
+    let data_dir = fresh_data_dir("nohup-test");
+    let mut cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let port = free_port();
+    // What `nohup` does: SIGHUP ignored before exec.
+    let mut server = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap "" HUP; exec "$0" serve --listen "$1" --data-dir "$2""#)
+        .arg(env!("CARGO_BIN_EXE_fundledger"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cleanup.serve = Some(server.id());
+    wait_healthy(port, &mut server).await;
+    send("-HUP", server.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(server.try_wait().unwrap().is_none(), "serve under nohup ended on SIGHUP");
+    let resp = get(port, "/healthz").await.expect("still serving");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    terminate(server);
+    assert!(!Cluster::new(&data_dir).unwrap().is_running());
+}
+
+#[test]
+fn one_shot_commands_log_the_cluster_start_only_with_verbose() {
+    let data_dir = fresh_data_dir("quiet-test");
+    let _cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let run = |verbose: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fundledger"));
+        cmd.args(["token", "list", "--data-dir"]).arg(&data_dir);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd.env_remove("DATABASE_URL").env_remove("RUST_LOG").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(false);
+    assert!(!quiet.contains("INFO"), "a one-shot command logs info lines by default:\n{quiet}");
+    let verbose = run(true);
+    assert!(
+        verbose.contains("private PostgreSQL cluster is up")
+            && verbose.contains("stopping the private PostgreSQL cluster"),
+        "{verbose}"
+    );
+}
+
+#[test]
+fn cluster_stop_stops_a_cluster_left_running_such_as_the_tests_one() {
+    let data_dir = fresh_data_dir("cluster-stop-test");
+    let _cleanup = Cleanup { data_dir: data_dir.clone(), serve: None };
+    let stop = || {
+        Command::new(env!("CARGO_BIN_EXE_fundledger"))
+            .args(["cluster", "stop", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let none = stop();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no private cluster under"));
+
+    // Started the way the test suite starts its shared cluster, and left running.
+    let cluster = fundledger::postgres::testing::start_private(
+        &data_dir,
+        fundledger::postgres::Durability::Disposable,
+    );
+    assert!(cluster.is_running());
+    let stopped = stop();
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped the cluster"));
+    assert!(!cluster.is_running());
+    let again = stop();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is not running"));
 }

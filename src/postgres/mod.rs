@@ -41,6 +41,8 @@ pub enum DatabaseError {
     Connect(sqlx::Error),
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("rebuilding the read models after a migration failed: {0}")]
+    Rebuild(String),
     #[error(
         "the service's login role cannot be set up ({0}). The owner (DATABASE_URL) must be \
          allowed to create roles (CREATEROLE), or give the service its own login with \
@@ -112,14 +114,27 @@ impl Database {
                     reused = !fresh,
                     "private PostgreSQL cluster is up"
                 );
-                create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
-                    .await?;
                 (cluster.connect_options(PRIVATE_DATABASE), Some((cluster, started)))
             }
         };
-        migrate(&owner).await?;
-        let pool = service_pool(&owner, &login, settings).await?;
-        Ok(Self { pool, owner, cluster })
+        let ready = async {
+            if let Some((cluster, _)) = &cluster {
+                create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
+                    .await?;
+            }
+            migrate(&owner).await?;
+            service_pool(&owner, &login, settings).await
+        };
+        match ready.await {
+            Ok(pool) => Ok(Self { pool, owner, cluster }),
+            Err(e) => {
+                // Nobody else will stop a cluster we started for a database we cannot use.
+                if let Some((cluster, true)) = cluster {
+                    let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Closes the pool and stops the private cluster if this process started it.
@@ -156,10 +171,41 @@ pub async fn create_database_if_missing(
 }
 
 /// Applies the embedded migrations as the owner.
+/// The line a migration carries when the read models must be written again from the log
+/// after it (it adds a column or a table a fold fills).
+pub const REBUILD_MARKER: &str = "-- fundledger: rebuild read models";
+
 pub async fn migrate(owner: &PgConnectOptions) -> Result<(), DatabaseError> {
     let mut conn = owner.connect().await.map_err(DatabaseError::Connect)?;
+    let applied = applied_versions(&mut conn).await;
     MIGRATOR.run(&mut conn).await?;
+    // A ledger that already holds events and has just gained a read model fills it from the
+    // log, through the same definition the commands use (an upgrade needs no manual step).
+    let newly_rebuilding = MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .any(|m| m.sql.contains(REBUILD_MARKER));
+    if newly_rebuilding && !applied.is_empty() {
+        let has_events: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events)")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(DatabaseError::Connect)?;
+        if has_events {
+            tracing::info!("a migration added to the read models: rebuilding them from the log");
+            crate::rebuild::rebuild(&mut conn, |_| {})
+                .await
+                .map_err(|e| DatabaseError::Rebuild(e.to_string()))?;
+        }
+    }
     Ok(())
+}
+
+/// The migrations already applied (none on a new database).
+async fn applied_versions(conn: &mut sqlx::PgConnection) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(conn)
+        .await
+        .unwrap_or_default()
 }
 
 /// How the service logs in (issue 12: the append-only guarantee must not depend on the client's

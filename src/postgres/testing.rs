@@ -3,7 +3,8 @@
 //! With `DATABASE_URL`, every test database is created on that server. Without it, the first
 //! test process starts one private cluster under the system temp directory; the others find it
 //! running. Test binaries are separate processes, so the start is guarded by a file lock. The
-//! cluster stays up between runs (a second run starts in milliseconds); `.ci/run` stops it.
+//! cluster stays up between runs (a second run starts in milliseconds); `.ci/run` stops it, and
+//! so does `fundledger cluster stop --data-dir "${TMPDIR:-/tmp}/fundledger-test-cluster"`.
 //! Each test gets a fresh database of its own, dropped when the test ends.
 
 use std::path::PathBuf;
