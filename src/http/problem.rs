@@ -165,8 +165,25 @@ fn unreachable(e: &sqlx::Error) -> bool {
     ) || matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300"))
 }
 
+/// Whether a database error is one of the service's own time limits (`statement_timeout`,
+/// `lock_timeout`): the transaction was rolled back, nothing of it was recorded.
+fn timed_out(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "57014" || c == "55P03"))
+}
+
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
+        if timed_out(&e) {
+            tracing::warn!(error = %e, "a statement ran past its time limit");
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_timeout",
+                "the ledger's database did not finish in time (a lock held elsewhere, or a slow \
+                 statement); nothing was recorded, retry shortly",
+            );
+            p.retry_after = Some(2);
+            return p;
+        }
         if unreachable(&e) {
             tracing::warn!(error = %e, "database unreachable");
             Problem::unavailable()

@@ -71,11 +71,23 @@ pub struct Database {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Longest a statement of the service may run (`statement_timeout`): below the request
+    /// timeout, so a runaway query ends with a clear 503 instead of a dropped connection.
+    pub statement_timeout: Duration,
+    /// Longest a statement may wait for a lock (`lock_timeout`): a command queued behind a
+    /// stuck holder ends in bounded time. Approvals of one quota queue on its lock for a few
+    /// milliseconds each, far below this.
+    pub lock_timeout: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(20),
+            lock_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -373,6 +385,8 @@ pub async fn service_pool(
         )));
     }
     let idle_ms = IDLE_IN_TRANSACTION_TIMEOUT.as_millis();
+    let statement_ms = settings.statement_timeout.as_millis();
+    let lock_ms = settings.lock_timeout.as_millis();
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         // A broken connection surfaces as an error on first use, which the caller handles;
@@ -382,7 +396,11 @@ pub async fn service_pool(
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(
-                    format!("SET idle_in_transaction_session_timeout = {idle_ms}").as_str(),
+                    format!(
+                        "SET idle_in_transaction_session_timeout = {idle_ms}; \
+                         SET statement_timeout = {statement_ms}; SET lock_timeout = {lock_ms}"
+                    )
+                    .as_str(),
                 )
                 .await?;
                 Ok(())
