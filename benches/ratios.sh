@@ -10,12 +10,13 @@
 # and prints each figure beside its limit and the ratio. Other processes on the machine slow
 # every figure of the run alike, so ratios taken within one run partly cancel them.
 #
-# Run: benches/ratios.sh     (CARGO_TARGET_DIR is honoured; the peer builds into it too)
+# Run: benches/ratios.sh     (CARGO_TARGET_DIR is honoured; the peer builds under it, in peer/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUNDLEDGER_BENCH_SECS:-10}
 CLIENTS=16
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+PEER_TARGET="$CARGO_TARGET_DIR/peer"
 # Background jobs in their own process groups, so a stop reaches cargo's children too.
 set -m
 
@@ -65,7 +66,7 @@ run() {
 
 echo "== building (release): the benches, and the peer (benches/peer, its own workspace)" >&2
 run cargo bench -q --no-run --bench append --bench commands
-run cargo build -q --release --manifest-path benches/peer/Cargo.toml
+CARGO_TARGET_DIR="$PEER_TARGET" run cargo build -q --release --manifest-path benches/peer/Cargo.toml
 
 export FUNDLEDGER_BENCH_CLUSTER="$ROOT" FUNDLEDGER_BENCH_SECS="$SECS"
 echo "== (a) (b) (d) raw append, bare INSERT, the same append via pgbench: $CLIENTS writers, ${SECS}s each" >&2
@@ -76,7 +77,7 @@ FUNDLEDGER_BENCH_PREFILL=0 run cargo bench -q --bench commands >"$ROOT/commands.
 echo "== (e) the peer: cqrs-es + postgres-es, $CLIENTS clients, ${SECS}s" >&2
 socket_dir="$ROOT/socket"
 [ -f "$ROOT/socket.path" ] && socket_dir=$(cat "$ROOT/socket.path")
-run "$CARGO_TARGET_DIR/release/fundledger-bench-peer" \
+run "$PEER_TARGET/release/fundledger-bench-peer" \
     "postgres://fundledger@localhost/postgres?host=$socket_dir" "$CLIENTS" "$SECS" >"$ROOT/peer.out"
 
 cat "$ROOT/append.out" "$ROOT/commands.out" "$ROOT/peer.out" | grep '^figure ' >"$FIGURES"
