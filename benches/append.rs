@@ -88,8 +88,18 @@ async fn run(duration: Duration) {
             "{writers:>3} writers: fundledger {:.0} ev/s, bare insert {:.0} rows/s, append via pgbench {:.0}/s",
             ours.events_per_s, bare.events_per_s, shape.events_per_s
         );
-        common::figure(&format!("raw_append_{writers}"), ours.events_per_s, ours.p50_ms, ours.p99_ms);
-        common::figure(&format!("bare_insert_{writers}"), bare.events_per_s, bare.p50_ms, bare.p99_ms);
+        common::figure(
+            &format!("raw_append_{writers}"),
+            ours.events_per_s,
+            ours.p50_ms,
+            ours.p99_ms,
+        );
+        common::figure(
+            &format!("bare_insert_{writers}"),
+            bare.events_per_s,
+            bare.p50_ms,
+            bare.p99_ms,
+        );
         common::figure(
             &format!("append_pgbench_{writers}"),
             shape.events_per_s,

@@ -127,7 +127,12 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             approvals.p50_ms,
             approvals.p99_ms,
         );
-        common::figure(&format!("hot_row_pgbench_{prefill}"), shape.per_s, shape.p50_ms, shape.p99_ms);
+        common::figure(
+            &format!("hot_row_pgbench_{prefill}"),
+            shape.per_s,
+            shape.p50_ms,
+            shape.p99_ms,
+        );
         println!(
             "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
             subs.per_s,

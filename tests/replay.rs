@@ -142,7 +142,11 @@ async fn the_quota_as_of_any_position_folds_only_the_pools_events_and_equals_the
             3 if !approved.is_empty() => {
                 let id = approved.swap_remove(rng.gen_range(0..approved.len()));
                 let r = api
-                    .post("clerk", &format!("/v1/applications/{id}/withdraw"), &json!({"reason": "撤回"}))
+                    .post(
+                        "clerk",
+                        &format!("/v1/applications/{id}/withdraw"),
+                        &json!({"reason": "撤回"}),
+                    )
                     .await;
                 assert_eq!(r.status, 200, "seed {seed}: {}", r.text);
             }

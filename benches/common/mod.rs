@@ -15,7 +15,10 @@ pub fn bench_cluster() -> (Cluster, bool) {
             (start_private(&PathBuf::from(dir), Durability::Durable), false)
         }
         _ => (
-            start_private(&std::env::temp_dir().join("fundledger-bench-cluster"), Durability::Durable),
+            start_private(
+                &std::env::temp_dir().join("fundledger-bench-cluster"),
+                Durability::Durable,
+            ),
             true,
         ),
     }

@@ -345,10 +345,8 @@ pub async fn submit(
         let policies = policies_of(a.conn(), &database, read.tag_ids).await?;
         let persons: Vec<RecordedEvent> =
             read.events.into_iter().filter(|e| e.stream_id != county_stream).collect();
-        let history: Vec<PriorApplication> = fold_applications(&persons)
-            .of_party(person_tag.as_str())
-            .filter_map(prior)
-            .collect();
+        let history: Vec<PriorApplication> =
+            fold_applications(&persons).of_party(person_tag.as_str()).filter_map(prior).collect();
         let policy = policy::select(&policies, app.program(), pool, app.business_date())
             .map_err(|r| ApplicationError::Refused(vec![r]))?;
         let decision = app.decide(&history, policy).map_err(ApplicationError::Refused)?;

@@ -109,8 +109,7 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
 }
 
 /// The statement of [`append`]: its [`APPEND_PARAMS`] parameters are bound by [`append_with`].
-pub const APPEND_SQL: &str =
-    "SELECT event_id, event_stream_id, event_stream_version
+pub const APPEND_SQL: &str = "SELECT event_id, event_stream_id, event_stream_version
        FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_snapshot)";
 
 /// The number of parameters of [`APPEND_SQL`].
