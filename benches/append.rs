@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::{Metadata, Tag};
-use fundledger::postgres::testing::start_private;
-use fundledger::postgres::{migrate, writer_pool, Durability, PoolSettings};
+use fundledger::postgres::{migrate, writer_pool, PoolSettings};
 use fundledger::store::{
     append, read_all, read_point, sequence, Append, AppendCondition, ExpectedVersion, NewEvent,
     Position,
@@ -25,7 +24,17 @@ use fundledger::store::{
 use serde_json::json;
 use sqlx::{ConnectOptions, Executor};
 
-const WRITER_LEVELS: [usize; 4] = [1, 4, 16, 64];
+mod common;
+
+/// Concurrent writers measured, in turn: `FUNDLEDGER_BENCH_WRITERS` (comma-separated), else
+/// 1, 4, 16 and 64.
+fn writer_levels() -> Vec<usize> {
+    std::env::var("FUNDLEDGER_BENCH_WRITERS")
+        .unwrap_or_else(|_| "1,4,16,64".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
 
 struct Run {
     events_per_s: f64,
@@ -49,9 +58,8 @@ fn main() {
 }
 
 async fn run(duration: Duration) {
-    let dir = std::env::temp_dir().join("fundledger-bench-cluster");
-    eprintln!("starting a durable private cluster under {}", dir.display());
-    let cluster = start_private(&dir, Durability::Durable);
+    let (cluster, ours_to_stop) = common::bench_cluster();
+    eprintln!("durable private cluster under {}", cluster.root().display());
     let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let admin = cluster.connect_options("postgres");
     let mut conn = admin.connect().await.unwrap();
@@ -72,13 +80,31 @@ async fn run(duration: Duration) {
     );
 
     let mut rows = Vec::new();
-    for &writers in &WRITER_LEVELS {
+    for writers in writer_levels() {
         let ours = bench_store(&pool, writers, duration).await;
         let bare = bench_pgbench(&cluster, &db, BARE_INSERT, writers, duration);
         let shape = bench_pgbench(&cluster, &db, APPEND_SHAPE, writers, duration);
         eprintln!(
             "{writers:>3} writers: fundledger {:.0} ev/s, bare insert {:.0} rows/s, append via pgbench {:.0}/s",
             ours.events_per_s, bare.events_per_s, shape.events_per_s
+        );
+        common::figure(
+            &format!("raw_append_{writers}"),
+            ours.events_per_s,
+            ours.p50_ms,
+            ours.p99_ms,
+        );
+        common::figure(
+            &format!("bare_insert_{writers}"),
+            bare.events_per_s,
+            bare.p50_ms,
+            bare.p99_ms,
+        );
+        common::figure(
+            &format!("append_pgbench_{writers}"),
+            shape.events_per_s,
+            shape.p50_ms,
+            shape.p99_ms,
         );
         rows.push((writers, ours, bare, shape));
     }
@@ -124,7 +150,9 @@ async fn run(duration: Duration) {
     pool.close().await;
     let mut conn = admin.connect().await.unwrap();
     conn.execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str()).await.unwrap();
-    cluster.stop().unwrap();
+    if ours_to_stop {
+        cluster.stop().unwrap();
+    }
 }
 
 fn bench_event(stream: &str, tag: &Tag) -> NewEvent {

@@ -5,8 +5,8 @@
 //! Run: `cargo bench --bench commands` (FUNDLEDGER_BENCH_SECS per measurement, default 10;
 //! FUNDLEDGER_BENCH_PREFILL, a comma-separated list of log sizes, default "0,1000000").
 //!
-//! In the same run, pgbench runs a transaction of the same shape against the same server
-//! (read a row, insert an event, update a counter row), for the ratio.
+//! In the same run, pgbench runs the hot-row limit of approvals against the same server: every
+//! client on one counter row (lock it, insert an event-sized row, update it, commit).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,12 +17,13 @@ use chrono::NaiveDate;
 use fundledger::commands::applications::{review, submit, PersonApplication, Review};
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
 use fundledger::personal::Keys;
-use fundledger::postgres::testing::start_private;
-use fundledger::postgres::{migrate, writer_pool, Cluster, Durability, PoolSettings};
+use fundledger::postgres::{migrate, writer_pool, Cluster, PoolSettings};
 use fundledger::publishing::{load_policy_file, publish};
 use policy::{Amount, DivisionCode, Ratio};
 use serde_json::json;
 use sqlx::{ConnectOptions, Executor, PgPool};
+
+mod common;
 
 const CLIENTS: usize = 16;
 
@@ -91,9 +92,8 @@ fn main() {
 }
 
 async fn run(duration: Duration, prefills: Vec<u64>) {
-    let cluster =
-        start_private(&std::env::temp_dir().join("fundledger-bench-cluster"), Durability::Durable);
-    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool (16 clients) | p50 ms | p99 ms | pgbench same shape tx/s (16 clients) |");
+    let (cluster, ours_to_stop) = common::bench_cluster();
+    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool (16 clients) | p50 ms | p99 ms | pgbench hot row tx/s (16 clients, one row) |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for prefill in prefills {
         let db = format!("bench_commands_{}", uuid::Uuid::new_v4().simple());
@@ -119,7 +119,20 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
 
         let (submitted, subs) = submissions(&pool, &keys, duration).await;
         let approvals = approvals(&pool, submitted, duration).await;
-        let shape = pgbench_same_shape(&cluster, &db, duration);
+        let shape = pgbench_hot_row(&cluster, &db, duration);
+        common::figure(&format!("submissions_{prefill}"), subs.per_s, subs.p50_ms, subs.p99_ms);
+        common::figure(
+            &format!("approvals_{prefill}"),
+            approvals.per_s,
+            approvals.p50_ms,
+            approvals.p99_ms,
+        );
+        common::figure(
+            &format!("hot_row_pgbench_{prefill}"),
+            shape.per_s,
+            shape.p50_ms,
+            shape.p99_ms,
+        );
         println!(
             "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
             subs.per_s,
@@ -128,7 +141,7 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             approvals.per_s,
             approvals.p50_ms,
             approvals.p99_ms,
-            shape
+            shape.per_s
         );
         pool.close().await;
         admin
@@ -139,7 +152,9 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             .await
             .unwrap();
     }
-    cluster.stop().unwrap();
+    if ours_to_stop {
+        cluster.stop().unwrap();
+    }
 }
 
 /// Prefills the log with `n` events of unrelated streams and tags, sequenced, as an import
@@ -272,21 +287,22 @@ async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration) -> Rate 
     rate(lat, started.elapsed())
 }
 
-/// pgbench: read a counter row (locking it, as the quota row is locked), insert an event of the
-/// same size, update the counter.
-fn pgbench_same_shape(cluster: &Cluster, db: &str, duration: Duration) -> f64 {
+/// The limit of one-at-a-time approvals: pgbench with every client on ONE counter row (as every
+/// approval of one pool takes that pool's lock): lock the row, insert an event-sized row,
+/// update the counter, commit.
+fn pgbench_hot_row(cluster: &Cluster, db: &str, duration: Duration) -> Rate {
     let work =
         std::env::temp_dir().join(format!("fundledger-pgbench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&work).unwrap();
-    let script = work.join("shape.sql");
+    let script = work.join("hot_row.sql");
     std::fs::write(
         &script,
         "\\set v random(1, 9000000000000000000)\n\
          BEGIN;\n\
-         SELECT used FROM bench_counter WHERE id = 1 + :client_id % 16 FOR UPDATE;\n\
+         SELECT used FROM bench_counter WHERE id = 1 FOR UPDATE;\n\
          INSERT INTO bench_events (stream_id, stream_version, event_type, schema_version, data, metadata, tags) \
-         VALUES ('shape-' || :v, 1, 'ApplicationSubmitted', 1, '{\"application\": \"x\", \"decision\": {\"amount\": \"600.00\"}}', '{\"actor\": \"clerk\"}', '{person-x}');\n\
-         UPDATE bench_counter SET used = used + 1 WHERE id = 1 + :client_id % 16;\n\
+         VALUES ('shape-' || :v, 1, 'ApplicationReviewed', 1, '{\"application\": \"x\", \"decision\": {\"amount\": \"600.00\"}}', '{\"actor\": \"reviewer\"}', '{person-x}');\n\
+         UPDATE bench_counter SET used = used + 1 WHERE id = 1;\n\
          COMMIT;\n",
     )
     .unwrap();
@@ -297,24 +313,15 @@ fn pgbench_same_shape(cluster: &Cluster, db: &str, duration: Duration) -> f64 {
         .arg(
             "CREATE TABLE IF NOT EXISTS bench_events (LIKE events INCLUDING ALL);
              CREATE TABLE IF NOT EXISTS bench_counter (id int PRIMARY KEY, used bigint NOT NULL);
-             INSERT INTO bench_counter SELECT g, 0 FROM generate_series(1, 16) g ON CONFLICT DO NOTHING;",
+             INSERT INTO bench_counter VALUES (1, 0) ON CONFLICT DO NOTHING;",
         )
         .output()
         .unwrap();
     assert!(psql_setup.status.success(), "{}", String::from_utf8_lossy(&psql_setup.stderr));
     let out = Command::new(cluster.binaries().path("pgbench"))
         .current_dir(&work)
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            &CLIENTS.to_string(),
-            "-j",
-            "4",
-            "-T",
-            &duration.as_secs().to_string(),
-        ])
+        .args(["-n", "-M", "prepared", "-l", "--log-prefix", "tx"])
+        .args(["-c", &CLIENTS.to_string(), "-j", "4", "-T", &duration.as_secs().to_string()])
         .arg("-f")
         .arg(&script)
         .arg("-h")
@@ -322,12 +329,24 @@ fn pgbench_same_shape(cluster: &Cluster, db: &str, duration: Duration) -> f64 {
         .args(["-U", fundledger::postgres::cluster::SUPERUSER, db])
         .output()
         .unwrap();
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&work).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("tx.") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            latencies.extend(
+                text.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
+            );
+        }
+    }
     std::fs::remove_dir_all(&work).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pgbench: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    stdout
+    let tps: f64 = stdout
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
-        .unwrap()
+        .unwrap();
+    let mut r = rate(latencies, duration);
+    r.per_s = tps;
+    r
 }

@@ -222,18 +222,28 @@ pub async fn policies_cached(
     conn: &mut sqlx::PgConnection,
     database: &str,
 ) -> Result<std::sync::Arc<Vec<Policy>>, sqlx::Error> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Cache = Mutex<HashMap<String, (Vec<i64>, Arc<Vec<Policy>>)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT t.event_id FROM event_tags t WHERE t.tag = $1 ORDER BY t.event_id",
     )
     .bind(POLICIES_TAG)
     .fetch_all(&mut *conn)
     .await?;
+    policies_of(conn, database, ids).await
+}
+
+/// The published policies given the ids of the events tagged [`POLICIES_TAG`] (read by the
+/// caller, for example in the same statement as the rest of its read): from the cache when
+/// those ids are the cached ones, else read and parsed once.
+pub async fn policies_of(
+    conn: &mut sqlx::PgConnection,
+    database: &str,
+    ids: Vec<i64>,
+) -> Result<std::sync::Arc<Vec<Policy>>, sqlx::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<String, (Vec<i64>, Arc<Vec<Policy>>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
     if let Some((cached_ids, policies)) = cache.lock().expect("policy cache").get(database) {
         if *cached_ids == ids {
             return Ok(policies.clone());

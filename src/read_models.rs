@@ -93,41 +93,100 @@ const PAYOUT_COLUMNS: &[&str] = &[
 
 fn write_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
+    SQL.get_or_init(|| format!("WITH {} SELECT 1", write_ctes(1, "")))
+}
+
+/// The upserts of [`write`] as common table expressions, their seven parameters numbered from
+/// `first`; `gate` is joined to every source (", gate": see [`append_and_write`]).
+fn write_ctes(first: usize, gate: &str) -> String {
+    let source = |n: usize, table: &str| {
+        format!("SELECT r.* FROM jsonb_populate_recordset(NULL::{table}, ${}) r{gate}", first + n)
+    };
+    format!(
+        "s AS (INSERT INTO application_status {s}
+               ON CONFLICT (application) DO UPDATE SET {status}),
+         n AS (INSERT INTO notices {n}
+               ON CONFLICT (notice) DO UPDATE SET {notice}),
+         l AS (INSERT INTO notice_lines {l}
+               ON CONFLICT (notice, application) DO UPDATE SET {line}),
+         o AS (INSERT INTO objections {o}
+               ON CONFLICT (objection) DO UPDATE SET {objection}),
+         p AS (INSERT INTO payouts {p}
+               ON CONFLICT (payout) DO UPDATE SET {payout}),
+         -- Totals: differences added to what is stored. Quota rows are created by the quota
+         -- being set (a difference of the cap alone); the other differences update them, and
+         -- the cap's CHECK holds on the sum. Spending differences are never negative, so a
+         -- new row is the difference itself.
+         qd AS ({qd}),
+         qu AS (UPDATE quota_usage t SET cap = t.cap + qd.cap, committed = t.committed + qd.committed,
+                    paid = t.paid + qd.paid, recovered = t.recovered + qd.recovered
+                FROM qd WHERE t.pool = qd.pool AND t.year = qd.year RETURNING t.pool, t.year),
+         qi AS (INSERT INTO quota_usage SELECT qd.* FROM qd
+                WHERE NOT EXISTS (SELECT 1 FROM quota_usage t WHERE t.pool = qd.pool AND t.year = qd.year)),
+         sp AS (INSERT INTO spending AS t {sp}
+                ON CONFLICT (pool, month, county, program, funding) DO UPDATE
+                SET payouts = t.payouts + excluded.payouts, paid = t.paid + excluded.paid,
+                    failed = t.failed + excluded.failed, recovered = t.recovered + excluded.recovered)",
+        s = source(0, "application_status"),
+        n = source(1, "notices"),
+        l = source(2, "notice_lines"),
+        o = source(3, "objections"),
+        p = source(4, "payouts"),
+        qd = source(5, "quota_usage"),
+        sp = source(6, "spending"),
+        status = replace_all(STATUS_COLUMNS),
+        notice = replace_all(NOTICE_COLUMNS),
+        line = replace_all(LINE_COLUMNS),
+        objection = replace_all(OBJECTION_COLUMNS),
+        payout = replace_all(PAYOUT_COLUMNS),
+    )
+}
+
+/// The append and the read models' changes in ONE statement (one round trip instead of two):
+/// `fundledger_append` runs first, and every upsert's rows are joined to `gate`, a count of
+/// what it appended, so no read-model row is written (or locked) before the append has taken
+/// its locks and passed its condition; a refused append fails the whole statement.
+///
+/// The upserts run under the statement's snapshot, taken before the append waited for its
+/// locks. That is safe here: every row they write is keyed by a stream or tag the command
+/// read and conditioned its append on, so any writer of the same rows that committed after
+/// the read point makes the append fail (a conflict, retried) before a row is written, and
+/// the increments (`quota_usage`, `spending`) and the `ON CONFLICT` upserts work on the latest
+/// row versions anyway.
+pub async fn append_and_write(
+    conn: &mut PgConnection,
+    appending: &crate::store::Append,
+    changes: &Changes,
+) -> Result<crate::store::Appended, crate::store::AppendError> {
+    if changes.is_empty() {
+        return crate::store::append(conn, appending).await;
+    }
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
         format!(
-            "WITH
-             s AS (INSERT INTO application_status SELECT * FROM jsonb_populate_recordset(NULL::application_status, $1)
-                   ON CONFLICT (application) DO UPDATE SET {status}),
-             n AS (INSERT INTO notices SELECT * FROM jsonb_populate_recordset(NULL::notices, $2)
-                   ON CONFLICT (notice) DO UPDATE SET {notice}),
-             l AS (INSERT INTO notice_lines SELECT * FROM jsonb_populate_recordset(NULL::notice_lines, $3)
-                   ON CONFLICT (notice, application) DO UPDATE SET {line}),
-             o AS (INSERT INTO objections SELECT * FROM jsonb_populate_recordset(NULL::objections, $4)
-                   ON CONFLICT (objection) DO UPDATE SET {objection}),
-             p AS (INSERT INTO payouts SELECT * FROM jsonb_populate_recordset(NULL::payouts, $5)
-                   ON CONFLICT (payout) DO UPDATE SET {payout}),
-             -- Totals: differences added to what is stored. Quota rows are created by the quota
-             -- being set (a difference of the cap alone); the other differences update them, and
-             -- the cap's CHECK holds on the sum. Spending differences are never negative, so a
-             -- new row is the difference itself.
-             qd AS (SELECT * FROM jsonb_populate_recordset(NULL::quota_usage, $6)),
-             qu AS (UPDATE quota_usage t SET cap = t.cap + qd.cap, committed = t.committed + qd.committed,
-                        paid = t.paid + qd.paid, recovered = t.recovered + qd.recovered
-                    FROM qd WHERE t.pool = qd.pool AND t.year = qd.year RETURNING t.pool, t.year),
-             qi AS (INSERT INTO quota_usage SELECT qd.* FROM qd
-                    WHERE NOT EXISTS (SELECT 1 FROM quota_usage t WHERE t.pool = qd.pool AND t.year = qd.year)),
-             sp AS (INSERT INTO spending AS t SELECT * FROM jsonb_populate_recordset(NULL::spending, $7)
-                    ON CONFLICT (pool, month, county, program, funding) DO UPDATE
-                    SET payouts = t.payouts + excluded.payouts, paid = t.paid + excluded.paid,
-                        failed = t.failed + excluded.failed, recovered = t.recovered + excluded.recovered)
-             SELECT 1",
-            status = replace_all(STATUS_COLUMNS),
-            notice = replace_all(NOTICE_COLUMNS),
-            line = replace_all(LINE_COLUMNS),
-            objection = replace_all(OBJECTION_COLUMNS),
-            payout = replace_all(PAYOUT_COLUMNS),
+            "WITH appended AS ({}),
+             gate AS (SELECT count(*) AS appended_events FROM appended),
+             {}
+             SELECT event_id, event_stream_id, event_stream_version FROM appended",
+            crate::store::APPEND_SQL,
+            write_ctes(crate::store::APPEND_PARAMS + 1, ", gate")
         )
-    })
+    });
+    crate::store::append_with(
+        conn,
+        appending,
+        sql,
+        vec![
+            json(&changes.application_status),
+            json(&changes.notices),
+            json(&changes.notice_lines),
+            json(&changes.objections),
+            json(&changes.payouts),
+            json(&changes.quota_usage),
+            json(&changes.spending),
+        ],
+    )
+    .await
 }
 
 fn json<T: serde::Serialize>(rows: &[T]) -> serde_json::Value {

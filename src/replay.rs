@@ -69,3 +69,64 @@ pub async fn replay(
         progress(out.position);
     }
 }
+
+/// What [`replay_of`] folded: the models of the events it read, the last position among
+/// them (0: none), and how many events it read.
+#[derive(Debug, Default)]
+pub struct ReplayedOf {
+    pub models: ReadModels,
+    pub position: i64,
+    pub events_read: usize,
+}
+
+/// Folds only the sequenced events carrying one of `tags` or in one of `streams`, in log order,
+/// up to `as_of`: a read as long as those events, not as the log. For a read model that only
+/// such events change (a pool's quota in a year: the pool's stream and the tag
+/// `pool:<pool>/year:<year>`, which every event moving its money carries) it equals the fold
+/// of the whole log up to the same moment. With [`AsOf::Time`] it stops at the first of THESE
+/// events recorded after the moment.
+pub async fn replay_of(
+    conn: &mut PgConnection,
+    tags: &[events::Tag],
+    streams: &[&str],
+    as_of: AsOf,
+) -> Result<ReplayedOf, ReplayError> {
+    use sqlx::Row;
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+    let limit = match as_of {
+        AsOf::Position(n) => n,
+        AsOf::Head | AsOf::Time(_) => i64::MAX,
+    };
+    // Index ranges only: the tags' rows (event_tags), the streams' rows (their unique key),
+    // and each event's position (log.event_id).
+    let rows = sqlx::query(
+        "SELECT l.position, e.event_type, e.data, e.recorded_at
+           FROM log l JOIN events e ON e.id = l.event_id
+          WHERE l.event_id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = ANY ($1)
+                               UNION
+                               SELECT s.id FROM events s WHERE s.stream_id = ANY ($2))
+            AND l.position <= $3
+          ORDER BY l.position",
+    )
+    .bind(&tags)
+    .bind(streams)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    let mut out = ReplayedOf::default();
+    for row in &rows {
+        let position: i64 = row.try_get("position")?;
+        let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+        if matches!(as_of, AsOf::Time(t) if recorded_at > t) {
+            break;
+        }
+        let event_type: String = row.try_get("event_type")?;
+        let data: serde_json::Value = row.try_get("data")?;
+        out.models
+            .apply(&event_type, &data)
+            .map_err(|source| ReplayError::Projection { position, source })?;
+        out.position = position;
+        out.events_read += 1;
+    }
+    Ok(out)
+}

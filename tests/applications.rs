@@ -339,3 +339,55 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
         );
     }
 }
+
+/// Counts the statements sqlx sends (each one round trip: sqlx does not pipeline), from its
+/// `sqlx::query` log events, on the current thread. `BEGIN` is sent without that log, so a
+/// transaction costs one round trip more than counted.
+#[derive(Clone, Default)]
+struct StatementCounter(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if event.metadata().target() == "sqlx::query" {
+            struct Summary(String);
+            impl tracing::field::Visit for Summary {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "summary" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut summary = Summary(String::new());
+            event.record(&mut summary);
+            self.0.lock().unwrap().push(summary.0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_submission_takes_four_round_trips_on_a_warm_connection() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let db = ledger().await;
+    let keys = Keys::generate();
+    // Warm: the pool's connection is open and the published policies are cached.
+    submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
+
+    let counter = StatementCounter::default();
+    let subscriber = tracing_subscriber::registry().with(counter.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
+    drop(guard);
+    let statements = counter.0.lock().unwrap().clone();
+    // BEGIN (not logged); the person's lock with the person's, the county's and the policies'
+    // read; the append with the read models' changes; COMMIT.
+    assert_eq!(statements.len() + 1, 4, "round trips of one submission: BEGIN + {statements:#?}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM application_status")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "the read model was written in the same round trip as the append");
+}

@@ -4,7 +4,7 @@
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use events::{Metadata, Tag};
-use fundledger::audit::{verify, Verification};
+use fundledger::audit::{verify, verify_window, Verification};
 use fundledger::checkpoints;
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::store::{append, sequence, Append, NewEvent};
@@ -349,4 +349,33 @@ async fn the_server_trusts_only_a_configured_public_key_and_says_when_it_has_non
             "{v}"
         );
     }
+}
+
+/// A window costs its length: it checks only its rows, from the hash stored before it, and
+/// names a changed row inside it; one outside it is not its business.
+#[tokio::test]
+async fn a_window_of_the_chain_checks_only_its_rows_and_names_a_change_inside_it() {
+    let db = history().await;
+    let n = total(&db).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let whole = verify(&mut conn, None, |_| {}).await.unwrap();
+    let tail = verify_window(&mut conn, None, 11, n).await.unwrap();
+    assert!(tail.ok, "{tail:?}");
+    assert_eq!((tail.events_checked, tail.head_position), (n - 10, n));
+    assert_eq!(tail.head_hash, whole.head_hash, "the window continues the same chain");
+    drop(conn);
+
+    tamper(&db, "UPDATE events SET data = jsonb_set(data, '{amount}', '\"9999.50\"') WHERE id = (SELECT event_id FROM log WHERE position = 17)").await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let before = verify_window(&mut conn, None, 1, 16).await.unwrap();
+    assert!(before.ok, "{before:?}");
+    assert_eq!((before.events_checked, before.head_position), (16, 16));
+    let after = verify_window(&mut conn, None, 18, 5).await.unwrap();
+    assert!(after.ok, "rows after the change still link to the hashes stored: {after:?}");
+    assert_eq!(after.events_checked, 5);
+    let across = verify_window(&mut conn, None, 12, 10).await.unwrap();
+    assert!(!across.ok);
+    let bad = across.first_bad.unwrap();
+    assert_eq!(bad.position, 17, "{}", bad.problem);
+    assert_eq!(across.events_checked, 5);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{set_up, training, Api};
-use fundledger::replay::{replay, AsOf};
+use fundledger::replay::{replay, replay_of, AsOf};
 use serde_json::{json, Value};
 
 async fn approve(api: &Api, person: u32) -> String {
@@ -117,4 +117,87 @@ async fn replay_as_of_past_moments_matches_what_was_shown_then_and_at_the_head_e
     // As of a position: a prefix.
     let early = replay(&mut conn, AsOf::Position(3), |_| {}).await.unwrap();
     assert_eq!(early.position, 3);
+}
+
+/// `?as_of=` folds only the pool's events (its stream and its year's quota tag): on a random
+/// history of approvals, withdrawals, rejections, submissions that hold no money and events of
+/// another pool, that fold equals the fold of the whole log at every position, and reads only
+/// the pool's rows.
+#[tokio::test]
+async fn the_quota_as_of_any_position_folds_only_the_pools_events_and_equals_the_full_replay() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let api = Api::start().await;
+    set_up(&api).await;
+    let (mut submitted, mut approved) = (Vec::new(), Vec::new());
+    for person in 0..24u32 {
+        match rng.gen_range(0..5) {
+            0 | 1 => approved.push(approve(&api, person).await),
+            2 => {
+                let r = api.post("clerk", "/v1/applications", &training(person)).await;
+                assert_eq!(r.status, 201, "seed {seed}: {}", r.text);
+                submitted.push(r.json()["id"].as_str().unwrap().to_string());
+            }
+            3 if !approved.is_empty() => {
+                let id = approved.swap_remove(rng.gen_range(0..approved.len()));
+                let r = api
+                    .post(
+                        "clerk",
+                        &format!("/v1/applications/{id}/withdraw"),
+                        &json!({"reason": "撤回"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "seed {seed}: {}", r.text);
+            }
+            3 | 4 if !submitted.is_empty() => {
+                let id = submitted.swap_remove(rng.gen_range(0..submitted.len()));
+                let body = json!({"decision": "reject", "reasons": ["材料不全"]});
+                let r = api.post("reviewer", &format!("/v1/applications/{id}/review"), &body).await;
+                assert_eq!(r.status, 200, "seed {seed}: {}", r.text);
+            }
+            _ => {
+                // Another pool's event: not this quota's.
+                let body = json!({"code": format!("37{:04}", 1000 + person), "name": "别的市"});
+                let r = api.post("admin", "/v1/pools", &body).await;
+                assert_eq!(r.status, 201, "seed {seed}: {}", r.text);
+            }
+        }
+    }
+    let mut conn = api.db.pool.acquire().await.unwrap();
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *conn).await.unwrap();
+    while fundledger::store::sequence(&mut conn).await.unwrap().map(|p| p.0) != Some(total) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let tag = events::Tag::pool_year("371500", 2024);
+    let pools_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events
+          WHERE id IN (SELECT event_id FROM event_tags WHERE tag = $1) OR stream_id = 'pool-371500'",
+    )
+    .bind(tag.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    for position in 0..=total {
+        let full = replay(&mut conn, AsOf::Position(position), |_| {}).await.unwrap();
+        let bounded = replay_of(
+            &mut conn,
+            std::slice::from_ref(&tag),
+            &["pool-371500"],
+            AsOf::Position(position),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            bounded.models.pools.quota("371500", 2024),
+            full.models.pools.quota("371500", 2024),
+            "seed {seed}: as of position {position}"
+        );
+        assert!(bounded.position <= full.position, "seed {seed}");
+        if position == total {
+            assert_eq!(bounded.events_read as i64, pools_rows, "seed {seed}: only the pool's rows");
+            assert!(pools_rows < total, "seed {seed}: the log holds other events too");
+        }
+    }
 }

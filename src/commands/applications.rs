@@ -21,7 +21,7 @@ use projections::pools::Pools;
 
 use super::{execute, CommandError, Decided};
 use crate::personal::{Field, Keys, PersonKey, Sealed};
-use crate::publishing::{policies_cached, POLICIES_TAG};
+use crate::publishing::{policies_cached, policies_of, POLICIES_TAG};
 use crate::store::{
     lock_tags, read_point, read_stream, Append, AppendCondition, AppendError, ExpectedVersion,
     NewEvent, RecordedEvent,
@@ -282,9 +282,22 @@ async fn county_pool(
     conn: &mut sqlx::PgConnection,
     county: &DivisionCode,
 ) -> Result<DivisionCode, ApplicationError> {
-    let events = read_stream(conn, &format!("county-{county}")).await?;
+    let events = read_stream(conn, &county_stream(county)).await?;
+    county_pool_in(&events, county)
+}
+
+fn county_stream(county: &DivisionCode) -> String {
+    format!("county-{county}")
+}
+
+/// The pool of `county`, from events that include its stream's.
+fn county_pool_in(
+    events: &[RecordedEvent],
+    county: &DivisionCode,
+) -> Result<DivisionCode, ApplicationError> {
+    let county_stream = county_stream(county);
     let mut pools = Pools::default();
-    for e in &events {
+    for e in events.iter().filter(|e| e.stream_id == county_stream) {
         pools.apply(&e.event_type, &e.data).expect("recorded events read back");
     }
     pools
@@ -321,16 +334,19 @@ pub async fn submit(
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
     let database = db.database().to_string();
+    let county_stream = county_stream(&app.county());
     execute!(&mut db, ApplicationError, |a| {
-        let pool = county_pool(a.conn(), &app.county()).await?;
-        // One person's submissions queue: ten at once in two counties must see each other.
-        lock_tags(a.conn(), std::slice::from_ref(&person_tag)).await?;
-        let read = a.read_tagged(std::slice::from_ref(&person_tag)).await?;
-        let policies = policies_cached(a.conn(), &database).await?;
-        let history: Vec<PriorApplication> = fold_applications(&read.events)
-            .of_party(person_tag.as_str())
-            .filter_map(prior)
-            .collect();
+        // One round trip: the person's lock (one person's submissions queue: ten at once in two
+        // counties must see each other), then the person's events, the county's (its pool) and
+        // the ids of the published policies, read holding the lock.
+        let person = std::slice::from_ref(&person_tag);
+        let read = a.lock_read(person, person, &[county_stream.as_str()], POLICIES_TAG).await?;
+        let pool = county_pool_in(&read.events, &app.county())?;
+        let policies = policies_of(a.conn(), &database, read.tag_ids).await?;
+        let persons: Vec<RecordedEvent> =
+            read.events.into_iter().filter(|e| e.stream_id != county_stream).collect();
+        let history: Vec<PriorApplication> =
+            fold_applications(&persons).of_party(person_tag.as_str()).filter_map(prior).collect();
         let policy = policy::select(&policies, app.program(), pool, app.business_date())
             .map_err(|r| ApplicationError::Refused(vec![r]))?;
         let decision = app.decide(&history, policy).map_err(ApplicationError::Refused)?;

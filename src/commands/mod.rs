@@ -18,7 +18,7 @@ use projections::tables::Changes;
 use projections::ReadModels;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::store::{append, Append, AppendError, RecordedEvent, TaggedRead};
+use crate::store::{Append, AppendError, LockedRead, RecordedEvent, TaggedRead};
 
 /// An error a command can end in: it carries the store's and the database's errors, and
 /// knows which of them another attempt may cure.
@@ -64,6 +64,20 @@ impl<'t> Attempt<'t> {
 
     pub(crate) async fn read_tagged(&mut self, tags: &[Tag]) -> Result<TaggedRead, sqlx::Error> {
         let read = crate::store::read_tagged(&mut self.tx, tags).await?;
+        self.saw(&read.events);
+        Ok(read)
+    }
+
+    /// Takes the locks of `lock` and reads, in one round trip, the events carrying `tags` or in
+    /// `streams`, and the ids of the events tagged `id_tag` ([`crate::store::lock_read`]).
+    pub(crate) async fn lock_read(
+        &mut self,
+        lock: &[Tag],
+        tags: &[Tag],
+        streams: &[&str],
+        id_tag: &str,
+    ) -> Result<LockedRead, AppendError> {
+        let read = crate::store::lock_read(&mut self.tx, lock, tags, streams, id_tag).await?;
         self.saw(&read.events);
         Ok(read)
     }
@@ -180,8 +194,8 @@ async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendErro
         after.apply(&e.event_type, &e.data).expect("the command built this event");
     }
     let changes = Changes::between(&before, &after);
-    append(&mut a.tx, appending).await?;
-    crate::read_models::write(&mut a.tx, &changes).await?;
+    // The append and the read models' changes in one statement (one round trip).
+    crate::read_models::append_and_write(&mut a.tx, appending, &changes).await?;
     a.tx.commit().await?;
     Ok(())
 }

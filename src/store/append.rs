@@ -105,6 +105,25 @@ impl AppendError {
 /// call it as the last statement before commit, so that writers of the same tags queue for one
 /// insert and one commit only.
 pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended, AppendError> {
+    append_with(conn, append, APPEND_SQL, Vec::new()).await
+}
+
+/// The statement of [`append`]: its [`APPEND_PARAMS`] parameters are bound by [`append_with`].
+pub const APPEND_SQL: &str = "SELECT event_id, event_stream_id, event_stream_version
+       FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_snapshot)";
+
+/// The number of parameters of [`APPEND_SQL`].
+pub const APPEND_PARAMS: usize = 12;
+
+/// Runs `sql`, a statement that contains [`APPEND_SQL`] (for example as a common table
+/// expression, with more work done in the same round trip) and returns its rows, with the
+/// append's parameters bound as `$1`..`$12` and `extra` as `$13`.. (jsonb).
+pub async fn append_with(
+    conn: &mut PgConnection,
+    append: &Append,
+    sql: &str,
+    extra: Vec<Value>,
+) -> Result<Appended, AppendError> {
     if append.events.is_empty() {
         return Err(AppendError::Invalid("an append needs at least one event"));
     }
@@ -138,25 +157,23 @@ pub async fn append(conn: &mut PgConnection, append: &Append) -> Result<Appended
     };
 
     let lock_keys = lock_keys(append);
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT event_id, event_stream_id, event_stream_version
-           FROM fundledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_snapshot)",
-    )
-    .bind(&lock_keys)
-    .bind(&streams)
-    .bind(&types)
-    .bind(&schema_versions)
-    .bind(&data)
-    .bind(&metadata)
-    .bind(&business_dates)
-    .bind(&tags)
-    .bind(&expect_streams)
-    .bind(&expect_versions)
-    .bind(&condition_tags)
-    .bind(condition_after)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(classify)?;
+    let mut query = sqlx::query_as::<_, (i64, String, i64)>(sql)
+        .bind(&lock_keys)
+        .bind(&streams)
+        .bind(&types)
+        .bind(&schema_versions)
+        .bind(&data)
+        .bind(&metadata)
+        .bind(&business_dates)
+        .bind(&tags)
+        .bind(&expect_streams)
+        .bind(&expect_versions)
+        .bind(&condition_tags)
+        .bind(condition_after);
+    for value in &extra {
+        query = query.bind(value);
+    }
+    let rows: Vec<(i64, String, i64)> = query.fetch_all(&mut *conn).await.map_err(classify)?;
 
     assert_eq!(rows.len(), n, "the append returns one row per event");
     Ok(Appended { events: rows.into_iter().map(|(id, _, v)| (id, v)).collect() })
@@ -179,6 +196,52 @@ pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), Appe
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+/// What [`lock_read`] read: the events, the read point they were read under, and the ids of
+/// the events carrying the id tag (read in the same statement).
+#[derive(Debug, Clone)]
+pub struct LockedRead {
+    /// In id order: the events carrying any of the tags read, or in any of the streams read.
+    pub events: Vec<super::RecordedEvent>,
+    pub read_point: super::ReadPoint,
+    pub tag_ids: Vec<i64>,
+}
+
+/// A command's whole read in one round trip (`fundledger_lock_read`, migration 0013): takes
+/// the locks of `lock` (as [`lock_tags`] does), then, holding them, reads the events carrying
+/// any of `tags` or in any of `streams`, the read point, and the ids of the events tagged
+/// `id_tag`. The read sees everything committed before the locks were granted.
+pub async fn lock_read(
+    conn: &mut PgConnection,
+    lock: &[Tag],
+    tags: &[Tag],
+    streams: &[&str],
+    id_tag: &str,
+) -> Result<LockedRead, AppendError> {
+    let mut keys: Vec<i64> = lock.iter().map(|t| lock_key("tag:", t.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+    let rows = sqlx::query("SELECT * FROM fundledger_lock_read($1, $2, $3, $4)")
+        .bind(&keys)
+        .bind(&tags)
+        .bind(streams)
+        .bind(id_tag)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(classify)?;
+    use sqlx::Row;
+    let first = rows.first().expect("fundledger_lock_read returns at least one row");
+    let read_point = super::ReadPoint(first.try_get("read_point")?);
+    let tag_ids: Vec<i64> = first.try_get("tag_ids")?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("id")?.is_some() {
+            events.push(super::read::from_row(row)?);
+        }
+    }
+    Ok(LockedRead { events, read_point, tag_ids })
 }
 
 /// The advisory lock keys of every stream and tag the append touches or is conditioned on,

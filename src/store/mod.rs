@@ -15,7 +15,8 @@ mod read;
 mod subscription;
 
 pub use append::{
-    append, lock_tags, Append, AppendCondition, AppendError, Appended, ExpectedVersion, NewEvent,
+    append, append_with, lock_read, lock_tags, Append, AppendCondition, AppendError, Appended,
+    ExpectedVersion, LockedRead, NewEvent, APPEND_PARAMS, APPEND_SQL,
 };
 pub use read::{
     head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,

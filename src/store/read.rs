@@ -30,7 +30,7 @@ const COLUMNS: &str =
     "e.id, l.position, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
                        e.data, e.metadata, e.tags, e.business_date, e.recorded_at";
 
-fn from_row(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, sqlx::Error> {
+pub(super) fn from_row(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, sqlx::Error> {
     let metadata: Value = row.try_get("metadata")?;
     Ok(RecordedEvent {
         id: row.try_get("id")?,

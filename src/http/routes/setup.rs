@@ -235,9 +235,20 @@ pub async fn get_quota(
     if let Some(as_of) = &q.as_of {
         let at = as_of_time(as_of)?;
         crate::store::sequence(&mut conn).await?;
-        let replayed = crate::replay::replay(&mut conn, crate::replay::AsOf::Time(at), |_| {})
-            .await
-            .map_err(|e| Problem::internal(&e))?;
+        // Only the pool's events: its stream and the year's quota tag, which every event that
+        // moves the quota's money carries. Bounded by the pool's history, not the log's.
+        // A code that is no pool's has no quota (as the full replay found).
+        let code = policy::DivisionCode::parse(&pool).map_err(|_| not_found())?;
+        let tag = events::Tag::pool_year(&code.to_string(), year);
+        let stream = crate::commands::setup::pool_stream(&code);
+        let replayed = crate::replay::replay_of(
+            &mut conn,
+            std::slice::from_ref(&tag),
+            &[stream.as_str()],
+            crate::replay::AsOf::Time(at),
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
         let quota = replayed.models.pools.quota(&pool, year).ok_or_else(not_found)?;
         return Ok(Json(json!({
             "pool": pool, "year": year, "cap": money(quota.cap), "committed": money(quota.committed),
