@@ -500,7 +500,14 @@ pub async fn review(
                         paid: amount(quota.paid),
                         recovered: amount(quota.recovered),
                     };
-                    let category = policy::quota::SpendingCategory::of(&app.program);
+                    // A pilot subsidy's category is its subject (`submit_pilot`).
+                    let category =
+                        policy::quota::SpendingCategory::of(&app.program).or_else(|| {
+                            (app.program == Program::PilotSubsidy.as_str())
+                                .then(|| policy::pilot_subsidy::PilotCategory::parse(&app.subject))
+                                .flatten()
+                                .map(|c| c.spending())
+                        });
                     let money = policy::Money::from_decimal(app.amount).expect("a recorded amount");
                     rules
                         .admit(funding, category, usage, money)
@@ -643,6 +650,114 @@ pub async fn submit_refund(
             details: serde_json::json!({
                 "enterprise": app.enterprise, "premiums": app.premiums, "staff": app.staff,
                 "dispatch": app.dispatch, "pool_reserve": app.pool_reserve,
+            }),
+            decision: decision_record(&decision),
+        };
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &event,
+                clerk,
+                &pool.to_string(),
+                &app.county.to_string(),
+                vec![party.clone()],
+                app.submitted_on,
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition {
+                tags: vec![party.clone(), policies_tag()],
+                after: read.read_point,
+            }),
+        };
+        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
+}
+
+/// Submits one of the other expansion-pilot subsidies (职业技能评价补贴, 岗位补贴, 社会保险补贴):
+/// the amount as the office entered it, decided under the expansion-quota policy in force on
+/// the submission date (`policy::pilot_subsidy`), always `expansion_pilot`; the cap is checked
+/// at review like a training subsidy's. The beneficiary is a person (tagged and sealed like
+/// any applicant) or a unit (credit code and name, public).
+pub async fn submit_pilot(
+    db: impl Into<super::Db<'_>>,
+    keys: &Keys,
+    app: &policy::pilot_subsidy::PilotSubsidyApplication,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Submitted, ApplicationError> {
+    use policy::pilot_subsidy::Beneficiary;
+    let mut db = db.into();
+    if app.submitted_on > today {
+        return Err(ApplicationError::FutureDate(app.submitted_on));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let stream = application_stream(&id);
+    let (party, person, enterprise) = match &app.beneficiary {
+        Beneficiary::Person { id_number, name } => {
+            let key = PersonKey::derive(keys, id_number);
+            let record = PersonRecord {
+                key: key.as_str().to_string(),
+                id_number_sealed: Sealed::seal_bound(
+                    keys,
+                    Field::IdNumber,
+                    &stream,
+                    &id_number.to_string(),
+                )
+                .as_str()
+                .to_string(),
+                name_sealed: Sealed::seal_bound(keys, Field::Name, &stream, name.trim())
+                    .as_str()
+                    .to_string(),
+                id_number_masked: id_number.masked(),
+                name_masked: mask_name(name.trim()),
+            };
+            (Tag::person(key.as_str()), Some(record), None)
+        }
+        Beneficiary::Unit { credit_code, name } => (
+            Tag::enterprise(&credit_code.to_string()),
+            None,
+            Some(events::application::EnterpriseRecord {
+                credit_code: credit_code.to_string(),
+                name: name.trim().to_string(),
+            }),
+        ),
+    };
+    let database = db.database().to_string();
+    execute!(&mut db, ApplicationError, |a| {
+        let pool = county_pool(a.conn(), &app.county).await?;
+        lock_tags(a.conn(), std::slice::from_ref(&party)).await?;
+        // Read so that the party's rows (slots) are folded from what this attempt saw.
+        let read = a.read_tagged(std::slice::from_ref(&party)).await?;
+        let policies = policies_cached(a.conn(), &database).await?;
+        let quota_policy =
+            policy::select(&policies, Program::ExpansionQuota, pool, app.business_date()).map_err(
+                |mut r| {
+                    r.message = format!(
+                        "no expansion pilot is in force in pool {pool} on {}: pilot subsidies \
+                         exist only while an expansion-quota policy covers the submission date",
+                        app.submitted_on
+                    );
+                    r.field = "submitted_on".into();
+                    ApplicationError::Refused(vec![r])
+                },
+            )?;
+        let decision =
+            policy::pilot_subsidy::decide(app, quota_policy).map_err(ApplicationError::Refused)?;
+        let event = ApplicationSubmitted {
+            application: id.clone(),
+            program: Program::PilotSubsidy.as_str().to_string(),
+            county: app.county.to_string(),
+            pool: pool.to_string(),
+            submitted_on: app.submitted_on,
+            year: app.submitted_on.year(),
+            submitted_by: clerk.to_string(),
+            person: person.clone(),
+            enterprise: enterprise.clone(),
+            // The category: what review reads to count it against the cap.
+            subject: app.category.as_str().to_string(),
+            level: None,
+            details: serde_json::json!({
+                "category": app.category, "amount": app.amount, "basis": app.basis.trim(),
             }),
             decision: decision_record(&decision),
         };
