@@ -66,6 +66,9 @@ async fn a_job_subsidy_counts_against_the_cap_and_is_noticed_and_paid() {
         .post("finance", "/v1/payouts", &json!({"application_ids": [id], "paid_on": "2024-11-12"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    let payout = &r.json()["payouts"][0];
+    assert_eq!(payout["amount"], "2400.00");
+    assert_eq!(payout["payee"], json!({"credit_code": UNIT, "name": "聊城某餐饮有限公司"}));
     let q = quota(&api).await;
     assert_eq!((q["committed"].as_str(), q["paid"].as_str()), (Some("0.00"), Some("2400.00")));
 
