@@ -88,6 +88,19 @@ impl PersonApplication {
         }
     }
 
+    /// A training institution paid on the trainee's behalf.
+    fn payee(&self) -> Option<events::application::EnterpriseRecord> {
+        match self {
+            PersonApplication::Training(a) => {
+                a.payee.as_ref().map(|p| events::application::EnterpriseRecord {
+                    credit_code: p.credit_code.to_string(),
+                    name: p.name.trim().to_string(),
+                })
+            }
+            PersonApplication::SkillUpgrade(_) => None,
+        }
+    }
+
     /// The non-personal, program-specific fields, as stored in the event.
     fn details(&self) -> serde_json::Value {
         match self {
@@ -366,6 +379,7 @@ pub async fn submit(
             level: level.map(|l| l.number()),
             details: sealed_details(keys, &stream, app.details()),
             decision: decision_record(&decision),
+            payee: app.payee(),
         };
         let appending = Append {
             events: vec![new_event(
@@ -652,6 +666,7 @@ pub async fn submit_refund(
                 "dispatch": app.dispatch, "pool_reserve": app.pool_reserve,
             }),
             decision: decision_record(&decision),
+            payee: None,
         };
         let appending = Append {
             events: vec![new_event(
@@ -760,6 +775,7 @@ pub async fn submit_pilot(
                 "category": app.category, "amount": app.amount, "basis": app.basis.trim(),
             }),
             decision: decision_record(&decision),
+            payee: None,
         };
         let appending = Append {
             events: vec![new_event(
@@ -902,6 +918,7 @@ pub async fn submit_on_the_job_training(
                 "enterprise": app.enterprise, "trainees": trainees,
             }),
             decision: decision_record(&decision),
+            payee: None,
         };
         let mut condition_tags = tags.clone();
         condition_tags.push(policies_tag());

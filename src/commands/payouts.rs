@@ -375,6 +375,9 @@ pub enum Payee {
 
 impl Payee {
     fn of(app: &Application) -> Payee {
+        if let Some((credit_code, name)) = &app.payee {
+            return Payee::Unit { credit_code: credit_code.clone(), name: name.clone() };
+        }
         match app.party.strip_prefix("enterprise:") {
             Some(code) => {
                 Payee::Unit { credit_code: code.to_string(), name: app.display_name.clone() }

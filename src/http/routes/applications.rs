@@ -57,6 +57,10 @@ pub struct NewApplication {
     /// (the enterprise is `{"credit_code","name","size","sector"}`).
     #[schema(value_type = Option<Vec<Object>>)]
     pub trainees: Option<Value>,
+    /// Vocational training: the training institution paid on the trainee's behalf,
+    /// `{"credit_code","name"}`; the notice still lists the trainee.
+    #[schema(value_type = Option<Object>)]
+    pub payee: Option<Value>,
     /// Pilot subsidies: `skill_evaluation` (职业技能评价补贴), `job` (岗位补贴) or
     /// `social_insurance` (社会保险补贴).
     pub category: Option<String>,
