@@ -11,7 +11,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{
-    review, submit, submit_refund, withdraw, PersonApplication, Review,
+    review, submit, submit_pilot, submit_refund, withdraw, PersonApplication, Review,
 };
 use fundledger::commands::payouts::{
     close_notice, file_objection, issue_payouts, open_notice, record_recovery, reissue_payout,
@@ -103,6 +103,23 @@ fn refund(rng: &mut StdRng) -> policy::job_stabilization::JobStabilizationApplic
                        "kind": "enterprise", "labour_dispatch": false},
         "premiums": {"paid_last_year": "88888.88", "months_paid_in_full": 13},
         "staff": {"insured_employees": 40, "laid_off_last_year": rng.gen_range(0..4)}
+    }))
+    .unwrap()
+}
+
+/// A pilot subsidy (岗位补贴 to a unit, or 职业技能评价补贴 to a person), counted against the
+/// 2024 cap at review.
+fn pilot(rng: &mut StdRng) -> policy::pilot_subsidy::PilotSubsidyApplication {
+    let beneficiary = if rng.gen_bool(0.5) {
+        json!({"credit_code": "91371000MA3C1234XT", "name": "聊城某单位"})
+    } else {
+        json!({"id_number": id_number(rng.gen_range(0..40)), "name": "李四"})
+    };
+    let category = if rng.gen_bool(0.5) { "job" } else { "skill_evaluation" };
+    serde_json::from_value(json!({
+        "category": category, "county": "371502", "submitted_on": "2024-08-01",
+        "beneficiary": beneficiary, "amount": format!("{}.50", rng.gen_range(100..2000)),
+        "basis": "岗位补贴核定表"
     }))
     .unwrap()
 }
@@ -229,7 +246,20 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
                     state.insert(s.id, aim);
                 })
                 .map_err(|e| e.code().to_string()),
-            20..=23 => submit_refund(&db.pool, &refund(&mut rng), "clerk", today)
+            22..=23 => submit_pilot(&db.pool, &keys, &pilot(&mut rng), "clerk", today)
+                .await
+                .map(|s| {
+                    let amount = s.decision.amount.value.value();
+                    let aim = Aim {
+                        status: "submitted",
+                        pool: s.pool.to_string(),
+                        amount,
+                        recovered: Decimal::ZERO,
+                    };
+                    state.insert(s.id, aim);
+                })
+                .map_err(|e| e.code().to_string()),
+            20..=21 => submit_refund(&db.pool, &refund(&mut rng), "clerk", today)
                 .await
                 .map(|s| {
                     let amount = s.decision.amount.value.value();

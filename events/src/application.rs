@@ -89,6 +89,10 @@ pub struct ApplicationSubmitted {
     /// eligibility), as received.
     pub details: serde_json::Value,
     pub decision: DecisionRecord,
+    /// Who the payouts go to when not the applicant: a training institution paid on a
+    /// trainee's behalf. Added later: absent, and never written when absent, in earlier rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<EnterpriseRecord>,
 }
 
 impl DomainEvent for ApplicationSubmitted {

@@ -13,7 +13,7 @@
 //!   against; [`calendar`]: the State Council's holiday calendar (working days).
 //! - [`select`]: which policy is in force for a program, pool and date.
 //! - [`skill_upgrade`], [`training`], [`job_stabilization`],
-//!   [`on_the_job_training`], [`quota`]: one module per program.
+//!   [`on_the_job_training`], [`pilot_subsidy`], [`quota`]: one module per program.
 //! - [`decision`], [`rejection`], [`history`], [`person`]: what decisions
 //!   return and read; `checks`: the checks several programs share.
 //! - [`file_error`]: errors in policy and catalog files with line and field.
@@ -36,6 +36,7 @@ pub mod level;
 pub mod money;
 pub mod on_the_job_training;
 pub mod person;
+pub mod pilot_subsidy;
 pub mod policy;
 pub mod quota;
 pub mod rejection;

@@ -99,6 +99,7 @@ impl OnTheJobTrainingRules {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingEnterprise {
     pub credit_code: CreditCode,
     pub name: String,
@@ -108,6 +109,7 @@ pub struct TrainingEnterprise {
 
 /// A newly hired person trained on the job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trainee {
     pub id_number: IdNumber,
     pub name: String,
@@ -119,6 +121,7 @@ pub struct Trainee {
 
 /// An on-the-job training request body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OnTheJobTrainingApplication {
     pub county: DivisionCode,
     pub submitted_on: NaiveDate,

@@ -64,6 +64,9 @@ pub enum Program {
     ExpansionQuota,
     /// 节假日安排: the State Council's working days, for periods counted in working days.
     HolidayCalendar,
+    /// 职业技能评价补贴, 岗位补贴, 社会保险补贴 of the expansion pilot: amounts entered by the
+    /// office, decided under the expansion-quota policy (no policy file of their own).
+    PilotSubsidy,
 }
 
 impl Program {
@@ -75,6 +78,7 @@ impl Program {
             Program::OnTheJobTraining => "on_the_job_training",
             Program::ExpansionQuota => "expansion_quota",
             Program::HolidayCalendar => "holiday_calendar",
+            Program::PilotSubsidy => "pilot_subsidy",
         }
     }
 
@@ -315,6 +319,13 @@ impl Policy {
                 unknown.extend(rules_ignored(ignored));
                 doc.unknown_field(&unknown, &context)?;
                 Rules::HolidayCalendar(r)
+            }
+            Program::PilotSubsidy => {
+                return Err(doc.error(
+                    &FieldPath::parse("program"),
+                    "pilot subsidies have no policy file: they are decided under the \
+                     expansion_quota policy in force",
+                ))
             }
         };
         for (i, it) in header.interpretation.iter().enumerate() {

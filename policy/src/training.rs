@@ -324,6 +324,18 @@ pub struct TrainingApplication {
     /// Optional: the policy derives it; a stated one must agree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding: Option<Funding>,
+    /// The training institution paid on the trainee's behalf (由培训机构代为申领), when
+    /// given; the notice still lists the trainee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<Institution>,
+}
+
+/// A training institution receiving a trainee's subsidy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    pub credit_code: crate::ids::CreditCode,
+    pub name: String,
 }
 
 impl TrainingApplication {
@@ -567,6 +579,7 @@ mod tests {
 
     fn graded(catalog: CatalogKind, code: &str, level: &str, start: &str) -> TrainingApplication {
         TrainingApplication {
+            payee: None,
             county: DivisionCode::parse("371502").unwrap(),
             submitted_on: d("2024-10-20"),
             applicant: Applicant {

@@ -314,6 +314,7 @@ fn no_policy_in_force_outside_every_period() {
 fn training_is_decided_by_class_start_date() {
     let policies = common::load_all();
     let app = |start: &str| TrainingApplication {
+        payee: None,
         county: pool("371502"),
         submitted_on: d("2024-10-20"),
         applicant: Applicant {

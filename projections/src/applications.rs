@@ -97,6 +97,9 @@ pub struct Application {
     /// Objections filed and not yet resolved: they hold the application.
     pub open_objections: Vec<String>,
     pub recovered: Decimal,
+    /// Who the payouts go to when not the party: `(credit code, name)` of a training
+    /// institution paid on a trainee's behalf.
+    pub payee: Option<(String, String)>,
     /// Money issued to the party and not returned by the bank: issued payouts less failed
     /// ones. Recovered money is counted apart, in `recovered`.
     pub paid: Decimal,
@@ -229,6 +232,7 @@ impl Applications {
                         payouts: Vec::new(),
                         open_objections: Vec::new(),
                         recovered: Decimal::ZERO,
+                        payee: e.payee.map(|p| (p.credit_code, p.name)),
                         paid: Decimal::ZERO,
                     },
                 );

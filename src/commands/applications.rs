@@ -88,6 +88,19 @@ impl PersonApplication {
         }
     }
 
+    /// A training institution paid on the trainee's behalf.
+    fn payee(&self) -> Option<events::application::EnterpriseRecord> {
+        match self {
+            PersonApplication::Training(a) => {
+                a.payee.as_ref().map(|p| events::application::EnterpriseRecord {
+                    credit_code: p.credit_code.to_string(),
+                    name: p.name.trim().to_string(),
+                })
+            }
+            PersonApplication::SkillUpgrade(_) => None,
+        }
+    }
+
     /// The non-personal, program-specific fields, as stored in the event.
     fn details(&self) -> serde_json::Value {
         match self {
@@ -382,6 +395,7 @@ pub async fn submit(
             level: level.map(|l| l.number()),
             details: sealed_details(keys, &stream, app.details()),
             decision: decision_record(&decision),
+            payee: app.payee(),
         };
         let appending = Append {
             events: vec![new_event(
@@ -516,7 +530,14 @@ pub async fn review(
                         paid: amount(quota.paid),
                         recovered: amount(quota.recovered),
                     };
-                    let category = policy::quota::SpendingCategory::of(&app.program);
+                    // A pilot subsidy's category is its subject (`submit_pilot`).
+                    let category =
+                        policy::quota::SpendingCategory::of(&app.program).or_else(|| {
+                            (app.program == Program::PilotSubsidy.as_str())
+                                .then(|| policy::pilot_subsidy::PilotCategory::parse(&app.subject))
+                                .flatten()
+                                .map(|c| c.spending())
+                        });
                     let money = policy::Money::from_decimal(app.amount).expect("a recorded amount");
                     rules
                         .admit(funding, category, usage, money)
@@ -661,6 +682,7 @@ pub async fn submit_refund(
                 "dispatch": app.dispatch, "pool_reserve": app.pool_reserve,
             }),
             decision: decision_record(&decision),
+            payee: None,
         };
         let appending = Append {
             events: vec![new_event(
@@ -677,6 +699,257 @@ pub async fn submit_refund(
                 tags: vec![party.clone(), policies_tag()],
                 after: read.read_point,
             }),
+        };
+        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
+}
+
+/// Submits one of the other expansion-pilot subsidies (职业技能评价补贴, 岗位补贴, 社会保险补贴):
+/// the amount as the office entered it, decided under the expansion-quota policy in force on
+/// the submission date (`policy::pilot_subsidy`), always `expansion_pilot`; the cap is checked
+/// at review like a training subsidy's. The beneficiary is a person (tagged and sealed like
+/// any applicant) or a unit (credit code and name, public).
+pub async fn submit_pilot(
+    db: impl Into<super::Db<'_>>,
+    keys: &Keys,
+    app: &policy::pilot_subsidy::PilotSubsidyApplication,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Submitted, ApplicationError> {
+    use policy::pilot_subsidy::Beneficiary;
+    let mut db = db.into();
+    if app.submitted_on > today {
+        return Err(ApplicationError::FutureDate(app.submitted_on));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let stream = application_stream(&id);
+    let (party, person, enterprise) = match &app.beneficiary {
+        Beneficiary::Person { id_number, name } => {
+            let key = PersonKey::derive(keys, id_number);
+            let record = PersonRecord {
+                key: key.as_str().to_string(),
+                id_number_sealed: Sealed::seal_bound(
+                    keys,
+                    Field::IdNumber,
+                    &stream,
+                    &id_number.to_string(),
+                )
+                .as_str()
+                .to_string(),
+                name_sealed: Sealed::seal_bound(keys, Field::Name, &stream, name.trim())
+                    .as_str()
+                    .to_string(),
+                id_number_masked: id_number.masked(),
+                name_masked: mask_name(name.trim()),
+            };
+            (Tag::person(key.as_str()), Some(record), None)
+        }
+        Beneficiary::Unit { credit_code, name } => (
+            Tag::enterprise(&credit_code.to_string()),
+            None,
+            Some(events::application::EnterpriseRecord {
+                credit_code: credit_code.to_string(),
+                name: name.trim().to_string(),
+            }),
+        ),
+    };
+    let database = db.database().to_string();
+    execute!(&mut db, ApplicationError, |a| {
+        let pool = county_pool(a.conn(), &app.county).await?;
+        lock_tags(a.conn(), std::slice::from_ref(&party)).await?;
+        // Read so that the party's rows (slots) are folded from what this attempt saw.
+        let read = a.read_tagged(std::slice::from_ref(&party)).await?;
+        let policies = policies_cached(a.conn(), &database).await?;
+        let quota_policy =
+            policy::select(&policies, Program::ExpansionQuota, pool, app.business_date()).map_err(
+                |mut r| {
+                    r.message = format!(
+                        "no expansion pilot is in force in pool {pool} on {}: pilot subsidies \
+                         exist only while an expansion-quota policy covers the submission date",
+                        app.submitted_on
+                    );
+                    r.field = "submitted_on".into();
+                    ApplicationError::Refused(vec![r])
+                },
+            )?;
+        let decision =
+            policy::pilot_subsidy::decide(app, quota_policy).map_err(ApplicationError::Refused)?;
+        let event = ApplicationSubmitted {
+            application: id.clone(),
+            program: Program::PilotSubsidy.as_str().to_string(),
+            county: app.county.to_string(),
+            pool: pool.to_string(),
+            submitted_on: app.submitted_on,
+            year: app.submitted_on.year(),
+            submitted_by: clerk.to_string(),
+            person: person.clone(),
+            enterprise: enterprise.clone(),
+            // The category: what review reads to count it against the cap.
+            subject: app.category.as_str().to_string(),
+            level: None,
+            details: serde_json::json!({
+                "category": app.category, "amount": app.amount, "basis": app.basis.trim(),
+            }),
+            decision: decision_record(&decision),
+            payee: None,
+        };
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &event,
+                clerk,
+                &pool.to_string(),
+                &app.county.to_string(),
+                vec![party.clone()],
+                app.submitted_on,
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition {
+                tags: vec![party.clone(), policies_tag()],
+                after: read.read_point,
+            }),
+        };
+        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
+}
+
+/// Submits an on-the-job training claim (以工代训) for an enterprise: one line per trainee
+/// (the policy's monthly amount × months, at most `months_max` per person over all claims),
+/// the application's amount their sum. Each trainee is a person like an applicant: the event
+/// holds their keyed hash, sealed ID number and name, and masked forms, never the clear
+/// number, and carries the trainee's `person:` tag, so a later claim (by any enterprise)
+/// reads the months already claimed for that person from the person's tagged history.
+pub async fn submit_on_the_job_training(
+    db: impl Into<super::Db<'_>>,
+    keys: &Keys,
+    app: &policy::on_the_job_training::OnTheJobTrainingApplication,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Submitted, ApplicationError> {
+    let mut db = db.into();
+    if app.submitted_on > today {
+        return Err(ApplicationError::FutureDate(app.submitted_on));
+    }
+    let credit_code = app.enterprise.credit_code.to_string();
+    let party = Tag::enterprise(&credit_code);
+    let trainee_keys: Vec<PersonKey> =
+        app.trainees.iter().map(|t| PersonKey::derive(keys, &t.id_number)).collect();
+    let mut tags = vec![party.clone()];
+    for k in &trainee_keys {
+        let t = Tag::person(k.as_str());
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let stream = application_stream(&id);
+    let database = db.database().to_string();
+    execute!(&mut db, ApplicationError, |a| {
+        let pool = county_pool(a.conn(), &app.county).await?;
+        // The enterprise's claims and every trainee's queue: two claims for one person at
+        // once must see each other's months.
+        lock_tags(a.conn(), &tags).await?;
+        let read = a.read_tagged(&tags).await?;
+        let policies = policies_cached(a.conn(), &database).await?;
+        let apps = fold_applications(&read.events);
+        // Months already claimed per person, from the trainee lines of earlier claims.
+        let mut history = Vec::new();
+        for e in read.events.iter().filter(|e| e.event_type == ApplicationSubmitted::TYPE) {
+            let Ok(prior) = serde_json::from_value::<ApplicationSubmitted>(e.data.clone()) else {
+                continue;
+            };
+            if prior.program != Program::OnTheJobTraining.as_str() {
+                continue;
+            }
+            let Some(status) = apps.by_id.get(&prior.application).map(|a| prior_status(a.status))
+            else {
+                continue;
+            };
+            let lines = prior.details.get("trainees").and_then(|t| t.as_array());
+            for line in lines.into_iter().flatten() {
+                let key = line.get("key").and_then(|k| k.as_str());
+                let months = line.get("months_paid").and_then(|m| m.as_u64()).unwrap_or(0);
+                let Some(i) = trainee_keys.iter().position(|k| Some(k.as_str()) == key) else {
+                    continue;
+                };
+                history.push(policy::on_the_job_training::PriorTraineeMonths {
+                    id_number: app.trainees[i].id_number.clone(),
+                    months: months as u32,
+                    status,
+                });
+            }
+        }
+        let policy =
+            policy::select(&policies, Program::OnTheJobTraining, pool, app.business_date())
+                .map_err(|r| ApplicationError::Refused(vec![r]))?;
+        let decision = policy::on_the_job_training::decide(app, &history, policy)
+            .map_err(ApplicationError::Refused)?;
+        let policy::Rules::OnTheJobTraining(rules) = &policy.rules else {
+            unreachable!("select returns a policy of the program asked for")
+        };
+        // The decision has one line per trainee, in order (a refused trainee refuses it all).
+        assert_eq!(decision.lines.len(), app.trainees.len(), "one line per trainee");
+        let trainees: Vec<serde_json::Value> = app
+            .trainees
+            .iter()
+            .zip(&trainee_keys)
+            .zip(&decision.lines)
+            .enumerate()
+            .map(|(i, ((t, key), line))| {
+                use rust_decimal::prelude::ToPrimitive;
+                let months_paid = (line.amount.value() / rules.monthly_amount.value())
+                    .to_u32()
+                    .expect("a line is whole months of the monthly amount");
+                let field = format!("{stream}/trainees[{i}]");
+                serde_json::json!({
+                    "key": key.as_str(),
+                    "id_number_sealed": Sealed::seal_bound(keys, Field::IdNumber, &field, &t.id_number.to_string()).as_str(),
+                    "name_sealed": Sealed::seal_bound(keys, Field::Name, &field, t.name.trim()).as_str(),
+                    "id_number_masked": t.id_number.masked(),
+                    "name_masked": mask_name(t.name.trim()),
+                    "first_insured_with_enterprise_on": t.first_insured_with_enterprise_on,
+                    "months": t.months,
+                    "months_paid": months_paid,
+                    "amount": line.amount,
+                    "rule": line.rule,
+                })
+            })
+            .collect();
+        let event = ApplicationSubmitted {
+            application: id.clone(),
+            program: Program::OnTheJobTraining.as_str().to_string(),
+            county: app.county.to_string(),
+            pool: pool.to_string(),
+            submitted_on: app.submitted_on,
+            year: app.submitted_on.year(),
+            submitted_by: clerk.to_string(),
+            person: None,
+            enterprise: Some(events::application::EnterpriseRecord {
+                credit_code: credit_code.clone(),
+                name: app.enterprise.name.trim().to_string(),
+            }),
+            subject: credit_code.clone(),
+            level: None,
+            details: serde_json::json!({
+                "enterprise": app.enterprise, "trainees": trainees,
+            }),
+            decision: decision_record(&decision),
+            payee: None,
+        };
+        let mut condition_tags = tags.clone();
+        condition_tags.push(policies_tag());
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &event,
+                clerk,
+                &pool.to_string(),
+                &app.county.to_string(),
+                tags.clone(),
+                app.submitted_on,
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
+            condition: Some(AppendCondition { tags: condition_tags, after: read.read_point }),
         };
         Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
     })

@@ -350,6 +350,54 @@ pub async fn issue_payouts(
     actor: &str,
     today: NaiveDate,
 ) -> Result<Vec<String>, PayoutError> {
+    issue_payouts_to(db, application_ids, paid_on, actor, today)
+        .await
+        .map(|issued| issued.into_iter().map(|p| p.id).collect())
+}
+
+/// A payout as issued: whom it pays and how much (API.md: every payout carries `payee` and
+/// `amount`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedPayout {
+    pub id: String,
+    pub application: String,
+    pub amount: rust_decimal::Decimal,
+    pub payee: Payee,
+}
+
+/// Who a payout pays, as answers show it: an enterprise by credit code and name (public), a
+/// person by masked ID number and masked name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payee {
+    Unit { credit_code: String, name: String },
+    Person { id_number_masked: String, name_masked: String },
+}
+
+impl Payee {
+    fn of(app: &Application) -> Payee {
+        if let Some((credit_code, name)) = &app.payee {
+            return Payee::Unit { credit_code: credit_code.clone(), name: name.clone() };
+        }
+        match app.party.strip_prefix("enterprise:") {
+            Some(code) => {
+                Payee::Unit { credit_code: code.to_string(), name: app.display_name.clone() }
+            }
+            None => Payee::Person {
+                id_number_masked: app.display_id.clone(),
+                name_masked: app.display_name.clone(),
+            },
+        }
+    }
+}
+
+/// [`issue_payouts`], answering each payout's payee and amount.
+pub async fn issue_payouts_to(
+    db: impl Into<super::Db<'_>>,
+    application_ids: &[String],
+    paid_on: NaiveDate,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<Vec<IssuedPayout>, PayoutError> {
     let mut db = db.into();
     if paid_on > today {
         return Err(PayoutError::Invalid {
@@ -406,7 +454,17 @@ pub async fn issue_payouts(
             events.push(new_event(&app_stream, &e, actor, &app.pool, &app.county, tags, paid_on));
             expected.push((app_stream, ExpectedVersion::Exact(*version)));
         }
-        Ok(Decided::append(Append { events, expected, condition: None }, payouts.clone()))
+        let issued = apps
+            .iter()
+            .zip(&payouts)
+            .map(|((app, _), id)| IssuedPayout {
+                id: id.clone(),
+                application: app.id.clone(),
+                amount: app.amount,
+                payee: Payee::of(app),
+            })
+            .collect();
+        Ok(Decided::append(Append { events, expected, condition: None }, issued))
     })
 }
 

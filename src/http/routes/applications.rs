@@ -23,7 +23,8 @@ use projections::applications::{Application, Applications, Status};
 /// `program`. Documented loosely here; each program's fields are in API.md.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewApplication {
-    /// `skill_upgrade`, `vocational_training` or `job_stabilization_refund`.
+    /// `skill_upgrade`, `vocational_training`, `job_stabilization_refund`, `on_the_job_training`
+    /// or `pilot_subsidy`.
     pub program: String,
     #[schema(example = "370811")]
     pub county: String,
@@ -52,6 +53,24 @@ pub struct NewApplication {
     pub staff: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub dispatch: Option<Value>,
+    /// On-the-job training: `[{"id_number","name","first_insured_with_enterprise_on","months"}]`
+    /// (the enterprise is `{"credit_code","name","size","sector"}`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub trainees: Option<Value>,
+    /// Vocational training: the training institution paid on the trainee's behalf,
+    /// `{"credit_code","name"}`; the notice still lists the trainee.
+    #[schema(value_type = Option<Object>)]
+    pub payee: Option<Value>,
+    /// Pilot subsidies: `skill_evaluation` (职业技能评价补贴), `job` (岗位补贴) or
+    /// `social_insurance` (社会保险补贴).
+    pub category: Option<String>,
+    /// Pilot subsidies: `{"id_number","name"}` (a person) or `{"credit_code","name"}` (a unit).
+    #[schema(value_type = Option<Object>)]
+    pub beneficiary: Option<Value>,
+    /// Pilot subsidies: the amount the office computed, e.g. `"2400.00"`.
+    pub amount: Option<String>,
+    /// Pilot subsidies: the document the amount rests on.
+    pub basis: Option<String>,
 }
 
 /// `POST /v1/applications/{id}/review`
@@ -155,15 +174,19 @@ pub async fn submit(
     enum Parsed {
         Person(PersonApplication),
         Refund(Box<policy::job_stabilization::JobStabilizationApplication>),
+        Pilot(Box<policy::pilot_subsidy::PilotSubsidyApplication>),
+        OnTheJob(Box<policy::on_the_job_training::OnTheJobTrainingApplication>),
     }
     let parsed = match program.as_str() {
         "skill_upgrade" => Parsed::Person(PersonApplication::SkillUpgrade(parse(body)?)),
         "vocational_training" => Parsed::Person(PersonApplication::Training(parse(body)?)),
         "job_stabilization_refund" => Parsed::Refund(Box::new(parse(body)?)),
+        "pilot_subsidy" => Parsed::Pilot(Box::new(parse(body)?)),
+        "on_the_job_training" => Parsed::OnTheJob(Box::new(parse(body)?)),
         other => {
             return Err(Problem::invalid(
                 "program",
-                format!("`{other}` is not a program; use skill_upgrade, vocational_training or job_stabilization_refund"),
+                format!("`{other}` is not a program; use skill_upgrade, vocational_training, job_stabilization_refund, on_the_job_training or pilot_subsidy"),
             ))
         }
     };
@@ -175,6 +198,19 @@ pub async fn submit(
         }
         Parsed::Refund(app) => {
             commands::submit_refund(unit.db(), app, &principal.label, today()).await
+        }
+        Parsed::Pilot(app) => {
+            commands::submit_pilot(unit.db(), &state.keys, app, &principal.label, today()).await
+        }
+        Parsed::OnTheJob(app) => {
+            commands::submit_on_the_job_training(
+                unit.db(),
+                &state.keys,
+                app,
+                &principal.label,
+                today(),
+            )
+            .await
         }
     }
     .map(|s| submitted_json(&s, &program, &county));

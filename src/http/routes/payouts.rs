@@ -313,14 +313,23 @@ pub async fn issue_payouts(
     }
     let mut unit = begin_unit!(state, principal, command);
     let outcome =
-        commands::issue_payouts(unit.db(), &b.application_ids, b.paid_on, &principal.label, today())
+        commands::issue_payouts_to(unit.db(), &b.application_ids, b.paid_on, &principal.label, today())
             .await
             .map(|payouts| {
-                let items: Vec<Value> = b
-                    .application_ids
+                let items: Vec<Value> = payouts
                     .iter()
-                    .zip(&payouts)
-                    .map(|(a, p)| json!({ "id": p, "application": a, "paid_on": b.paid_on, "status": "issued" }))
+                    .map(|p| {
+                        let payee = match &p.payee {
+                            commands::Payee::Unit { credit_code, name } => {
+                                json!({ "credit_code": credit_code, "name": name })
+                            }
+                            commands::Payee::Person { id_number_masked, name_masked } => {
+                                json!({ "id_number": id_number_masked, "name": name_masked })
+                            }
+                        };
+                        json!({ "id": p.id, "application": p.application, "payee": payee,
+                                "amount": money(p.amount), "paid_on": b.paid_on, "status": "issued" })
+                    })
                     .collect();
                 json!({ "payouts": items })
             });
