@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod checkpoints;
+pub mod flags;
 pub mod cli;
 pub mod commands;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod personal;
 pub mod postgres;
 pub mod publishing;
 pub mod read_models;
+pub mod reports;
 pub mod rebuild;
 pub mod replay;
 pub mod store;
