@@ -1,7 +1,10 @@
 //! Reports people open: the spending report as a table with Chinese headers, county names and
 //! a totals row, written as CSV or XLSX (`GET /v1/reports/spending?format=csv|xlsx`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use events::setup::CountyRegistered;
+use events::DomainEvent;
 
 use projections::pools::QuotaRow;
 use rust_decimal::prelude::ToPrimitive;
@@ -47,18 +50,22 @@ pub fn funding_name(funding: &str) -> &str {
     }
 }
 
-/// The pool's counties, code → name, from the pool's own stream (small: one event per
-/// county).
+/// The names of the counties `codes`, from each county's own stream (one event each).
 pub async fn county_names(
     conn: &mut PgConnection,
-    pool: &str,
+    codes: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, sqlx::Error> {
-    let events = crate::store::read_stream(conn, &format!("pool-{pool}")).await?;
-    let mut pools = projections::pools::Pools::default();
-    for e in &events {
-        pools.apply(&e.event_type, &e.data).expect("recorded events read back");
+    let mut names = BTreeMap::new();
+    for code in codes {
+        for e in crate::store::read_stream(conn, &format!("county-{code}")).await? {
+            if e.event_type == CountyRegistered::TYPE {
+                let registered: CountyRegistered =
+                    serde_json::from_value(e.data).expect("a recorded county");
+                names.insert(registered.county, registered.name);
+            }
+        }
     }
-    Ok(pools.pools.remove(pool).map(|p| p.counties).unwrap_or_default())
+    Ok(names)
 }
 
 fn decimal(v: &Value) -> Decimal {

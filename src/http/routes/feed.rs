@@ -306,7 +306,8 @@ pub async fn spending(
     .await?;
     let rows: Vec<Value> = rows.into_iter().map(|(r,)| report_row(r)).collect();
     let quota = crate::read_models::quota(&mut conn, &q.pool, q.year).await?;
-    let counties = crate::reports::county_names(&mut conn, &q.pool).await?;
+    let codes = rows.iter().filter_map(|r| r["county"].as_str().map(str::to_string)).collect();
+    let counties = crate::reports::county_names(&mut conn, &codes).await?;
     drop(conn);
     let totals = crate::reports::totals(&rows);
     let quota_json = quota.as_ref().map(|u| {
