@@ -541,8 +541,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Settlements(SettlementsCommand::Import { file, days, pool, actor }) => {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let db = open_database(&site, &PoolSettings::default()).await?;
             let mut commands = crate::commands::Db::from(&db.pool);
             let today = crate::http::today();

@@ -6,17 +6,17 @@
 
 pub mod audit;
 pub mod checkpoints;
-pub mod flags;
 pub mod cli;
 pub mod commands;
+pub mod flags;
 pub mod http;
 pub mod key_checks;
 pub mod personal;
 pub mod postgres;
 pub mod publishing;
 pub mod read_models;
-pub mod reports;
 pub mod rebuild;
 pub mod replay;
+pub mod reports;
 pub mod store;
 pub mod tokens;

@@ -102,7 +102,11 @@ impl Cell {
 
 /// The header, one line per row (county as `name（code）`, program and funding by name), and
 /// the totals row.
-pub fn table(rows: &[Value], totals: &Value, counties: &BTreeMap<String, String>) -> Vec<Vec<Cell>> {
+pub fn table(
+    rows: &[Value],
+    totals: &Value,
+    counties: &BTreeMap<String, String>,
+) -> Vec<Vec<Cell>> {
     let mut out = vec![COLUMNS.iter().map(|(h, _)| Cell::Text((*h).to_string())).collect()];
     let line = |r: &Value, label: Option<&str>| -> Vec<Cell> {
         COLUMNS
@@ -110,11 +114,15 @@ pub fn table(rows: &[Value], totals: &Value, counties: &BTreeMap<String, String>
             .map(|(_, k)| {
                 let v = &r[*k];
                 match *k {
-                    "month" => Cell::Text(label.map_or_else(|| v.as_str().unwrap_or("").to_string(), str::to_string)),
-                    "county" => Cell::Text(v.as_str().map_or(String::new(), |c| match counties.get(c) {
-                        Some(name) => format!("{name}（{c}）"),
-                        None => c.to_string(),
-                    })),
+                    "month" => Cell::Text(
+                        label.map_or_else(|| v.as_str().unwrap_or("").to_string(), str::to_string),
+                    ),
+                    "county" => {
+                        Cell::Text(v.as_str().map_or(String::new(), |c| match counties.get(c) {
+                            Some(name) => format!("{name}（{c}）"),
+                            None => c.to_string(),
+                        }))
+                    }
                     "program" => Cell::Text(v.as_str().map(program_name).unwrap_or("").to_string()),
                     "funding" => Cell::Text(v.as_str().map(funding_name).unwrap_or("").to_string()),
                     "payouts" => Cell::Count(v.as_i64().unwrap_or(0)),
@@ -170,7 +178,7 @@ pub fn xlsx(
     sheet.set_column_width(3, 22)?;
     let q = workbook.add_worksheet();
     q.set_name("额度")?;
-    q.write_string_with_format(0, 0, &format!("{pool} {year} 年扩围试点额度"), &bold)?;
+    q.write_string_with_format(0, 0, format!("{pool} {year} 年扩围试点额度"), &bold)?;
     if let Some(u) = quota {
         let remaining = u.cap - u.committed - u.paid + u.recovered;
         for (i, (label, v)) in [

@@ -412,7 +412,10 @@ pub async fn issue_payouts(
             events.push(new_event(&app_stream, &e, actor, &app.pool, &app.county, tags, paid_on));
             expected.push((app_stream, ExpectedVersion::Exact(*version)));
         }
-        Ok(Decided::append(Append { events, expected, condition: Some(condition) }, payouts.clone()))
+        Ok(Decided::append(
+            Append { events, expected, condition: Some(condition) },
+            payouts.clone(),
+        ))
     })
 }
 

@@ -118,7 +118,9 @@ pub enum PeriodError {
     Invalid { field: &'static str, message: String },
     #[error("pool {0} is not registered")]
     PoolNotFound(String),
-    #[error("{month} has not ended (it ends on {last_day}); a month is sealed from the next day on")]
+    #[error(
+        "{month} has not ended (it ends on {last_day}); a month is sealed from the next day on"
+    )]
     NotEnded { month: String, last_day: NaiveDate },
     #[error("{month} of pool {pool} is already sealed (on {sealed_on})")]
     AlreadySealed { pool: String, month: String, sealed_on: NaiveDate },

@@ -17,9 +17,7 @@ use events::DomainEvent;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::payouts::{
-    payout_tag, read_applications, settlement_event, PayoutError, Settlement,
-};
+use super::payouts::{payout_tag, read_applications, settlement_event, PayoutError, Settlement};
 use super::{execute, Db, Decided};
 use crate::store::{Append, ExpectedVersion};
 
@@ -244,7 +242,8 @@ pub fn parse(text: &str) -> Result<(Vec<BankLine>, Vec<InvalidLine>), ImportErro
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
         };
-        let invalid = |field: &'static str, message: String| InvalidLine { line: number, field, message };
+        let invalid =
+            |field: &'static str, message: String| InvalidLine { line: number, field, message };
         let payout_id = get(Column::PayoutId);
         let bank_reference = get(Column::BankReference);
         if payout_id.is_none() && bank_reference.is_none() {
@@ -252,19 +251,29 @@ pub fn parse(text: &str) -> Result<(Vec<BankLine>, Vec<InvalidLine>), ImportErro
             continue;
         }
         let Some(amount) = get(Column::Amount).as_deref().and_then(parse_amount) else {
-            bad.push(invalid("amount", "not an amount of yuan above 0 with at most 2 decimals".into()));
+            bad.push(invalid(
+                "amount",
+                "not an amount of yuan above 0 with at most 2 decimals".into(),
+            ));
             continue;
         };
         let status = match get(Column::Status) {
-            Some(s) if SETTLED_WORDS.contains(&s.to_ascii_lowercase().as_str()) => BankStatus::Settled,
-            Some(s) if FAILED_WORDS.contains(&s.to_ascii_lowercase().as_str()) => BankStatus::Failed,
+            Some(s) if SETTLED_WORDS.contains(&s.to_ascii_lowercase().as_str()) => {
+                BankStatus::Settled
+            }
+            Some(s) if FAILED_WORDS.contains(&s.to_ascii_lowercase().as_str()) => {
+                BankStatus::Failed
+            }
             _ => {
                 bad.push(invalid("status", "must be settled (成功) or failed (失败)".into()));
                 continue;
             }
         };
         let Some(on) = get(Column::SettledOn).as_deref().and_then(parse_date) else {
-            bad.push(invalid("settled_on", "not a date (YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD)".into()));
+            bad.push(invalid(
+                "settled_on",
+                "not a date (YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD)".into(),
+            ));
             continue;
         };
         let reason = get(Column::Reason);
@@ -300,7 +309,9 @@ pub fn duplicates(lines: Vec<BankLine>) -> (Vec<BankLine>, Vec<DuplicateLine>) {
     let mut dups = Vec::new();
     for l in lines {
         match first.get(&l.key()) {
-            Some(&f) => dups.push(DuplicateLine { line: l.line, first_line: f, payout: l.payout_id }),
+            Some(&f) => {
+                dups.push(DuplicateLine { line: l.line, first_line: f, payout: l.payout_id })
+            }
             None => {
                 first.insert(l.key(), l.line);
                 kept.push(l);
@@ -350,10 +361,12 @@ pub async fn reconcile_line(
         return Ok(LineOutcome::UnknownPayout);
     }
     let settlement = match line.status {
-        BankStatus::Settled => Settlement::Settled {
-            bank_reference: line.bank_reference.clone().unwrap_or_default(),
-        },
-        BankStatus::Failed => Settlement::Failed { reason: line.reason.clone().unwrap_or_default() },
+        BankStatus::Settled => {
+            Settlement::Settled { bank_reference: line.bank_reference.clone().unwrap_or_default() }
+        }
+        BankStatus::Failed => {
+            Settlement::Failed { reason: line.reason.clone().unwrap_or_default() }
+        }
     };
     if line.on > today {
         return Ok(LineOutcome::Refused {
@@ -375,8 +388,12 @@ pub async fn reconcile_line(
                         issued = Some(p);
                     }
                 }
-                PayoutSettled::TYPE if e.data["payout"] == payout.as_str() => recorded = Some("settled"),
-                PayoutFailed::TYPE if e.data["payout"] == payout.as_str() => recorded = Some("failed"),
+                PayoutSettled::TYPE if e.data["payout"] == payout.as_str() => {
+                    recorded = Some("settled")
+                }
+                PayoutFailed::TYPE if e.data["payout"] == payout.as_str() => {
+                    recorded = Some("failed")
+                }
                 _ => {}
             }
         }
@@ -424,7 +441,9 @@ pub async fn reconcile_line(
     });
     match decided {
         Err(e @ (PayoutError::Store(_) | PayoutError::Database(_))) => Err(e),
-        Err(e) => Ok(LineOutcome::Refused { payout, code: e.code().into(), message: e.to_string() }),
+        Err(e) => {
+            Ok(LineOutcome::Refused { payout, code: e.code().into(), message: e.to_string() })
+        }
         Ok(outcome) => Ok(outcome),
     }
 }
@@ -517,11 +536,12 @@ pub async fn import(
     report.duplicate_line = dups;
     let mut in_file: Vec<String> = Vec::new();
     for l in &lines {
-        let outcome = reconcile_line(db, l, pool_scope, actor, today).await.map_err(|e| match e {
-            PayoutError::Store(e) => ImportError::Store(e),
-            PayoutError::Database(e) => ImportError::Database(e),
-            other => ImportError::Invalid { field: "body", message: other.to_string() },
-        })?;
+        let outcome =
+            reconcile_line(db, l, pool_scope, actor, today).await.map_err(|e| match e {
+                PayoutError::Store(e) => ImportError::Store(e),
+                PayoutError::Database(e) => ImportError::Database(e),
+                other => ImportError::Invalid { field: "body", message: other.to_string() },
+            })?;
         let mut v = serde_json::to_value(&outcome).expect("outcomes serialise");
         let obj = v.as_object_mut().expect("an outcome is an object");
         obj.remove("outcome");

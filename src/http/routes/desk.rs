@@ -62,15 +62,17 @@ pub async fn import_settlements(
     }
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
-        Some(v) => match v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX) {
-            Some(k) => Some(k.to_string()),
-            None => {
-                return Err(Problem::invalid(
-                    "Idempotency-Key",
-                    format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-                ))
+        Some(v) => {
+            match v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX) {
+                Some(k) => Some(k.to_string()),
+                None => {
+                    return Err(Problem::invalid(
+                        "Idempotency-Key",
+                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+                    ))
+                }
             }
-        },
+        }
     };
     let days = q.days.unwrap_or(settlements::UNANSWERED_AFTER_DAYS_DEFAULT);
     // The same file with the same key is the same request, whatever its encoding.
