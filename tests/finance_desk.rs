@@ -501,3 +501,55 @@ async fn flags_name_shared_accounts_persons_in_several_counties_and_repeated_acc
     assert_eq!(api.get("finance_jining", "/v1/flags?pool=371500").await.status, 403);
     assert_eq!(api.get("clerk", "/v1/flags?pool=371500").await.status, 403);
 }
+
+/// Payouts racing the seal of their month: each is either in the seal's totals or refused;
+/// none is recorded in the month after the seal was taken.
+#[tokio::test]
+async fn payouts_racing_a_seal_are_either_in_its_totals_or_refused() {
+    let api = std::sync::Arc::new(Api::start().await);
+    set_up(&api).await;
+    let ids = cleared(&api, 20..36).await;
+    // The seal starts among the payouts: some commit before it, some after.
+    const SEAL_AT: usize = 8;
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (api, id) = (api.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            if i == SEAL_AT {
+                let r = api.post("finance", "/v1/periods/371500/2024-11/seal", &json!({})).await;
+                assert_eq!(r.status, 201, "{}", r.text);
+                Some(r.json())
+            } else {
+                let r = api
+                    .post(
+                        "finance",
+                        "/v1/payouts",
+                        &json!({"application_ids": [id], "paid_on": "2024-11-15"}),
+                    )
+                    .await;
+                assert!(
+                    r.status == 201 || (r.status == 409 && r.code() == "period_sealed"),
+                    "{} {}",
+                    r.status,
+                    r.text
+                );
+                None
+            }
+        }));
+    }
+    let mut seal = None;
+    for t in tasks {
+        if let Some(s) = t.await.unwrap() {
+            seal = Some(s);
+        }
+    }
+    let seal = seal.unwrap();
+    let report = api.get("finance", "/v1/reports/spending?pool=371500&year=2024").await.json();
+    let november: Vec<&Value> =
+        report["rows"].as_array().unwrap().iter().filter(|r| r["month"] == "2024-11").collect();
+    let (payouts, paid) = november.first().map_or((0, "0.00".to_string()), |r| {
+        (r["payouts"].as_i64().unwrap(), r["paid"].as_str().unwrap().to_string())
+    });
+    assert_eq!(seal["totals"]["payouts"].as_i64().unwrap(), payouts, "{seal} {report}");
+    assert_eq!(seal["totals"]["paid"].as_str().unwrap(), paid);
+}
