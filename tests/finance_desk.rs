@@ -553,3 +553,31 @@ async fn payouts_racing_a_seal_are_either_in_its_totals_or_refused() {
     assert_eq!(seal["totals"]["payouts"].as_i64().unwrap(), payouts, "{seal} {report}");
     assert_eq!(seal["totals"]["paid"].as_str().unwrap(), paid);
 }
+
+/// The CLI's path (`fundledger settlements import`): the same import on the pool, each line a
+/// transaction of its own, every pool visible.
+#[tokio::test]
+async fn the_cli_import_records_each_line_in_a_transaction_of_its_own() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let ids = cleared(&api, 40..42).await;
+    let p = pay(&api, &ids, "2024-11-12").await;
+    let file = format!(
+        "payout_id,amount,status,settled_on,bank_reference,reason\n{},600.00,settled,2024-11-13,B-1,\n{},600.00,settled,2024-11-13,,\n",
+        p[0], p[1]
+    );
+    let today = fundledger::http::today();
+    let mut db = fundledger::commands::Db::from(&api.db.pool);
+    let report =
+        fundledger::commands::settlements::import(&mut db, file.as_bytes(), None, 10, "cli", today)
+            .await
+            .unwrap();
+    assert_eq!((report.recorded, report.invalid.len()), (1, 1));
+    assert_eq!(report.invalid[0].field, "bank_reference");
+    assert_eq!(report.unanswered.len(), 1, "the payout whose line did not read");
+    let again =
+        fundledger::commands::settlements::import(&mut db, file.as_bytes(), None, 10, "cli", today)
+            .await
+            .unwrap();
+    assert_eq!((again.recorded, again.already_recorded.len()), (0, 1));
+}
