@@ -172,6 +172,23 @@ async fn a_bank_file_with_every_discrepancy(gbk: bool) {
     assert_eq!(r.status, 200, "{}", r.text);
     let again = r.json();
     assert_eq!(again["recorded"], 0);
+    // Days beyond any calendar are no panic: every issued payout is then recent.
+    let r = import(&api, "finance", "file-days", &file).await;
+    assert_eq!(r.status, 200);
+    let huge = {
+        let mut request = format!(
+            "POST /v1/settlements/import?days=4294967295 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\
+             authorization: Bearer {}\r\ncontent-type: text/csv\r\nidempotency-key: huge\r\n\
+             content-length: {}\r\n\r\n",
+            api.tokens["finance"],
+            file.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&file);
+        raw(api.addr, &request).await
+    };
+    assert_eq!(huge.status, 200, "{}", huge.text);
+    assert_eq!(huge.json()["unanswered"], json!([]));
     assert!(again["matched"].as_array().unwrap().is_empty(), "{again}");
     assert_eq!(lines_of(&again, "already_recorded"), [2, 3, 7]);
     assert!(again["already_recorded"].as_array().unwrap().iter().all(|l| l["agrees"] == true));

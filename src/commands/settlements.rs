@@ -412,6 +412,16 @@ pub async fn reconcile_line(
                 agrees,
             });
         }
+        if line.on < issued.paid_on {
+            return none(LineOutcome::Refused {
+                payout: payout.clone(),
+                code: "validation_failed".into(),
+                message: format!(
+                    "settled_on: {} is before the payout was issued ({})",
+                    line.on, issued.paid_on
+                ),
+            });
+        }
         if issued.amount != line.amount {
             return none(LineOutcome::AmountMismatch {
                 payout: payout.clone(),
@@ -575,7 +585,9 @@ pub async fn import(
             }
         }
     }
-    let cutoff = today - chrono::Duration::days(i64::from(unanswered_after_days));
+    let cutoff = today
+        .checked_sub_days(chrono::Days::new(unanswered_after_days.into()))
+        .unwrap_or(NaiveDate::MIN);
     let rows = execute!(db, ImportError, |a| {
         let rows: Vec<(String, String, String, Decimal, NaiveDate)> = sqlx::query_as(
             "SELECT payout, application, county, amount, paid_on FROM payouts
