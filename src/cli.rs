@@ -141,6 +141,28 @@ pub enum Command {
     /// The private PostgreSQL cluster under --data-dir.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The bank's result files.
+    #[command(subcommand)]
+    Settlements(SettlementsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettlementsCommand {
+    /// Import the bank's result file (CSV, UTF-8 or GBK; README "Finance desk"): records each
+    /// settled or failed payout once, each line on its own, and prints the reconciliation as
+    /// JSON. Importing the same file again records nothing.
+    Import {
+        file: PathBuf,
+        /// Report payouts issued this many days ago or more with no result as `unanswered`.
+        #[arg(long, default_value_t = crate::commands::settlements::UNANSWERED_AFTER_DAYS_DEFAULT)]
+        days: u32,
+        /// Only payouts of this pool (a finance bureau's own); default: every pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Who imports (recorded as the actor).
+        #[arg(long, default_value = "finance")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,10 +341,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let grace = limits.request_timeout;
             let mut state = AppState::new(db.pool.clone(), keys, limits);
             state.checkpoint_public_key = trusted;
+            let signing = signing.map(std::sync::Arc::new);
+            state.seal_signer = signing.clone();
             let checkpointing = signing.map(|signing| {
                 tokio::spawn(run_checkpoints(
                     db.pool.clone(),
-                    std::sync::Arc::new(signing),
+                    signing,
                     std::time::Duration::from_secs(checkpoint_every * 60),
                 ))
             });
@@ -606,6 +630,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Settlements(SettlementsCommand::Import { file, days, pool, actor }) => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let db = open_database(&site, &PoolSettings::default()).await?;
+            let mut commands = crate::commands::Db::from(&db.pool);
+            let today = crate::http::today();
+            let outcome = crate::commands::settlements::import(
+                &mut commands,
+                &bytes,
+                pool.as_deref(),
+                days,
+                &actor,
+                today,
+            )
+            .await;
+            drop(commands);
+            match outcome {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    db.close().await;
+                    Ok(())
+                }
+                Err(e) => close_with(db, anyhow::anyhow!("{}: {e}", file.display())).await,
+            }
         }
         Command::Policy(PolicyCommand::Publish { files, actor }) => {
             // Validate every file before recording any, so a bad file leaves nothing half done.

@@ -553,6 +553,9 @@ async fn the_openapi_document_lists_every_route_of_the_contract_and_only_real_on
         ("GET", "/v1/events"),
         ("GET", "/v1/audit/verify"),
         ("GET", "/v1/reports/spending"),
+        ("POST", "/v1/settlements/import"),
+        ("POST", "/v1/periods/{pool}/{month}/seal"),
+        ("GET", "/v1/flags"),
         ("GET", "/openapi.json"),
         ("GET", "/healthz"),
     ];

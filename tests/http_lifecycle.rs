@@ -220,7 +220,12 @@ async fn each_program_goes_from_submission_to_settled_payout() {
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
     assert!(r.text.starts_with('\u{feff}'), "a BOM, so spreadsheet programs read UTF-8");
-    assert_eq!(r.text.lines().count(), 4, "{}", r.text);
+    // The Chinese header, one line per row, and the totals row.
+    assert_eq!(r.text.lines().count(), 5, "{}", r.text);
+    assert!(r
+        .text
+        .contains("月份,县（市、区）,项目,资金来源,笔数,支付金额,退回金额,追回金额,净支出"));
+    assert!(r.text.contains("东昌府区（371502）"), "{}", r.text);
 }
 
 #[tokio::test]

@@ -259,6 +259,10 @@ pub struct AccountRecord {
     pub bank: String,
     pub number_sealed: String,
     pub number_masked: String,
+    /// The keyed hash of the number (HMAC-SHA256, the person-key key): what compares one
+    /// account with another without opening it. Absent in reissues recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_key: Option<String>,
 }
 
 impl DomainEvent for PayoutIssued {

@@ -6,6 +6,7 @@
 pub mod application;
 pub mod checkpoint;
 pub mod metadata;
+pub mod period;
 pub mod setup;
 pub mod tag;
 

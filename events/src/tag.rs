@@ -56,6 +56,13 @@ impl Tag {
         Self::parse(&format!("enterprise:{credit_code}")).expect("credit codes are ASCII")
     }
 
+    /// The seal of a pool's month (`seal:371500/2024-11`): carried by `PeriodSealed` alone, so
+    /// a posting reads at most one event to learn whether its month is sealed, and conditions
+    /// its append on it.
+    pub fn period_seal(pool: &str, month: &str) -> Self {
+        Self::parse(&format!("seal:{pool}/{month}")).expect("pool codes and months are ASCII")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -5,6 +5,8 @@
 
 pub mod applications;
 pub mod payouts;
+pub mod periods;
+pub mod settlements;
 pub mod setup;
 
 /// Attempts per command before a conflict is reported as such (a hot aggregate under heavy

@@ -69,6 +69,8 @@ pub enum PayoutError {
     #[error("application {id} is {status}; only a settled payout can be recovered")]
     NotRecoverable { id: String, status: &'static str },
     #[error(transparent)]
+    PeriodSealed(#[from] super::periods::Sealed),
+    #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -92,6 +94,7 @@ impl PayoutError {
             PayoutError::NotOnNotice { .. } => "not_on_notice",
             PayoutError::ObjectionResolved(_) => "objection_already_resolved",
             PayoutError::NotRecoverable { .. } => "not_recoverable",
+            PayoutError::PeriodSealed(_) => "period_sealed",
             PayoutError::Store(_) | PayoutError::Database(_) => "internal",
         }
     }
@@ -117,7 +120,7 @@ fn distinct_ids(field: &'static str, ids: &[String]) -> Result<Vec<String>, Payo
 }
 
 /// Reads applications with their stream versions; `NotFound` names the first missing one.
-async fn read_applications(
+pub(crate) async fn read_applications(
     a: &mut Attempt<'_>,
     ids: &[String],
 ) -> Result<Vec<(Application, i64)>, PayoutError> {
@@ -135,7 +138,7 @@ async fn read_applications(
 }
 
 /// A payout as first issued, with its application and the application stream's version.
-async fn read_payout(
+pub(crate) async fn read_payout(
     a: &mut Attempt<'_>,
     payout: &str,
 ) -> Result<(PayoutIssued, Application, i64), PayoutError> {
@@ -338,7 +341,7 @@ pub async fn close_notice(
     })
 }
 
-fn payout_tag(payout: &str) -> Tag {
+pub(crate) fn payout_tag(payout: &str) -> Tag {
     Tag::parse(&format!("payout:{payout}")).expect("payout ids are uuids")
 }
 
@@ -409,6 +412,9 @@ pub async fn issue_payouts_to(
     let payouts: Vec<String> = ids.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
     execute!(&mut db, PayoutError, |a| {
         let apps = read_applications(a, &ids).await?;
+        let postings: Vec<(String, NaiveDate)> =
+            apps.iter().map(|(app, _)| (app.pool.clone(), paid_on)).collect();
+        let condition = super::periods::open_periods(a, &postings).await??;
         let mut events = Vec::new();
         let mut expected = Vec::new();
         for ((app, version), payout) in apps.iter().zip(&payouts) {
@@ -464,7 +470,7 @@ pub async fn issue_payouts_to(
                 payee: Payee::of(app),
             })
             .collect();
-        Ok(Decided::append(Append { events, expected, condition: None }, issued))
+        Ok(Decided::append(Append { events, expected, condition: Some(condition) }, issued))
     })
 }
 
@@ -474,7 +480,7 @@ pub enum Settlement {
     Failed { reason: String },
 }
 
-/// Records the bank's result for a payout.
+/// Records the bank's result for a payout, dated today.
 pub async fn settle(
     db: impl Into<super::Db<'_>>,
     payout: &str,
@@ -483,6 +489,19 @@ pub async fn settle(
     today: NaiveDate,
 ) -> Result<(), PayoutError> {
     let mut db = db.into();
+    settle_dated(&mut db, payout, settlement, today, actor, today).await
+}
+
+/// Records the bank's result for a payout as of `on` (the bank's date, e.g. from its result
+/// file), not in the future and not in a sealed month.
+pub async fn settle_dated(
+    db: &mut super::Db<'_>,
+    payout: &str,
+    settlement: &Settlement,
+    on: NaiveDate,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<(), PayoutError> {
     let (field, text) = match settlement {
         Settlement::Settled { bank_reference } => ("bank_reference", bank_reference),
         Settlement::Failed { reason } => ("reason", reason),
@@ -490,7 +509,13 @@ pub async fn settle(
     if text.trim().is_empty() {
         return Err(PayoutError::Invalid { field, message: "must not be empty".into() });
     }
-    execute!(&mut db, PayoutError, |a| {
+    if on > today {
+        return Err(PayoutError::Invalid {
+            field: "settled_on",
+            message: format!("{on} is in the future"),
+        });
+    }
+    execute!(db, PayoutError, |a| {
         let (_, app, version) = read_payout(a, payout).await?;
         if !app.latest_payout_is(payout, Status::PayoutIssued) {
             return Err(PayoutError::PayoutNotOpen {
@@ -498,50 +523,46 @@ pub async fn settle(
                 status: app.status.as_str(),
             });
         }
-        let stream = application_stream(&app.id);
-        let event = match settlement {
-            Settlement::Settled { bank_reference } => {
-                let e = PayoutSettled {
-                    payout: payout.to_string(),
-                    application: app.id.clone(),
-                    bank_reference: bank_reference.trim().to_string(),
-                    settled_on: today,
-                };
-                new_event(
-                    &stream,
-                    &e,
-                    actor,
-                    &app.pool,
-                    &app.county,
-                    vec![payout_tag(payout)],
-                    today,
-                )
-            }
-            Settlement::Failed { reason } => {
-                let e = PayoutFailed {
-                    payout: payout.to_string(),
-                    application: app.id.clone(),
-                    reason: reason.trim().to_string(),
-                    failed_on: today,
-                };
-                new_event(
-                    &stream,
-                    &e,
-                    actor,
-                    &app.pool,
-                    &app.county,
-                    vec![payout_tag(payout)],
-                    today,
-                )
-            }
-        };
+        let condition = super::periods::open_periods(a, &[(app.pool.clone(), on)]).await??;
         let appending = Append {
-            events: vec![event],
-            expected: vec![(stream, ExpectedVersion::Exact(version))],
-            condition: None,
+            events: vec![settlement_event(&app, payout, settlement, on, actor)],
+            expected: vec![(application_stream(&app.id), ExpectedVersion::Exact(version))],
+            condition: Some(condition),
         };
         Ok(Decided::append(appending, ()))
     })
+}
+
+/// `PayoutSettled` or `PayoutFailed` for a payout of `app`, dated `on`.
+pub(crate) fn settlement_event(
+    app: &Application,
+    payout: &str,
+    settlement: &Settlement,
+    on: NaiveDate,
+    actor: &str,
+) -> NewEvent {
+    let stream = application_stream(&app.id);
+    let tags = vec![payout_tag(payout)];
+    match settlement {
+        Settlement::Settled { bank_reference } => {
+            let e = PayoutSettled {
+                payout: payout.to_string(),
+                application: app.id.clone(),
+                bank_reference: bank_reference.trim().to_string(),
+                settled_on: on,
+            };
+            new_event(&stream, &e, actor, &app.pool, &app.county, tags, on)
+        }
+        Settlement::Failed { reason } => {
+            let e = PayoutFailed {
+                payout: payout.to_string(),
+                application: app.id.clone(),
+                reason: reason.trim().to_string(),
+                failed_on: on,
+            };
+            new_event(&stream, &e, actor, &app.pool, &app.county, tags, on)
+        }
+    }
 }
 
 /// A corrected bank account for a reissue.
@@ -611,6 +632,7 @@ pub async fn reissue_payout(
         .as_str()
         .to_string(),
         number_masked: account.masked(),
+        number_key: Some(crate::personal::account_key(keys, &number)),
     };
     execute!(&mut db, PayoutError, |a| {
         let (issued, app, version) = read_payout(a, failed).await?;
@@ -620,6 +642,7 @@ pub async fn reissue_payout(
                 status: app.status.as_str(),
             });
         }
+        let condition = super::periods::open_periods(a, &[(app.pool.clone(), paid_on)]).await??;
         let e = PayoutIssued {
             payout: payout.clone(),
             application: app.id.clone(),
@@ -644,7 +667,7 @@ pub async fn reissue_payout(
                 paid_on,
             )],
             expected: vec![(stream, ExpectedVersion::Exact(version))],
-            condition: None,
+            condition: Some(condition),
         };
         Ok(Decided::append(appending, payout.clone()))
     })
@@ -856,7 +879,28 @@ pub async fn record_recovery(
     actor: &str,
     today: NaiveDate,
 ) -> Result<String, PayoutError> {
+    record_recovery_dated(db, application_id, amount, reason, today, actor, today).await
+}
+
+/// Records a recovery as of `on` (the day the money came back; not in the future, not in a
+/// sealed month).
+pub async fn record_recovery_dated(
+    db: impl Into<super::Db<'_>>,
+    application_id: &str,
+    amount: policy::Money,
+    reason: &str,
+    on: NaiveDate,
+    actor: &str,
+    today: NaiveDate,
+) -> Result<String, PayoutError> {
     let mut db = db.into();
+    if on > today {
+        return Err(PayoutError::Invalid {
+            field: "recovered_on",
+            message: format!("{on} is in the future"),
+        });
+    }
+    let today = on;
     if reason.trim().is_empty() {
         return Err(PayoutError::Invalid {
             field: "reason",
@@ -882,6 +926,7 @@ pub async fn record_recovery(
                 ),
             });
         }
+        let condition = super::periods::open_periods(a, &[(app.pool.clone(), today)]).await??;
         let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
         let mut tags = vec![app.party_tag()];
         if counts {
@@ -902,7 +947,7 @@ pub async fn record_recovery(
         let appending = Append {
             events: vec![new_event(&stream, &e, actor, &app.pool, &app.county, tags, today)],
             expected: vec![(stream, ExpectedVersion::Exact(version))],
-            condition: None,
+            condition: Some(condition),
         };
         Ok(Decided::append(appending, recovery.clone()))
     })

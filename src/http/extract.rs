@@ -19,8 +19,7 @@ const IDEMPOTENCY_KEY_MAX: usize = 200;
 /// The routes where money moves (API.md, "Additions"): a POST to one of them without an
 /// `Idempotency-Key` is refused with 428 when its unit of work would begin (after the role
 /// and scope checks, before anything is recorded), so a client's retry after a lost answer
-/// can never pay twice. `{…}` matches one path segment. The last
-/// two are reserved for routes not built yet, so they are covered the day they are.
+/// can never pay twice. `{…}` matches one path segment.
 pub const IDEMPOTENCY_REQUIRED: [&str; 6] = [
     "/v1/payouts",
     "/v1/payouts/{id}/settlement",

@@ -81,6 +81,9 @@ pub struct AppState {
     /// (`FUNDLEDGER_CHECKPOINT_PUBLIC_KEY`): never derived from a signing key this process
     /// holds, which whoever controls the process could use to re-sign a rewritten chain.
     pub checkpoint_public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The checkpoint signing key, when this process holds one (`serve --checkpoint-every`
+    /// > 0): period seals are signed with it; without it they are recorded unsigned.
+    pub seal_signer: Option<Arc<ed25519_dalek::SigningKey>>,
     /// The server's copy of the token table.
     pub tokens: Arc<crate::tokens::TokenCache>,
     /// Set when the server shuts down: live streams end.
@@ -103,6 +106,7 @@ impl AppState {
             limits,
             live_readers: Arc::new(tokio::sync::Semaphore::new(limits.live_readers)),
             checkpoint_public_key: None,
+            seal_signer: None,
             tokens: Arc::new(crate::tokens::TokenCache::default()),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
             live_head,
@@ -267,7 +271,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, from the same registrations.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{applications, batch, feed, ops, payouts, policies, setup};
+    use routes::{applications, batch, desk, feed, ops, payouts, policies, setup};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -298,6 +302,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feed::live))
         .routes(routes!(feed::verify))
         .routes(routes!(feed::spending))
+        .routes(routes!(desk::import_settlements))
+        .routes(routes!(desk::seal_period))
+        .routes(routes!(desk::flags))
         .routes(routes!(batch::batch))
         .routes(routes!(policies::list))
         .split_for_parts()

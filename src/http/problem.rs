@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::commands::applications::ApplicationError;
 use crate::commands::payouts::PayoutError;
+use crate::commands::periods::PeriodError;
+use crate::commands::settlements::ImportError;
 use crate::commands::setup::SetupError;
 use crate::store::AppendError;
 
@@ -307,6 +309,38 @@ impl From<SetupError> for Problem {
                 refusal(code, e.to_string(), field("as_of", &message))
             }
             other => refusal(code, other.to_string(), Vec::new()),
+        }
+    }
+}
+
+impl From<PeriodError> for Problem {
+    fn from(e: PeriodError) -> Self {
+        let code = e.code();
+        match e {
+            PeriodError::Store(e) => e.into(),
+            PeriodError::Database(e) => e.into(),
+            PeriodError::Invalid { field: f, ref message } => {
+                let errors = field(f, message);
+                refusal(code, e.to_string(), errors)
+            }
+            PeriodError::PoolNotFound(_) => {
+                refusal(code, e.to_string(), field("pool", "is not a registered pool"))
+            }
+            other => refusal(code, other.to_string(), Vec::new()),
+        }
+    }
+}
+
+impl From<ImportError> for Problem {
+    fn from(e: ImportError) -> Self {
+        let code = e.code();
+        match e {
+            ImportError::Store(e) => e.into(),
+            ImportError::Database(e) => e.into(),
+            ImportError::Invalid { field: f, ref message } => {
+                let errors = field(f, message);
+                refusal(code, e.to_string(), errors)
+            }
         }
     }
 }

@@ -42,6 +42,19 @@ impl PersonKey {
     }
 }
 
+/// The keyed hash of a bank account number (lowercase hex of HMAC-SHA256 over `account:` and
+/// the digits), under the person-key HMAC key: equal accounts compare equal (the flags of
+/// `GET /v1/flags`) while the number itself stays sealed. The prefix keeps an account's key
+/// from ever equalling a person's.
+pub fn account_key(keys: &Keys, number: &str) -> String {
+    let digits: String = number.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(keys.hmac_key()).expect("HMAC takes any key length");
+    mac.update(b"account:");
+    mac.update(digits.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// A value sealed with AES-256-GCM: `k<key id>:` and base64 of nonce (12 bytes) followed by
 /// the ciphertext and tag. The key id names the sealing key (keys rotate; [`keys`]); values
 /// sealed before ids existed have no prefix and were sealed under key id 1. The field it

@@ -299,29 +299,27 @@ pub struct VerifyQuery {
 pub struct SpendingQuery {
     pub pool: String,
     pub year: i32,
-    /// `json` (default) or `csv` (UTF-8 with a byte-order mark, for spreadsheet programs).
+    /// `json` (default), `csv` (UTF-8 with a byte-order mark, for spreadsheet programs) or
+    /// `xlsx`. CSV and XLSX carry Chinese headers, county names and a totals row.
     pub format: Option<String>,
 }
 
-/// The report's columns, in order; money columns are strings with two decimals.
-const SPENDING_COLUMNS: [&str; 9] =
-    ["month", "county", "program", "funding", "payouts", "paid", "failed", "recovered", "net"];
-
 #[utoipa::path(get, path = "/v1/reports/spending", tag = "reports", params(SpendingQuery),
-    responses((status = 200, description = "Rows by month, county, program and funding source (JSON, or CSV with `format=csv`)")))]
+    responses((status = 200, description = "Rows by month, county, program and funding source, totals and the year's quota (JSON; CSV with `format=csv`; XLSX with `format=xlsx`)")))]
 pub async fn spending(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<SpendingQuery>,
 ) -> Result<Response, Problem> {
     require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&q.pool))?;
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
+    let format = match q.format.as_deref() {
+        None | Some("json") => "json",
+        Some("csv") => "csv",
+        Some("xlsx") => "xlsx",
         Some(other) => {
             return Err(Problem::invalid(
                 "format",
-                format!("`{other}` is not a format; use json or csv"),
+                format!("`{other}` is not a format; use json, csv or xlsx"),
             ))
         }
     };
@@ -335,33 +333,49 @@ pub async fn spending(
     .fetch_all(&mut *conn)
     .await?;
     let rows: Vec<Value> = rows.into_iter().map(|(r,)| report_row(r)).collect();
-    if !csv {
-        return Ok(Json(json!({ "pool": q.pool, "year": q.year, "rows": rows })).into_response());
+    let quota = crate::read_models::quota(&mut conn, &q.pool, q.year).await?;
+    let codes = rows.iter().filter_map(|r| r["county"].as_str().map(str::to_string)).collect();
+    let counties = crate::reports::county_names(&mut conn, &codes).await?;
+    drop(conn);
+    let totals = crate::reports::totals(&rows);
+    let quota_json = quota.as_ref().map(|u| {
+        json!({"cap": money(u.cap), "committed": money(u.committed), "paid": money(u.paid),
+               "recovered": money(u.recovered),
+               "remaining": money(u.cap - u.committed - u.paid + u.recovered)})
+    });
+    if format == "json" {
+        return Ok(Json(json!({
+            "pool": q.pool, "year": q.year, "rows": rows, "totals": totals, "quota": quota_json,
+            "county_names": counties,
+        }))
+        .into_response());
     }
-    let mut out = String::from("\u{feff}");
-    out.push_str(&SPENDING_COLUMNS.join(","));
-    out.push_str("\r\n");
-    for row in &rows {
-        let cells: Vec<String> = SPENDING_COLUMNS
-            .iter()
-            .map(|c| match &row[*c] {
-                Value::String(s) => csv_cell(s),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut response = out.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-    let disposition = format!("attachment; filename=\"spending-{}-{}.csv\"", q.pool, q.year);
+    let table = crate::reports::table(&rows, &totals, &counties);
+    let (bytes, content_type, extension) = if format == "csv" {
+        let mut out = String::from("\u{feff}");
+        for line in &table {
+            let cells: Vec<String> = line.iter().map(|c| csv_cell(&c.text())).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        (out.into_bytes(), "text/csv; charset=utf-8", "csv")
+    } else {
+        let bytes = crate::reports::xlsx(&table, quota.as_ref(), &q.pool, q.year)
+            .map_err(|e| Problem::internal(&e))?;
+        (bytes, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
+    };
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition =
+        format!("attachment; filename=\"spending-{}-{}.{extension}\"", q.pool, q.year);
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
+}
+
+fn money(d: rust_decimal::Decimal) -> String {
+    format!("{d:.2}")
 }
 
 /// A stored spending row as the report shows it: money as strings with two decimals, and the
@@ -386,7 +400,7 @@ fn report_row(stored: Value) -> Value {
 
 /// A CSV cell, quoted when it must be (RFC 4180), and defused against formula injection in
 /// spreadsheet programs.
-fn csv_cell(s: &str) -> String {
+pub(crate) fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<rust_decimal::Decimal>().is_err() {
         format!("'{s}")
     } else {

@@ -93,6 +93,10 @@ pub struct NewRecovery {
     #[schema(value_type = String, example = "1500.00")]
     pub amount: policy::Money,
     pub reason: String,
+    /// The day the money came back; default: today in Asia/Shanghai. Not in the future, and
+    /// not in a sealed month (409 `period_sealed`).
+    #[serde(default)]
+    pub recovered_on: Option<NaiveDate>,
 }
 
 fn notice_stream(id: &str) -> String {
@@ -442,7 +446,15 @@ pub async fn record_recovery(
     let mut unit = begin_unit!(state, principal, command);
     let b = &command.body;
     let outcome =
-        commands::record_recovery(unit.db(), &id, b.amount, &b.reason, &principal.label, today())
+        commands::record_recovery_dated(
+            unit.db(),
+            &id,
+            b.amount,
+            &b.reason,
+            b.recovered_on.unwrap_or_else(today),
+            &principal.label,
+            today(),
+        )
             .await
             .map(|recovery| {
                 json!({ "id": recovery, "application": id, "amount": b.amount.to_string(), "reason": b.reason.trim() })
