@@ -18,3 +18,4 @@ pub mod rebuild;
 pub mod replay;
 pub mod store;
 pub mod tokens;
+pub mod web;

@@ -198,7 +198,10 @@ fn fundledger(data_dir: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn serve_and_the_commands_refuse_a_missing_or_different_key_file() {
     let data_dir = temp_dir("keys-cli");
-    let ok = fundledger(&data_dir, &["token", "create", "--role", "admin", "--label", "管理员", "--person", "admin-1"]);
+    let ok = fundledger(
+        &data_dir,
+        &["token", "create", "--role", "admin", "--label", "管理员", "--person", "admin-1"],
+    );
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let published = fundledger(
         &data_dir,
