@@ -8,6 +8,7 @@ pub mod audit;
 pub mod checkpoints;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod http;
 pub mod key_checks;
 pub mod personal;
