@@ -126,6 +126,14 @@ async fn a_person_signs_in_and_every_page_shows_what_the_api_states_within_scope
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let notice = r.json()["id"].as_str().unwrap().to_string();
+    let r = api
+        .post(
+            "admin",
+            "/v1/counties",
+            &json!({"code": "371599", "name": "<script>alert(1)</script>新区", "pool": "371500"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
 
     // The finance bureau: the gauge's figures are the quota's, on the overview and the pool page.
     let finance = sign_in(&api, "finance").await;
@@ -141,6 +149,9 @@ async fn a_person_signs_in_and_every_page_shows_what_the_api_states_within_scope
     assert_eq!(pool.status, 200, "{}", pool.text);
     gauge_equals_quota(&pool.text, &quota);
     assert!(pool.text.contains("东昌府区") && pool.text.contains("阳谷县"));
+    // Whatever a name holds is shown as text, never as markup.
+    assert!(pool.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;新区"), "{}", pool.text);
+    assert!(!pool.text.contains("<script>"));
     assert_eq!(page(&api, &finance, "/pools/370800").await.status, 403);
 
     // The application page names the rule and clause that decided the amount, as recorded.
