@@ -126,6 +126,14 @@ pub enum Command {
     /// Empty every read model and write it again from the log, through the same definition
     /// the commands use live (safe while `serve` runs: the tables are locked meanwhile).
     Rebuild,
+    /// Record a synthetic province (pools, counties, thousands of applications across
+    /// 2024–2025 with refusals, objections, failed and reissued payouts and recoveries) through
+    /// the real commands into an empty ledger, and print a token to sign in to the dashboard.
+    Demo {
+        /// How many applications to submit.
+        #[arg(long, default_value_t = 5000)]
+        applications: usize,
+    },
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -397,6 +405,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
             Ok(())
+        }
+        Command::Demo { applications } => {
+            let db = open_database(&site, &PoolSettings::default()).await?;
+            let outcome = demo(&site, &db, applications).await;
+            db.close().await;
+            outcome
         }
         Command::Checkpoint => {
             // The signer needs the checkpoint key only: the host it runs on holds no
@@ -993,4 +1007,60 @@ fn sighup_ignored() -> bool {
             u64::from_str_radix(mask.trim(), 16).ok()
         })
         .is_some_and(|mask| mask & 1 != 0) // bit 0 is signal 1, SIGHUP
+}
+
+/// `fundledger demo`: the province, recorded with a progress bar, then an admin token.
+async fn demo(site: &Site, db: &Database, applications: usize) -> anyhow::Result<()> {
+    let paths = KeyPaths::of(site)?;
+    let keys = crate::key_checks::personal(&db.owner, &paths.personal).await?;
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'PoolRegistered'")
+            .fetch_one(&db.pool)
+            .await?;
+    if registered > 0 {
+        anyhow::bail!(
+            "this ledger already holds pools: the demo fills an empty ledger only \
+             (give another --data-dir, or an empty DATABASE_URL)"
+        );
+    }
+    crate::publishing::publish_shipped_on_empty_log(&db.pool).await?;
+    let bar = indicatif::ProgressBar::new(applications as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} 申请 {pos}/{len} [{bar:40}] {per_sec} 预计剩余 {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let summary =
+        crate::demo::run(&db.pool, &keys, applications, crate::http::today(), || bar.inc(1))
+            .await?;
+    bar.finish();
+    println!(
+        "recorded: {} submitted ({} refused by policy at submission), {} approved, {} rejected, \
+         {} notices, {} objections, {} payouts ({} failed, {} reissued), {} recoveries",
+        summary.submitted,
+        summary.refused_at_submission,
+        summary.approved,
+        summary.rejected,
+        summary.notices,
+        summary.objections,
+        summary.payouts,
+        summary.failed,
+        summary.reissued,
+        summary.recoveries
+    );
+    let mut conn = db.pool.acquire().await?;
+    let token = tokens::create(
+        &mut conn,
+        &[tokens::Role::Admin, tokens::Role::Auditor],
+        &tokens::Scope::All,
+        "demo",
+        "demo",
+    )
+    .await?;
+    println!("now run `fundledger serve` (the same --data-dir) and open http://127.0.0.1:8080/");
+    println!("sign in with this token (admin and auditor):");
+    println!("{token}");
+    Ok(())
 }

@@ -529,3 +529,130 @@ pub async fn payout(conn: &mut PgConnection, id: &str) -> Result<Option<PayoutRo
     .await?;
     row.as_ref().map(payout_row).transpose()
 }
+
+/// One application's row of `application_status`.
+pub async fn application(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<StatusRow>, sqlx::Error> {
+    let sql = format!("{STATUS_SELECT} WHERE application = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(status_row).transpose()
+}
+
+/// A pool or county by code, with its name and (for a county) its pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Division {
+    pub code: String,
+    pub name: String,
+    pub pool: Option<String>,
+}
+
+/// Every registered pool and county, from their registration events (a few hundred at most:
+/// one per city and county of a province), in code order.
+pub async fn divisions(conn: &mut PgConnection) -> Result<Vec<Division>, sqlx::Error> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT code, name, pool FROM (
+           SELECT coalesce(data->>'county', data->>'pool') AS code, data->>'name' AS name,
+                  CASE WHEN event_type = 'CountyRegistered' THEN data->>'pool' END AS pool
+             FROM events WHERE event_type IN ('PoolRegistered', 'CountyRegistered')) d
+          ORDER BY code COLLATE \"C\"",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(code, name, pool)| Division { code, name, pool }).collect())
+}
+
+/// Money of one month, summed over the `spending` rows asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthFigures {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub payouts: i64,
+    pub paid: Decimal,
+    pub failed: Decimal,
+    pub recovered: Decimal,
+}
+
+impl MonthFigures {
+    /// What left the fund for good: paid, less what the bank returned and what was recovered.
+    pub fn net(&self) -> Decimal {
+        self.paid - self.failed - self.recovered
+    }
+}
+
+/// `spending` summed by month, for a pool or one county, in month order.
+pub async fn spending_by_month(
+    conn: &mut PgConnection,
+    pool: Option<&str>,
+    county: Option<&str>,
+) -> Result<Vec<MonthFigures>, sqlx::Error> {
+    let rows: Vec<(String, i64, Decimal, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT month, sum(payouts)::int8, sum(paid), sum(failed), sum(recovered) FROM spending
+          WHERE ($1::text IS NULL OR pool = $1) AND ($2::text IS NULL OR county = $2)
+          GROUP BY month ORDER BY month",
+    )
+    .bind(pool)
+    .bind(county)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(month, payouts, paid, failed, recovered)| MonthFigures {
+            month,
+            payouts,
+            paid,
+            failed,
+            recovered,
+        })
+        .collect())
+}
+
+/// The latest notices of a pool or county, newest first, at most `limit`.
+pub async fn latest_notices(
+    conn: &mut PgConnection,
+    pool: Option<&str>,
+    county: Option<&str>,
+    limit: i64,
+) -> Result<Vec<NoticeRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT notice, county, pool, starts_on, ends_on, working_days, opened_by, status, closed_on, closed_by, cleared, calendar
+           FROM notices WHERE ($1::text IS NULL OR pool = $1) AND ($2::text IS NULL OR county = $2)
+          ORDER BY starts_on DESC, notice DESC LIMIT $3",
+    )
+    .bind(pool)
+    .bind(county)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(notice_row).collect()
+}
+
+/// The latest applications of a pool or county, newest first (ids are time-ordered), at most
+/// `limit`.
+pub async fn latest_applications(
+    conn: &mut PgConnection,
+    pool: Option<&str>,
+    county: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StatusRow>, sqlx::Error> {
+    let sql = format!(
+        "{STATUS_SELECT} WHERE ($1::text IS NULL OR pool = $1) AND ($2::text IS NULL OR county = $2)
+          ORDER BY application DESC LIMIT $3"
+    );
+    let rows = sqlx::query(&sql).bind(pool).bind(county).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(status_row).collect()
+}
+
+/// The last checkpoint recorded in the log (its signature is checked by `audit::verify`
+/// against the trusted key, not here): what it covers, when and by which key it was signed.
+pub async fn last_checkpoint(
+    conn: &mut PgConnection,
+) -> Result<Option<events::checkpoint::CheckpointSigned>, sqlx::Error> {
+    let data: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT data FROM events WHERE event_type = 'CheckpointSigned' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(data.and_then(|d| serde_json::from_value(d).ok()))
+}

@@ -54,23 +54,52 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(Problem::unauthorized)?;
-        // The server's copy of the token table: a request costs no query of its own.
-        let principal = state
-            .tokens
-            .authenticate(&state.pool, token)
-            .await?
-            .ok_or_else(Problem::unauthorized)?;
-        state.rate.admit(principal.token_id)?;
+            .map(str::trim);
+        // The dashboard's session cookie holds the same token. It is accepted for reads only
+        // (GET, HEAD): a POST needs the bearer header, which a page on another site cannot
+        // make a browser send, so no form elsewhere can act with a signed-in browser's token.
+        let reads =
+            parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        let token = match bearer {
+            Some(t) => t.to_string(),
+            None if reads => session_cookie(&parts.headers).ok_or_else(Problem::unauthorized)?,
+            None => return Err(Problem::unauthorized()),
+        };
+        let principal = authenticate(state, &token).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
+}
+
+/// The cookie the dashboard's sign-in sets (HttpOnly, SameSite=Strict): the token itself.
+pub const SESSION_COOKIE: &str = "fundledger_session";
+
+/// The session cookie's value in a request's `Cookie` headers, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The principal a token stands for, from the server's copy of the token table (a request
+/// costs no query of its own), counted against the token's rate limit: the one check of a
+/// bearer header, a session cookie and the dashboard's sign-in form.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Problem> {
+    let principal =
+        state.tokens.authenticate(&state.pool, token).await?.ok_or_else(Problem::unauthorized)?;
+    state.rate.admit(principal.token_id)?;
+    Ok(principal)
 }
 
 /// Where a resource belongs, for the scope check.

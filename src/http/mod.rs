@@ -320,6 +320,7 @@ pub fn router(mut state: AppState) -> Router {
     state.openapi = Arc::new(serde_json::to_value(&doc).expect("the document serialises"));
     let limits = state.limits;
     let router = routes
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
@@ -371,7 +372,12 @@ async fn problems_everywhere(request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if status.as_u16() < 400 || is_problem {
+    // The dashboard's error pages are HTML for a person, deliberately.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || is_problem || is_page {
         return response;
     }
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();

@@ -252,3 +252,32 @@ pub fn training(person: u32) -> Value {
         "funding": "expansion_pilot"
     })
 }
+
+/// [`set_up`], then two trainees of 371502 approved and put on one notice: `(ids, notice)`.
+pub async fn seed_noticed(api: &Api) -> (Vec<String>, String) {
+    set_up(api).await;
+    let mut ids = Vec::new();
+    for person in [1, 2] {
+        let r = api.post("clerk", "/v1/applications", &training(person)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let r = api
+            .post(
+                "reviewer",
+                &format!("/v1/applications/{id}/review"),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        ids.push(id);
+    }
+    let r = api
+        .post(
+            "clerk",
+            "/v1/notices",
+            &json!({"county": "371502", "starts_on": "2024-11-04", "application_ids": ids}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (ids, r.json()["id"].as_str().unwrap().to_string())
+}

@@ -139,7 +139,7 @@ fn line_json(l: &events::application::NoticeLine) -> Value {
 }
 
 /// Who may read a notice, within their scope.
-const NOTICE_READERS: [Role; 5] =
+pub(crate) const NOTICE_READERS: [Role; 5] =
     [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
 
 #[utoipa::path(get, path = "/v1/notices/{id}", tag = "payouts",
