@@ -12,6 +12,20 @@ use std::process::{Command, Stdio};
 use common::{id_number, seed_noticed, Api};
 use serde_json::{json, Value};
 
+/// Installs what the browser test needs when something is missing
+/// (`tests/browser/provision.sh`, the script `.ci/run` runs too), so that `cargo test` works on
+/// a fresh Debian machine; elsewhere it fails here saying what to install.
+fn provision() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/provision.sh");
+    let status = Command::new("bash").arg(&script).status().expect("bash runs");
+    assert!(
+        status.success(),
+        "{} could not install chromium, a CJK font, node or playwright-core: install them \
+         (README, \"Prerequisites\"), or set CHROMIUM",
+        script.display()
+    );
+}
+
 fn chromium() -> PathBuf {
     let path = std::env::var_os("CHROMIUM")
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
@@ -27,6 +41,12 @@ fn chromium() -> PathBuf {
 /// Blocking: run it off the runtime that serves the pages.
 fn see(base: String, sessions: Value) -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if std::env::var_os("CHROMIUM").is_none()
+        && (!Path::new("/usr/bin/chromium").exists()
+            || !dir.join("node_modules/playwright-core").exists())
+    {
+        provision();
+    }
     assert!(
         dir.join("node_modules/playwright-core").exists(),
         "run `npm ci --prefix tests/browser` first (.ci/run does)"
