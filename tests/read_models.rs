@@ -512,7 +512,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     .unwrap();
     assert_eq!(
         programs,
-        ["job_stabilization_refund", "skill_upgrade", "vocational_training"],
+        ["job_stabilization_refund", "pilot_subsidy", "skill_upgrade", "vocational_training"],
         "seed {seed}"
     );
 
