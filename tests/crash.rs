@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaos::{check, drive, free_port, set_up, tokens_for, Seen, Server};
+use chaos::{check, drive, free_port, set_up, tokens_for, Client, Seen, Server};
 use fundledger::postgres::testing::TestDatabase;
 use rand::Rng;
 
@@ -60,7 +60,14 @@ async fn sigkill_mid_load_loses_nothing_and_records_nothing_twice() {
 
     let seen = Arc::new(Seen::default());
     let done = Arc::new(AtomicBool::new(false));
-    let clients = drive(port, &tokens, &seen, 4, 2, &done, forgetful, 0.05).await;
+    let client = Client {
+        port,
+        tokens: Arc::new(tokens.clone()),
+        seen: seen.clone(),
+        forgets_keys: forgetful,
+        drop_answers: 0.05,
+    };
+    let clients = drive(&client, 4, 2, &done).await;
     let mut rng = rand::thread_rng();
     let mut downtime = Duration::ZERO;
     for kill in 0..kills {

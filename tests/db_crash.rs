@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaos::{check, drive, free_port, send, set_up, tokens_for, Seen, Server, REQUEST_TIMEOUT};
+use chaos::{
+    check, drive, free_port, send, set_up, tokens_for, Client, Seen, Server, REQUEST_TIMEOUT,
+};
 use fundledger::postgres::{Cluster, Durability};
 
 /// Stops the cluster and removes its directory, however the test ends.
@@ -70,7 +72,14 @@ async fn postgres_stopped_immediately_mid_load_gives_503_then_recovers_with_noth
 
     let seen = Arc::new(Seen::default());
     let done = Arc::new(AtomicBool::new(false));
-    let clients = drive(port, &tokens, &seen, 4, 2, &done, false, 0.0).await;
+    let client = Client {
+        port,
+        tokens: Arc::new(tokens.clone()),
+        seen: seen.clone(),
+        forgets_keys: false,
+        drop_answers: 0.0,
+    };
+    let clients = drive(&client, 4, 2, &done).await;
     let mut probes_503 = 0;
     for stop in 0..stops {
         tokio::time::sleep(Duration::from_millis(800)).await;

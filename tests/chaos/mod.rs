@@ -398,23 +398,17 @@ impl Client {
     }
 }
 
-/// Runs `clients` clients, each doing rounds until `done` is set and it has done at least
-/// `min_rounds`; returns the rounds done.
+/// Runs `clients` copies of `client`, each doing rounds until `done` is set and it has done
+/// at least `min_rounds`; returns the rounds done.
 pub async fn drive(
-    port: u16,
-    tokens: &HashMap<&'static str, String>,
-    seen: &Arc<Seen>,
+    client: &Client,
     clients: u32,
     min_rounds: u32,
     done: &Arc<AtomicBool>,
-    forgets_keys: bool,
-    drop_answers: f64,
 ) -> tokio::task::JoinHandle<u32> {
-    let tokens = Arc::new(tokens.clone());
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let client =
-            Client { port, tokens: tokens.clone(), seen: seen.clone(), forgets_keys, drop_answers };
+        let client = client.clone();
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut round = 0;
