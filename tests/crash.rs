@@ -40,6 +40,15 @@ fn url_of(name: &str) -> String {
     }
 }
 
+/// Removes the server's directory (keys, log) however the test ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn env_number(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -53,6 +62,7 @@ async fn sigkill_mid_load_loses_nothing_and_records_nothing_twice() {
     let url = url_of(&db.name);
     let tokens = tokens_for(&url).await;
     let dir = std::env::temp_dir().join(format!("fundledger-crash-{}", uuid::Uuid::new_v4()));
+    let _remove = RemoveOnDrop(dir.clone());
     let port = free_port();
     let mut server = Server::new(url.clone(), &dir, port);
     server.start().await;
@@ -100,5 +110,4 @@ async fn sigkill_mid_load_loses_nothing_and_records_nothing_twice() {
     );
     // The kills fell on requests in flight: otherwise the test proved nothing.
     assert!(cut_off > 0, "no request was ever cut off by a kill");
-    let _ = std::fs::remove_dir_all(&dir);
 }
