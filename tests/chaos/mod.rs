@@ -218,10 +218,12 @@ fn parse(buf: &[u8]) -> Result<Reply, String> {
     Ok(Reply { status, headers, text: String::from_utf8_lossy(body).into() })
 }
 
-/// A valid resident ID number (GB 11643 check character) of county 371502 for person `n`
-/// (`n` < 1000 gives distinct numbers).
+/// A valid resident ID number (GB 11643 check character) of county 371502 for person `n`:
+/// distinct for every `n` below 13,440,000 (a birth date per thousand, then the sequence).
 pub fn id_number(n: u32) -> String {
-    let body = format!("37150219880{}{:02}{:03}", 1 + n % 9, 1 + n % 28, n % 1000);
+    let k = n / 1000;
+    let (year, month, day) = (1960 + k / 336, 1 + (k / 28) % 12, 1 + k % 28);
+    let body = format!("371502{year:04}{month:02}{day:02}{:03}", n % 1000);
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let sum: u32 = body.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
     let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
@@ -346,8 +348,8 @@ impl Client {
     pub async fn round(&self, client: u32, round: u32) {
         let mut ids = Vec::new();
         for i in 0..3 {
-            let person = client * 100 + round * 3 + i;
-            assert!(person < 1000 && round * 3 + i < 100, "too many rounds for distinct persons");
+            let person = client * 100_000 + round * 3 + i;
+            assert!(round * 3 + i < 100_000, "too many rounds for distinct persons");
             self.seen.intended_submissions.fetch_add(1, Ordering::Relaxed);
             let r = self.call("clerk", "/v1/applications", &training(person)).await;
             let v = Self::expect(&r, 201, "submission");
