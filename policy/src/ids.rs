@@ -96,11 +96,11 @@ impl IdNumber {
         }
         let expected = Self::check_char(&bytes[..17]);
         if last != expected {
-            return Err(err(format!(
-                "the check character is {} but the first 17 digits require {}; \
-                 one of the characters was probably mistyped",
-                last as char, expected as char
-            )));
+            // Neither the character given nor the one expected: either would tell a reader
+            // of the log something about the person's number (PIPL).
+            return Err(err("the check character (the last one) is wrong; one of the characters \
+                 was probably mistyped"
+                .to_string()));
         }
         let mut canonical = s[..17].to_string();
         canonical.push(last as char);
@@ -535,7 +535,7 @@ pub(crate) mod tests {
             ("11010519491231002Y", "last character must be a digit or X"),
             ("110105194902300021", "not a birth date"),
             ("110105189912310021", "not a birth date"),
-            ("110105194912310021", "check character is 1 but the first 17 digits require X"),
+            ("110105194912310021", "the check character (the last one) is wrong"),
         ];
         for (input, expected) in cases {
             let e = IdNumber::parse(input).unwrap_err();
