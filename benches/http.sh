@@ -58,8 +58,8 @@ run cargo build --release -q
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fundledger
 fl() { "$BIN" "$@" --data-dir "$DATA"; }
 fl policy publish policies/*.toml >/dev/null
-ADMIN=$(fl token create --role admin --label bench-admin | tail -1)
-CLERK=$(fl token create --role county_clerk --county 371502 --label bench-clerk | tail -1)
+ADMIN=$(fl token create --role admin --person bench-admin --label bench-admin | tail -1)
+CLERK=$(fl token create --role county_clerk --county 371502 --person bench-clerk --label bench-clerk | tail -1)
 # The binary itself, not through `fl`: $SERVER must be the server, not a subshell around it.
 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 2>"$DATA/serve.log" &
 SERVER=$!

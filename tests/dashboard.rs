@@ -102,30 +102,7 @@ async fn a_person_signs_in_and_every_page_shows_what_the_api_states_within_scope
     assert!(r.header("set-cookie").is_none());
 
     // Two approved trainees, noticed.
-    let mut ids = Vec::new();
-    for person in [1, 2] {
-        let r = api.post("clerk", "/v1/applications", &training(person)).await;
-        assert_eq!(r.status, 201, "{}", r.text);
-        let id = r.json()["id"].as_str().unwrap().to_string();
-        let r = api
-            .post(
-                "reviewer",
-                &format!("/v1/applications/{id}/review"),
-                &json!({"decision": "approve"}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        ids.push(id);
-    }
-    let r = api
-        .post(
-            "clerk",
-            "/v1/notices",
-            &json!({"county": "371502", "starts_on": "2024-11-04", "application_ids": ids}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let notice = r.json()["id"].as_str().unwrap().to_string();
+    let (ids, notice) = common::noticed(&api, [1, 2]).await;
     let r = api
         .post(
             "admin",

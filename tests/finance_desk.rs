@@ -3,35 +3,12 @@
 
 mod common;
 
-use common::{events, raw, set_up, training, Api, Reply};
+use common::{events, noticed, raw, set_up, Api, Reply};
 use serde_json::{json, Value};
 
 /// Applications of county 371502 (600.00 each), approved, noticed and cleared for payout.
 async fn cleared(api: &Api, persons: std::ops::Range<u32>) -> Vec<String> {
-    let mut ids = Vec::new();
-    for p in persons {
-        let r = api.post("clerk", "/v1/applications", &training(p)).await;
-        assert_eq!(r.status, 201, "{}", r.text);
-        let id = r.json()["id"].as_str().unwrap().to_string();
-        let r = api
-            .post(
-                "reviewer",
-                &format!("/v1/applications/{id}/review"),
-                &json!({"decision": "approve"}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        ids.push(id);
-    }
-    let r = api
-        .post(
-            "clerk",
-            "/v1/notices",
-            &json!({"county": "371502", "starts_on": "2024-11-04", "application_ids": ids}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let notice = r.json()["id"].as_str().unwrap().to_string();
+    let (ids, notice) = noticed(api, persons).await;
     let r = api.post("clerk", &format!("/v1/notices/{notice}/close"), &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     ids

@@ -256,8 +256,14 @@ pub fn training(person: u32) -> Value {
 /// [`set_up`], then two trainees of 371502 approved and put on one notice: `(ids, notice)`.
 pub async fn seed_noticed(api: &Api) -> (Vec<String>, String) {
     set_up(api).await;
+    noticed(api, [1, 2]).await
+}
+
+/// Trainees of 371502 (600.00 each) submitted, approved and put on one notice starting
+/// 2024-11-04: `(ids, notice)`.
+pub async fn noticed(api: &Api, persons: impl IntoIterator<Item = u32>) -> (Vec<String>, String) {
     let mut ids = Vec::new();
-    for person in [1, 2] {
+    for person in persons {
         let r = api.post("clerk", "/v1/applications", &training(person)).await;
         assert_eq!(r.status, 201, "{}", r.text);
         let id = r.json()["id"].as_str().unwrap().to_string();
