@@ -48,6 +48,28 @@ pub struct DecisionRecord {
     pub funding_rule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<SlotRecord>,
+    /// The parts of the amount by payee, where a part goes to someone other than the
+    /// applicant: a labour-dispatch company's refund (劳务派遣, 鲁人社发〔2024〕8号 item 3) goes
+    /// to each host employer for its dispatched workers and to the company for its own staff.
+    /// Each part with money is paid as its own payout. Added later: absent, and never written
+    /// when empty, so earlier rows read and hash as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineRecord>,
+}
+
+/// One part of a decision's amount (分项): who receives it, and how it was computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineRecord {
+    /// The host employer (用工单位) paid this part; absent: the applicant itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<EnterpriseRecord>,
+    /// How the amount was computed, for the clerk, the notice and the auditor.
+    pub basis: String,
+    /// Zero for a part the rules exclude (workers dispatched to government bodies and public
+    /// institutions): recorded, shown, never paid.
+    pub amount: Decimal,
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +182,10 @@ pub struct NoticeLine {
     pub id_number_masked: String,
     pub program: String,
     pub amount: Decimal,
+    /// The amount by payee, as published, where it is paid per payee (a labour-dispatch
+    /// refund: each host employer and the company). Added later: absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payees: Vec<LineRecord>,
 }
 
 /// A public notice was opened for approved applications (stream `notice-<id>`).
@@ -250,6 +276,15 @@ pub struct PayoutIssued {
     /// The corrected account a reissue is paid to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRecord>,
+    /// Which line of the decision this payout pays (index into `DecisionRecord::lines`), for
+    /// an application paid per payee; a reissue pays the line of the payout it replaces.
+    /// Absent for an application paid as one payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Whom this payout pays when not the party of the application: the host employer of a
+    /// line. Absent: the application's party (or its training institution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<EnterpriseRecord>,
 }
 
 /// A bank account as events hold it: the number sealed (AES-256-GCM), and masked for display.

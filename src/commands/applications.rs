@@ -258,7 +258,37 @@ fn decision_record(decision: &policy::Decision) -> DecisionRecord {
             number: s.value.number,
             rule: s.rule.to_string(),
         }),
+        lines: payee_lines(decision),
     }
+}
+
+/// The decision's lines as the event records them, where the amount is paid per payee (some
+/// line names a host employer). Lines that all go to the applicant (on-the-job training's
+/// per-trainee lines) are not recorded here: their parts are in `details` and the amount is
+/// paid as one payout.
+fn payee_lines(decision: &policy::Decision) -> Vec<events::application::LineRecord> {
+    let per_payee = decision.lines.iter().any(|l| l.payee != policy::Payee::Applicant);
+    if !per_payee {
+        return Vec::new();
+    }
+    decision
+        .lines
+        .iter()
+        .map(|l| events::application::LineRecord {
+            payee: match &l.payee {
+                policy::Payee::Applicant => None,
+                policy::Payee::HostEmployer { credit_code, name } => {
+                    Some(events::application::EnterpriseRecord {
+                        credit_code: credit_code.to_string(),
+                        name: name.clone(),
+                    })
+                }
+            },
+            basis: l.basis.clone(),
+            amount: l.amount.value(),
+            rule: l.rule.to_string(),
+        })
+        .collect()
 }
 
 /// An application's state as the policy's decisions count it.
