@@ -413,4 +413,33 @@ mod tests {
         assert!(text.ends_with(r#""reissue_of":"p-1"}"#), "{text}");
         assert_eq!(serde_json::from_str::<PayoutIssued>(&text).unwrap(), reissue);
     }
+
+    /// A decision and a notice line recorded before refunds were paid per payee read back
+    /// without lines and write back unchanged; one with lines keeps them.
+    #[test]
+    fn decisions_and_notice_lines_recorded_before_payees_read_and_write_back_unchanged() {
+        let stored = r#"{"policy":"shandong-2024-job-stabilization","document":"鲁人社发〔2024〕8号","amount":"72000.00","amount_rule":"r","funding":"unemployment_insurance","funding_rule":"f"}"#;
+        let read: DecisionRecord = serde_json::from_str(stored).unwrap();
+        assert!(read.lines.is_empty());
+        assert_eq!(serde_json::to_string(&read).unwrap(), stored);
+        let line = r#"{"application":"a-1","name_masked":"某公司","id_number_masked":"91370800MA3C1234XP","program":"job_stabilization_refund","amount":"72000.00"}"#;
+        let read: NoticeLine = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), line);
+
+        let host =
+            EnterpriseRecord { credit_code: "91371500MA3C7777X1".into(), name: "某".into() };
+        let part = LineRecord {
+            payee: Some(host),
+            basis: "premiums".into(),
+            amount: Decimal::new(3_600_000, 2),
+            rule: "dispatch_host_share".into(),
+        };
+        let with = DecisionRecord { lines: vec![part], ..read_decision(stored) };
+        let text = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<DecisionRecord>(&text).unwrap(), with);
+    }
+
+    fn read_decision(text: &str) -> DecisionRecord {
+        serde_json::from_str(text).unwrap()
+    }
 }

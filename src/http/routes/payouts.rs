@@ -314,7 +314,7 @@ pub async fn close_notice(
 }
 
 #[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
-    responses((status = 201, description = "One payout per application"),
+    responses((status = 201, description = "One payout per application; per payee line where the decision splits it (labour dispatch)"),
               (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "not_cleared, already_paid")))]
 pub async fn issue_payouts(
