@@ -115,6 +115,35 @@ pub struct ApplicationSubmitted {
     /// trainee's behalf. Added later: absent, and never written when absent, in earlier rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payee: Option<EnterpriseRecord>,
+    /// 免申即享: the office screened the enterprise by data (it did not apply); it is reviewed
+    /// only once the enterprise has confirmed (`ApplicationConfirmed`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screened: bool,
+}
+
+/// The enterprise confirmed a refund the office screened it for (免申即享, 鲁人社发〔2024〕8号
+/// item 7: 比对筛选 → 告知 → 企业确认 → 审核): who confirmed, when, and the account it is paid to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfirmed {
+    pub application: String,
+    /// The enterprise's person who confirmed (e.g. its 经办人 or legal representative), as
+    /// the enterprise gave it: a unit's contact, stored as given.
+    pub confirmed_by: String,
+    pub confirmed_on: NaiveDate,
+    /// `large`, `medium`, `small` or `micro` (中小企业划型), as the enterprise stated it.
+    pub size_class: String,
+    pub corporate_account: bool,
+    /// `corporate`, or `social_insurance` (a small or micro enterprise without a corporate
+    /// account: the account it pays social insurance from).
+    pub paid_to: String,
+    /// The clerk (token label) who recorded the confirmation.
+    pub recorded_by: String,
+}
+
+impl DomainEvent for ApplicationConfirmed {
+    const TYPE: &'static str = "ApplicationConfirmed";
+    const VERSION: i32 = 1;
 }
 
 impl DomainEvent for ApplicationSubmitted {

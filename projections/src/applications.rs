@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use events::application::{
-    ApplicationApproved, ApplicationCleared, ApplicationNoticed, ApplicationRejected,
-    ApplicationSubmitted, ApplicationWithdrawn, LineRecord, ObjectionFiled, ObjectionResolved,
-    PayoutFailed, PayoutIssued, PayoutSettled, RecoveryRecorded,
+    ApplicationApproved, ApplicationCleared, ApplicationConfirmed, ApplicationNoticed,
+    ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, LineRecord, ObjectionFiled,
+    ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled, RecoveryRecorded,
 };
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -108,6 +108,18 @@ pub struct Application {
     pub lines: Vec<LineRecord>,
     /// Every payout issued, by id: the line it pays and what became of it.
     pub payout_states: BTreeMap<String, PayoutState>,
+    /// 免申即享: screened by the office; reviewed only once `confirmation` is recorded.
+    pub screened: bool,
+    pub confirmation: Option<Confirmation>,
+}
+
+/// An enterprise's confirmation of a screened refund (免申即享).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub confirmed_by: String,
+    pub confirmed_on: NaiveDate,
+    /// `corporate` or `social_insurance`.
+    pub paid_to: String,
 }
 
 /// One payout of an application, as the application's state needs it.
@@ -274,12 +286,24 @@ impl Applications {
                         paid: Decimal::ZERO,
                         lines: e.decision.lines,
                         payout_states: BTreeMap::new(),
+                        screened: e.screened,
+                        confirmation: None,
                     },
                 );
             }
             ApplicationApproved::TYPE => {
                 let e: ApplicationApproved = decode(event_type, data)?;
                 self.set_status(&e.application, Status::Approved);
+            }
+            ApplicationConfirmed::TYPE => {
+                let e: ApplicationConfirmed = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.confirmation = Some(Confirmation {
+                        confirmed_by: e.confirmed_by,
+                        confirmed_on: e.confirmed_on,
+                        paid_to: e.paid_to,
+                    });
+                }
             }
             ApplicationRejected::TYPE => {
                 let e: ApplicationRejected = decode(event_type, data)?;
