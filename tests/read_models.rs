@@ -11,7 +11,8 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{
-    review, submit, submit_pilot, submit_refund, withdraw, PersonApplication, Review,
+    confirm_screened, review, submit, submit_pilot, submit_refund, withdraw, Confirmation,
+    PersonApplication, Review,
 };
 use fundledger::commands::payouts::{
     close_notice, file_objection, issue_payouts, open_notice, record_recovery, reissue_payout,
@@ -25,6 +26,7 @@ use fundledger::read_models::{
     all_application_statuses, all_notice_lines, all_notices, all_objections, all_payouts,
     all_quotas, all_spending,
 };
+use policy::job_stabilization::SizeClass;
 use policy::{Amount, DivisionCode, Money, Ratio};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -99,6 +101,8 @@ fn refund(rng: &mut StdRng) -> policy::job_stabilization::JobStabilizationApplic
     let code = CODES[rng.gen_range(0..CODES.len())];
     serde_json::from_value(json!({
         "county": "371002", "submitted_on": "2024-08-01",
+        // 免申即享 now and then: confirmed by the enterprise before review.
+        "screened": rng.gen_bool(0.5),
         "enterprise": {"credit_code": code, "name": "威海某企业", "size": if rng.gen_bool(0.5) { "sme" } else { "large" },
                        "kind": "enterprise", "labour_dispatch": false},
         "premiums": {"paid_last_year": "88888.88", "months_paid_in_full": 13},
@@ -263,6 +267,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     let first_payday = date("2024-11-12");
     let mut state: BTreeMap<String, Aim> = BTreeMap::new();
     let (mut notices, mut objections, mut payouts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut screened: Vec<String> = Vec::new();
     let (mut ok, mut refused) = (0, 0);
     let mut refusals = BTreeMap::<String, usize>::new();
     let mut last = last_event(&db.pool).await;
@@ -311,10 +316,13 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
                 .map_err(|e| e.code().to_string()),
             20..=21 => {
                 let body =
-                    if rng.gen_bool(0.2) { refund(&mut rng) } else { dispatch_refund(&mut rng) };
+                    if rng.gen_bool(0.35) { refund(&mut rng) } else { dispatch_refund(&mut rng) };
                 submit_refund(&db.pool, &body, "clerk", today)
                     .await
                     .map(|s| {
+                        if body.screened {
+                            screened.push(s.id.clone());
+                        }
                         let amount = s.decision.amount.value.value();
                         let aim = Aim {
                             status: "submitted",
@@ -327,6 +335,29 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
                     .map_err(|e| e.code().to_string())
             }
             24..=43 => match aim(&mut rng, &state, "submitted") {
+                // Mostly a screened refund awaiting its confirmation, now and then another.
+                Some(other) if rng.gen_bool(0.25) => {
+                    let waiting: Vec<&String> =
+                        screened.iter().filter(|id| state[*id].status == "submitted").collect();
+                    let id = match pick(&mut rng, &waiting) {
+                        Some(id) if rng.gen_bool(0.8) => id.to_string(),
+                        _ => other,
+                    };
+                    let confirmation = Confirmation {
+                        confirmed_by: "张经理".into(),
+                        confirmed_on: date("2024-08-05"),
+                        size_class: if rng.gen_bool(0.8) {
+                            SizeClass::Small
+                        } else {
+                            SizeClass::Medium
+                        },
+                        corporate_account: rng.gen_bool(0.5),
+                    };
+                    confirm_screened(&db.pool, &id, &confirmation, "clerk", today)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.code().to_string())
+                }
                 Some(id) => {
                     let approve = rng.gen_bool(0.85);
                     let r = if approve {
@@ -546,6 +577,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
         "PayoutSettled",
         "PayoutFailed",
         "RecoveryRecorded",
+        "ApplicationConfirmed",
     ] {
         assert!(seen.contains_key(t), "the history never produced {t} (seed {seed})");
     }
