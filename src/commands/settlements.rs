@@ -587,7 +587,8 @@ pub async fn import(
     }
     let cutoff = today
         .checked_sub_days(chrono::Days::new(unanswered_after_days.into()))
-        .unwrap_or(NaiveDate::MIN);
+        // Before any payout, and within PostgreSQL's date range (chrono's MIN is not).
+        .unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date"));
     let rows = execute!(db, ImportError, |a| {
         let rows: Vec<(String, String, String, Decimal, NaiveDate)> = sqlx::query_as(
             "SELECT payout, application, county, amount, paid_on FROM payouts
