@@ -97,6 +97,11 @@ async fn each_host_employer_and_the_company_get_their_own_payout_and_public_bodi
     ]
     .into();
     assert_eq!(parts, expected);
+    // The printable notice (看板) lists the parts under the company's line.
+    let page = api.get("auditor", &format!("/notices/{notice}")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("其中：聊城某机械有限公司"), "{}", page.text);
+    assert!(page.text.contains("36000.00") && page.text.contains("14400.00"), "{}", page.text);
 
     let r = api.post("finance", "/v1/payouts", &pay(&id)).await;
     assert_eq!(r.status, 201, "{}", r.text);
