@@ -15,10 +15,10 @@ use crate::commands::payouts::{
 use crate::commands::setup::{lock_balance, register_county, register_pool, set_quota};
 use crate::personal::Keys;
 
-/// Pools (统筹地区) of the demo province, with their counties (区县).
-/// A pool's code and name, and its counties' codes and names.
+/// A pool's division code and name, and its counties' (code, name).
 type DemoPool = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
 
+/// Pools (统筹地区) of the demo province, with their counties (区县).
 const POOLS: [DemoPool; 4] = [
     (
         "371500",

@@ -585,10 +585,12 @@ pub async fn import(
             }
         }
     }
+    // PostgreSQL's dates start in 4713 BC, chrono's much earlier: a cutoff before the year 1
+    // (days beyond any calendar) means every issued payout is recent.
+    let earliest = NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date");
     let cutoff = today
         .checked_sub_days(chrono::Days::new(unanswered_after_days.into()))
-        // Before any payout, and within PostgreSQL's date range (chrono's MIN is not).
-        .unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date"));
+        .map_or(earliest, |cutoff| cutoff.max(earliest));
     let rows = execute!(db, ImportError, |a| {
         let rows: Vec<(String, String, String, Decimal, NaiveDate)> = sqlx::query_as(
             "SELECT payout, application, county, amount, paid_on FROM payouts
