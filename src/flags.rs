@@ -51,6 +51,10 @@ pub struct PayoutEvent {
     /// A reissue's account: its keyed hash (or, for reissues recorded before the hash, the
     /// sealed value, which is unique per reissue) and its masked number.
     pub account: Option<(String, String)>,
+    /// The decision line the payout pays, for an application paid per payee (a
+    /// labour-dispatch refund): each line is its own chain of failures and reissues, to its
+    /// own payee.
+    pub line: Option<u32>,
 }
 
 /// Accounts paid (by reissue) for more than one party. Pure.
@@ -80,12 +84,13 @@ pub fn shared_accounts(events: &[PayoutEvent]) -> Vec<Flag> {
 /// Applications whose reissues changed the account more than once. Pure; `events` in log
 /// order.
 pub fn repeated_account_changes(events: &[PayoutEvent]) -> Vec<Flag> {
-    let mut by_application: BTreeMap<&str, Vec<&PayoutEvent>> = BTreeMap::new();
+    // By application and line: two payees' reissues are not one payee's account changes.
+    let mut by_application: BTreeMap<(&str, Option<u32>), Vec<&PayoutEvent>> = BTreeMap::new();
     for e in events {
-        by_application.entry(e.evidence.application.as_str()).or_default().push(e);
+        by_application.entry((e.evidence.application.as_str(), e.line)).or_default().push(e);
     }
     let mut flags = Vec::new();
-    for (application, evs) in by_application {
+    for ((application, _), evs) in by_application {
         let mut changes = 0;
         let mut last: Option<&str> = None;
         let mut failed_before = false;
@@ -131,9 +136,25 @@ async fn reissued_payout_events(
     .bind(pool)
     .fetch_all(conn)
     .await?;
+    // A failure names only its payout: its line is the one that payout was issued for.
+    let mut lines: BTreeMap<String, u32> = BTreeMap::new();
     Ok(rows
         .into_iter()
         .map(|(id, position, event_type, data, party)| {
+            let payout = data["payout"].as_str().unwrap_or("").to_string();
+            let line = match data.get("line").and_then(Value::as_u64) {
+                Some(l) => {
+                    let l = u32::try_from(l).unwrap_or(u32::MAX);
+                    lines.insert(payout.clone(), l);
+                    Some(l)
+                }
+                None => lines.get(&payout).copied(),
+            };
+            // A payout to a host employer pays that unit, not the applying company.
+            let party = match data["payee"]["credit_code"].as_str() {
+                Some(code) => format!("enterprise:{code}"),
+                None => party,
+            };
             let account = data.get("account").map(|a| {
                 let key = a
                     .get("number_key")
@@ -153,6 +174,7 @@ async fn reissued_payout_events(
                 },
                 party,
                 account,
+                line,
             }
         })
         .collect())
@@ -227,7 +249,29 @@ mod tests {
             },
             party: party.into(),
             account: account.map(|k| (k.to_string(), "****1234".to_string())),
+            line: None,
         }
+    }
+
+    /// A labour-dispatch refund paid per payee: the host's line and the company's line each
+    /// failed and were reissued once, to different accounts. Neither payee changed its
+    /// account twice.
+    #[test]
+    fn reissues_of_two_lines_of_one_application_are_not_repeated_changes() {
+        let on = |line, e: PayoutEvent| PayoutEvent { line: Some(line), ..e };
+        let events = [
+            on(0, ev(1, "PayoutIssued", "a1", "enterprise:h", None)),
+            on(2, ev(2, "PayoutIssued", "a1", "enterprise:c", None)),
+            on(0, ev(3, "PayoutFailed", "a1", "enterprise:c", None)),
+            on(0, ev(4, "PayoutIssued", "a1", "enterprise:h", Some("host account"))),
+            on(2, ev(5, "PayoutFailed", "a1", "enterprise:c", None)),
+            on(2, ev(6, "PayoutIssued", "a1", "enterprise:c", Some("own account"))),
+        ];
+        assert!(repeated_account_changes(&events).is_empty());
+        // The same events as one chain (lines not told apart) would be flagged.
+        let merged: Vec<PayoutEvent> =
+            events.iter().cloned().map(|e| PayoutEvent { line: None, ..e }).collect();
+        assert_eq!(repeated_account_changes(&merged).len(), 1);
     }
 
     #[test]

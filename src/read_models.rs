@@ -62,7 +62,7 @@ const NOTICE_COLUMNS: &[&str] = &[
     "cleared",
     "calendar",
 ];
-const LINE_COLUMNS: &[&str] = &["name_masked", "id_number_masked", "program", "amount"];
+const LINE_COLUMNS: &[&str] = &["name_masked", "id_number_masked", "program", "amount", "payees"];
 const OBJECTION_COLUMNS: &[&str] = &[
     "notice",
     "application",
@@ -89,6 +89,8 @@ const PAYOUT_COLUMNS: &[&str] = &[
     "settled_on",
     "failure_reason",
     "failed_on",
+    "payee_credit_code",
+    "payee_name",
 ];
 
 fn write_sql() -> &'static str {
@@ -372,7 +374,7 @@ fn notice_row(r: &PgRow) -> Result<NoticeRow, sqlx::Error> {
 /// Every row of `notice_lines`, by (notice, application).
 pub async fn all_notice_lines(conn: &mut PgConnection) -> Result<Vec<NoticeLineRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT notice, application, name_masked, id_number_masked, program, amount FROM notice_lines
+        "SELECT notice, application, name_masked, id_number_masked, program, amount, payees FROM notice_lines
          ORDER BY notice COLLATE \"C\", application COLLATE \"C\"",
     )
     .fetch_all(conn)
@@ -388,6 +390,7 @@ fn line_row(r: &PgRow) -> Result<NoticeLineRow, sqlx::Error> {
         id_number_masked: r.try_get("id_number_masked")?,
         program: r.try_get("program")?,
         amount: r.try_get("amount")?,
+        payees: r.try_get("payees")?,
     })
 }
 
@@ -421,7 +424,7 @@ fn objection_row(r: &PgRow) -> Result<ObjectionRow, sqlx::Error> {
 pub async fn all_payouts(conn: &mut PgConnection) -> Result<Vec<PayoutRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT payout, application, pool, county, program, funding, year, amount, paid_on, issued_by,
-                status, bank_reference, settled_on, failure_reason, failed_on
+                status, bank_reference, settled_on, failure_reason, failed_on, payee_credit_code, payee_name
          FROM payouts ORDER BY payout COLLATE \"C\"",
     )
     .fetch_all(conn)
@@ -446,6 +449,8 @@ fn payout_row(r: &PgRow) -> Result<PayoutRow, sqlx::Error> {
         settled_on: r.try_get("settled_on")?,
         failure_reason: r.try_get("failure_reason")?,
         failed_on: r.try_get("failed_on")?,
+        payee_credit_code: r.try_get("payee_credit_code")?,
+        payee_name: r.try_get("payee_name")?,
     })
 }
 
@@ -497,7 +502,7 @@ pub async fn notice(
         return Ok(None);
     };
     let lines = sqlx::query(
-        "SELECT notice, application, name_masked, id_number_masked, program, amount FROM notice_lines
+        "SELECT notice, application, name_masked, id_number_masked, program, amount, payees FROM notice_lines
          WHERE notice = $1 ORDER BY application",
     )
     .bind(id)
@@ -521,7 +526,7 @@ pub async fn notice(
 pub async fn payout(conn: &mut PgConnection, id: &str) -> Result<Option<PayoutRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT payout, application, pool, county, program, funding, year, amount, paid_on, issued_by,
-                status, bank_reference, settled_on, failure_reason, failed_on
+                status, bank_reference, settled_on, failure_reason, failed_on, payee_credit_code, payee_name
          FROM payouts WHERE payout = $1",
     )
     .bind(id)

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{
-    review, submit, submit_pilot, submit_refund, withdraw, PersonApplication, Review,
+    confirm_screened, review, submit, submit_pilot, submit_refund, withdraw, Confirmation,
+    PersonApplication, Review,
 };
 use fundledger::commands::payouts::{
     close_notice, file_objection, issue_payouts, open_notice, record_recovery, reissue_payout,
@@ -25,6 +26,7 @@ use fundledger::read_models::{
     all_application_statuses, all_notice_lines, all_notices, all_objections, all_payouts,
     all_quotas, all_spending,
 };
+use policy::job_stabilization::SizeClass;
 use policy::{Amount, DivisionCode, Money, Ratio};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -99,12 +101,63 @@ fn refund(rng: &mut StdRng) -> policy::job_stabilization::JobStabilizationApplic
     let code = CODES[rng.gen_range(0..CODES.len())];
     serde_json::from_value(json!({
         "county": "371002", "submitted_on": "2024-08-01",
+        // 免申即享 now and then: confirmed by the enterprise before review.
+        "screened": rng.gen_bool(0.5),
         "enterprise": {"credit_code": code, "name": "威海某企业", "size": if rng.gen_bool(0.5) { "sme" } else { "large" },
                        "kind": "enterprise", "labour_dispatch": false},
         "premiums": {"paid_last_year": "88888.88", "months_paid_in_full": 13},
         "staff": {"insured_employees": 40, "laid_off_last_year": rng.gen_range(0..4)}
     }))
     .unwrap()
+}
+
+/// A valid unified social credit code (GB 32100) with the given 17 leading characters.
+fn credit_code(body: &str) -> String {
+    const CHARS: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    const WEIGHTS: [usize; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+    let sum: usize = body.chars().zip(WEIGHTS).map(|(c, w)| CHARS.find(c).unwrap() * w).sum();
+    format!("{body}{}", CHARS.chars().nth((31 - sum % 31) % 31).unwrap())
+}
+
+/// A labour-dispatch company's refund (劳务派遣), paid per payee: one to three host employers,
+/// now and then a public institution (nothing for its workers), and the company's own staff.
+fn dispatch_refund(rng: &mut StdRng) -> policy::job_stabilization::JobStabilizationApplication {
+    let company = credit_code(&format!("91371000MA3D{:04}X", rng.gen_range(0..40)));
+    let mut hosts = Vec::new();
+    let (mut workers, mut premiums) = (10, Decimal::new(1_200_000, 2));
+    for h in 0..rng.gen_range(1..=3) {
+        let kind = if rng.gen_bool(0.25) { "public_institution" } else { "enterprise" };
+        let (n, paid) = (rng.gen_range(5..40), Decimal::new(rng.gen_range(100_000..9_000_000), 2));
+        workers += n;
+        premiums += paid;
+        hosts.push(json!({
+            "credit_code": credit_code(&format!("91371000MA3E{h}{:03}X", rng.gen_range(0..100))),
+            "name": format!("威海某用工单位{h}"), "kind": kind, "dispatched_workers": n,
+            "premiums_paid_last_year": paid.to_string(),
+        }));
+    }
+    serde_json::from_value(json!({
+        "county": "371002", "submitted_on": "2024-08-01",
+        "enterprise": {"credit_code": company, "name": "威海某劳务派遣公司", "size": "sme",
+                       "kind": "enterprise", "labour_dispatch": true},
+        "premiums": {"paid_last_year": premiums.to_string(), "months_paid_in_full": 13},
+        "staff": {"insured_employees": workers, "laid_off_last_year": 0},
+        "dispatch": {"own_staff": {"employees": 10, "premiums_paid_last_year": "12000.00"},
+                     "hosts": hosts}
+    }))
+    .unwrap()
+}
+
+/// The status the ledger holds for an application, as the history aims by it: with several
+/// payouts to an application (one per payee), settling one does not settle the application.
+async fn stored_status(db: &sqlx::PgPool, id: &str) -> &'static str {
+    let s: String =
+        sqlx::query_scalar("SELECT status FROM application_status WHERE application = $1")
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    projections::applications::Status::ALL.iter().find(|x| x.as_str() == s).unwrap().as_str()
 }
 
 /// A pilot subsidy (岗位补贴 to a unit, or 职业技能评价补贴 to a person), counted against the
@@ -214,6 +267,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     let first_payday = date("2024-11-12");
     let mut state: BTreeMap<String, Aim> = BTreeMap::new();
     let (mut notices, mut objections, mut payouts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut screened: Vec<String> = Vec::new();
     let (mut ok, mut refused) = (0, 0);
     let mut refusals = BTreeMap::<String, usize>::new();
     let mut last = last_event(&db.pool).await;
@@ -232,6 +286,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
         // Time moves forward: payouts, settlements and recoveries of later commands fall in
         // later months.
         let today = first_payday + chrono::Duration::days(DAYS * i as i64 / COMMANDS as i64);
+        let mut touched: Option<String> = None;
         let outcome: Result<(), String> = match rng.gen_range(0..100) {
             0..=19 => submit(&db.pool, &keys, &application(&mut rng), "clerk", today)
                 .await
@@ -259,20 +314,50 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
                     state.insert(s.id, aim);
                 })
                 .map_err(|e| e.code().to_string()),
-            20..=21 => submit_refund(&db.pool, &refund(&mut rng), "clerk", today)
-                .await
-                .map(|s| {
-                    let amount = s.decision.amount.value.value();
-                    let aim = Aim {
-                        status: "submitted",
-                        pool: s.pool.to_string(),
-                        amount,
-                        recovered: Decimal::ZERO,
-                    };
-                    state.insert(s.id, aim);
-                })
-                .map_err(|e| e.code().to_string()),
+            20..=21 => {
+                let body =
+                    if rng.gen_bool(0.35) { refund(&mut rng) } else { dispatch_refund(&mut rng) };
+                submit_refund(&db.pool, &body, "clerk", today)
+                    .await
+                    .map(|s| {
+                        if body.screened {
+                            screened.push(s.id.clone());
+                        }
+                        let amount = s.decision.amount.value.value();
+                        let aim = Aim {
+                            status: "submitted",
+                            pool: s.pool.to_string(),
+                            amount,
+                            recovered: Decimal::ZERO,
+                        };
+                        state.insert(s.id, aim);
+                    })
+                    .map_err(|e| e.code().to_string())
+            }
             24..=43 => match aim(&mut rng, &state, "submitted") {
+                // Mostly a screened refund awaiting its confirmation, now and then another.
+                Some(other) if rng.gen_bool(0.25) => {
+                    let waiting: Vec<&String> =
+                        screened.iter().filter(|id| state[*id].status == "submitted").collect();
+                    let id = match pick(&mut rng, &waiting) {
+                        Some(id) if rng.gen_bool(0.8) => id.to_string(),
+                        _ => other,
+                    };
+                    let confirmation = Confirmation {
+                        confirmed_by: "张经理".into(),
+                        confirmed_on: date("2024-08-05"),
+                        size_class: if rng.gen_bool(0.8) {
+                            SizeClass::Small
+                        } else {
+                            SizeClass::Medium
+                        },
+                        corporate_account: rng.gen_bool(0.5),
+                    };
+                    confirm_screened(&db.pool, &id, &confirmation, "clerk", today)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.code().to_string())
+                }
                 Some(id) => {
                     let approve = rng.gen_bool(0.85);
                     let r = if approve {
@@ -389,32 +474,25 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
             83..=94 => match pick(&mut rng, &payouts).cloned() {
                 // A failed payout is mostly reissued to a corrected account.
                 Some((p, id)) if state[&id].status == "payout_failed" && rng.gen_bool(0.7) => {
+                    touched = Some(id.clone());
                     let account = BankAccount {
                         bank: "中国农业银行聊城分行".into(),
                         number: format!("6228480{i:012}"),
                     };
                     reissue_payout(&db.pool, &keys, &p, &account, today, "finance", today)
                         .await
-                        .map(|new| {
-                            state.get_mut(&id).unwrap().status = "payout_issued";
-                            payouts.push((new, id.clone()));
-                        })
+                        .map(|new| payouts.push((new, id.clone())))
                         .map_err(|e| e.code().to_string())
                 }
                 Some((p, id)) => {
+                    touched = Some(id.clone());
                     let s = if rng.gen_bool(0.8) {
                         Settlement::Settled { bank_reference: format!("B{i}") }
                     } else {
                         Settlement::Failed { reason: "账户已销户".into() }
                     };
-                    let next = if matches!(s, Settlement::Settled { .. }) {
-                        "settled"
-                    } else {
-                        "payout_failed"
-                    };
                     settle(&db.pool, &p, &s, "finance", today)
                         .await
-                        .map(|()| state.get_mut(&id).unwrap().status = next)
                         .map_err(|e| e.code().to_string())
                 }
                 None => Ok(()),
@@ -451,6 +529,11 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
             },
         };
         let now = last_event(&db.pool).await;
+        // What a payout's settlement, failure or reissue did to its application depends on
+        // its other payouts: read it back.
+        if let Some(id) = touched {
+            state.get_mut(&id).unwrap().status = stored_status(&db.pool, &id).await;
+        }
         match outcome {
             Ok(()) => ok += 1,
             Err(code) => {
@@ -494,6 +577,7 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
         "PayoutSettled",
         "PayoutFailed",
         "RecoveryRecorded",
+        "ApplicationConfirmed",
     ] {
         assert!(seen.contains_key(t), "the history never produced {t} (seed {seed})");
     }
@@ -504,6 +588,22 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     .await
     .unwrap();
     assert!(reissues > 0, "the history never reissued a failed payout (seed {seed})");
+    let per_payee: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM events e
+          WHERE event_type IN ('PayoutIssued', 'PayoutSettled', 'PayoutFailed')
+            AND EXISTS (SELECT 1 FROM events i WHERE i.event_type = 'PayoutIssued'
+                         AND i.data->>'payout' = e.data->>'payout' AND i.data ? 'line')
+          GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    eprintln!("payouts per payee: {per_payee:?}");
+    assert_eq!(
+        per_payee.len(),
+        3,
+        "labour-dispatch payouts issued, settled and failed (seed {seed})"
+    );
     let programs: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT data->>'program' FROM events WHERE event_type = 'ApplicationSubmitted' ORDER BY 1",
     )

@@ -48,6 +48,28 @@ pub struct DecisionRecord {
     pub funding_rule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<SlotRecord>,
+    /// The parts of the amount by payee, where a part goes to someone other than the
+    /// applicant: a labour-dispatch company's refund (劳务派遣, 鲁人社发〔2024〕8号 item 3) goes
+    /// to each host employer for its dispatched workers and to the company for its own staff.
+    /// Each part with money is paid as its own payout. Added later: absent, and never written
+    /// when empty, so earlier rows read and hash as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineRecord>,
+}
+
+/// One part of a decision's amount (分项): who receives it, and how it was computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineRecord {
+    /// The host employer (用工单位) paid this part; absent: the applicant itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<EnterpriseRecord>,
+    /// How the amount was computed, for the clerk, the notice and the auditor.
+    pub basis: String,
+    /// Zero for a part the rules exclude (workers dispatched to government bodies and public
+    /// institutions): recorded, shown, never paid.
+    pub amount: Decimal,
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +115,35 @@ pub struct ApplicationSubmitted {
     /// trainee's behalf. Added later: absent, and never written when absent, in earlier rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payee: Option<EnterpriseRecord>,
+    /// 免申即享: the office screened the enterprise by data (it did not apply); it is reviewed
+    /// only once the enterprise has confirmed (`ApplicationConfirmed`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screened: bool,
+}
+
+/// The enterprise confirmed a refund the office screened it for (免申即享, 鲁人社发〔2024〕8号
+/// item 7: 比对筛选 → 告知 → 企业确认 → 审核): who confirmed, when, and the account it is paid to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfirmed {
+    pub application: String,
+    /// The enterprise's person who confirmed (e.g. its 经办人 or legal representative), as
+    /// the enterprise gave it: a unit's contact, stored as given.
+    pub confirmed_by: String,
+    pub confirmed_on: NaiveDate,
+    /// `large`, `medium`, `small` or `micro` (中小企业划型), as the enterprise stated it.
+    pub size_class: String,
+    pub corporate_account: bool,
+    /// `corporate`, or `social_insurance` (a small or micro enterprise without a corporate
+    /// account: the account it pays social insurance from).
+    pub paid_to: String,
+    /// The clerk (token label) who recorded the confirmation.
+    pub recorded_by: String,
+}
+
+impl DomainEvent for ApplicationConfirmed {
+    const TYPE: &'static str = "ApplicationConfirmed";
+    const VERSION: i32 = 1;
 }
 
 impl DomainEvent for ApplicationSubmitted {
@@ -160,6 +211,10 @@ pub struct NoticeLine {
     pub id_number_masked: String,
     pub program: String,
     pub amount: Decimal,
+    /// The amount by payee, as published, where it is paid per payee (a labour-dispatch
+    /// refund: each host employer and the company). Added later: absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payees: Vec<LineRecord>,
 }
 
 /// A public notice was opened for approved applications (stream `notice-<id>`).
@@ -250,6 +305,15 @@ pub struct PayoutIssued {
     /// The corrected account a reissue is paid to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRecord>,
+    /// Which line of the decision this payout pays (index into `DecisionRecord::lines`), for
+    /// an application paid per payee; a reissue pays the line of the payout it replaces.
+    /// Absent for an application paid as one payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Whom this payout pays when not the party of the application: the host employer of a
+    /// line. Absent: the application's party (or its training institution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<EnterpriseRecord>,
 }
 
 /// A bank account as events hold it: the number sealed (AES-256-GCM), and masked for display.
@@ -377,5 +441,34 @@ mod tests {
         let text = serde_json::to_string(&reissue).unwrap();
         assert!(text.ends_with(r#""reissue_of":"p-1"}"#), "{text}");
         assert_eq!(serde_json::from_str::<PayoutIssued>(&text).unwrap(), reissue);
+    }
+
+    /// A decision and a notice line recorded before refunds were paid per payee read back
+    /// without lines and write back unchanged; one with lines keeps them.
+    #[test]
+    fn decisions_and_notice_lines_recorded_before_payees_read_and_write_back_unchanged() {
+        let stored = r#"{"policy":"shandong-2024-job-stabilization","document":"鲁人社发〔2024〕8号","amount":"72000.00","amount_rule":"r","funding":"unemployment_insurance","funding_rule":"f"}"#;
+        let read: DecisionRecord = serde_json::from_str(stored).unwrap();
+        assert!(read.lines.is_empty());
+        assert_eq!(serde_json::to_string(&read).unwrap(), stored);
+        let line = r#"{"application":"a-1","name_masked":"某公司","id_number_masked":"91370800MA3C1234XP","program":"job_stabilization_refund","amount":"72000.00"}"#;
+        let read: NoticeLine = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), line);
+
+        let host =
+            EnterpriseRecord { credit_code: "91371500MA3C7777X1".into(), name: "某".into() };
+        let part = LineRecord {
+            payee: Some(host),
+            basis: "premiums".into(),
+            amount: Decimal::new(3_600_000, 2),
+            rule: "dispatch_host_share".into(),
+        };
+        let with = DecisionRecord { lines: vec![part], ..read_decision(stored) };
+        let text = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<DecisionRecord>(&text).unwrap(), with);
+    }
+
+    fn read_decision(text: &str) -> DecisionRecord {
+        serde_json::from_str(text).unwrap()
     }
 }

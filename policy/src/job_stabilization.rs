@@ -259,6 +259,65 @@ pub struct JobStabilizationApplication {
     /// Required where the policy has a reserve condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_reserve: Option<PoolReserve>,
+    /// 免申即享 (鲁人社发〔2024〕8号 item 7): the office found the enterprise by data
+    /// comparison, it did not apply; it must confirm before the refund is reviewed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screened: bool,
+}
+
+/// Size class of an enterprise by the SME classification (中小企业划型), finer than
+/// [`EnterpriseSize`]: the account rule of 免申即享 names small and micro enterprises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeClass {
+    /// 大型
+    Large,
+    /// 中型
+    Medium,
+    /// 小型
+    Small,
+    /// 微型
+    Micro,
+}
+
+/// The account a 免申即享 refund is paid to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundAccount {
+    /// 对公账户
+    Corporate,
+    /// The account it pays social insurance from (缴纳社会保险费的账户).
+    SocialInsurance,
+}
+
+impl RefundAccount {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundAccount::Corporate => "corporate",
+            RefundAccount::SocialInsurance => "social_insurance",
+        }
+    }
+}
+
+/// The account rule of 免申即享 (鲁人社发〔2024〕8号 item 7: "对没有对公账户的小微企业，可将资金
+/// 返还至其缴纳社会保险费的账户"): an enterprise with a corporate account is paid there; a small
+/// or micro enterprise without one, to the account it pays social insurance from; any other
+/// enterprise without one cannot be paid (`not_eligible` on `corporate_account`).
+pub fn refund_account(
+    size: SizeClass,
+    corporate_account: bool,
+) -> Result<RefundAccount, Rejection> {
+    match (corporate_account, size) {
+        (true, _) => Ok(RefundAccount::Corporate),
+        (false, SizeClass::Small | SizeClass::Micro) => Ok(RefundAccount::SocialInsurance),
+        (false, SizeClass::Large | SizeClass::Medium) => Err(Rejection::new(
+            RejectionCode::NotEligible,
+            "corporate_account",
+            "only a small or micro enterprise without a corporate account (对公账户) may be paid to \
+             the account it pays social insurance from (鲁人社发〔2024〕8号 七); a large or medium \
+             enterprise is paid to its corporate account",
+        )),
+    }
 }
 
 impl JobStabilizationApplication {
@@ -290,6 +349,13 @@ fn validate(app: &JobStabilizationApplication, rules: &JobStabilizationRules) ->
     }
     if app.enterprise.name.trim().is_empty() {
         out.push(checks::validation("enterprise.name", "the enterprise's name is empty"));
+    }
+    if app.screened && app.enterprise.labour_dispatch {
+        out.push(checks::validation(
+            "screened",
+            "a labour-dispatch company applies itself (自主申报, 鲁人社发〔2024〕8号 七); it is not \
+             screened for 免申即享",
+        ));
     }
     let splits = rules.labour_dispatch.is_some() && app.enterprise.labour_dispatch;
     match (&app.dispatch, splits) {
@@ -584,6 +650,25 @@ mod tests {
             staff: Staff { insured_employees: staff, laid_off_last_year: laid_off },
             dispatch: None,
             pool_reserve: None,
+            screened: false,
+        }
+    }
+
+    #[test]
+    fn a_small_or_micro_enterprise_without_a_corporate_account_is_paid_to_its_insurance_account() {
+        use RefundAccount::*;
+        use SizeClass::*;
+        for size in [Large, Medium, Small, Micro] {
+            assert_eq!(refund_account(size, true), Ok(Corporate), "{size:?}");
+        }
+        assert_eq!(refund_account(Small, false), Ok(SocialInsurance));
+        assert_eq!(refund_account(Micro, false), Ok(SocialInsurance));
+        for size in [Large, Medium] {
+            let r = refund_account(size, false).unwrap_err();
+            assert_eq!(
+                (r.code, r.field.as_str()),
+                (RejectionCode::NotEligible, "corporate_account")
+            );
         }
     }
 
@@ -785,6 +870,11 @@ mod tests {
         let mut a = dispatch_company();
         a.dispatch = None;
         assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].field, "dispatch");
+
+        // Dispatch companies apply themselves: never screened for 免申即享.
+        let mut a = dispatch_company();
+        a.screened = true;
+        assert_eq!(decide(&a, &[], &policy).unwrap_err()[0].field, "screened");
     }
 
     #[test]

@@ -196,6 +196,7 @@ fn refund_app(
         staff: Staff { insured_employees: staff, laid_off_last_year: laid_off },
         dispatch: None,
         pool_reserve: None,
+        screened: false,
     }
 }
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use events::application::{
-    ApplicationApproved, ApplicationCleared, ApplicationNoticed, ApplicationRejected,
-    ApplicationSubmitted, ApplicationWithdrawn, ObjectionFiled, ObjectionResolved, PayoutFailed,
-    PayoutIssued, PayoutSettled, RecoveryRecorded,
+    ApplicationApproved, ApplicationCleared, ApplicationConfirmed, ApplicationNoticed,
+    ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, LineRecord, ObjectionFiled,
+    ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled, RecoveryRecorded,
 };
 use events::DomainEvent;
 use rust_decimal::Decimal;
@@ -103,16 +103,66 @@ pub struct Application {
     /// Money issued to the party and not returned by the bank: issued payouts less failed
     /// ones. Recovered money is counted apart, in `recovered`.
     pub paid: Decimal,
+    /// The decision's parts by payee, where it is paid per payee (a labour-dispatch refund);
+    /// empty when the whole amount is one payout.
+    pub lines: Vec<LineRecord>,
+    /// Every payout issued, by id: the line it pays and what became of it.
+    pub payout_states: BTreeMap<String, PayoutState>,
+    /// 免申即享: screened by the office; reviewed only once `confirmation` is recorded.
+    pub screened: bool,
+    pub confirmation: Option<Confirmation>,
+}
+
+/// An enterprise's confirmation of a screened refund (免申即享).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub confirmed_by: String,
+    pub confirmed_on: NaiveDate,
+    /// `corporate` or `social_insurance`.
+    pub paid_to: String,
+}
+
+/// One payout of an application, as the application's state needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutState {
+    /// The decision line it pays, for an application paid per payee.
+    pub line: Option<u32>,
+    /// `PayoutIssued`, `Settled` or `PayoutFailed`.
+    pub status: Status,
+    /// A reissue replaced it: it is no longer current.
+    pub replaced: bool,
 }
 
 impl Application {
-    /// The tag of the party paid, which every event of the application carries.
-    /// Whether `payout` is this application's latest payout and the application is in
-    /// `status`: only the latest payout can be settled, failed or reissued.
-    pub fn latest_payout_is(&self, payout: &str, status: Status) -> bool {
-        self.status == status && self.payouts.last().map(String::as_str) == Some(payout)
+    /// Whether `payout` is a current payout of this application (not replaced by a reissue)
+    /// in `status` (`PayoutIssued`, `Settled` or `PayoutFailed`): only a current payout can
+    /// be settled, failed or reissued. An application paid per payee has one current payout
+    /// per line; any other has one.
+    pub fn current_payout_is(&self, payout: &str, status: Status) -> bool {
+        self.status != Status::Recovered
+            && self.payout_states.get(payout).is_some_and(|p| !p.replaced && p.status == status)
     }
 
+    /// The lines to pay, one payout each: `(index, line)` of every line with money. Empty
+    /// when the application is paid as one payout.
+    pub fn payable_lines(&self) -> impl Iterator<Item = (u32, &LineRecord)> + '_ {
+        (0u32..).zip(&self.lines).filter(|(_, l)| l.amount > Decimal::ZERO)
+    }
+
+    /// The status its current payouts give it: failed if any failed (it waits for a
+    /// reissue), settled once all are settled, issued otherwise.
+    fn status_of_payouts(&self) -> Status {
+        let current = || self.payout_states.values().filter(|p| !p.replaced);
+        if current().any(|p| p.status == Status::PayoutFailed) {
+            Status::PayoutFailed
+        } else if current().all(|p| p.status == Status::Settled) {
+            Status::Settled
+        } else {
+            Status::PayoutIssued
+        }
+    }
+
+    /// The tag of the party paid, which every event of the application carries.
     pub fn party_tag(&self) -> events::Tag {
         events::Tag::parse(&self.party).expect("a recorded party tag")
     }
@@ -234,12 +284,26 @@ impl Applications {
                         recovered: Decimal::ZERO,
                         payee: e.payee.map(|p| (p.credit_code, p.name)),
                         paid: Decimal::ZERO,
+                        lines: e.decision.lines,
+                        payout_states: BTreeMap::new(),
+                        screened: e.screened,
+                        confirmation: None,
                     },
                 );
             }
             ApplicationApproved::TYPE => {
                 let e: ApplicationApproved = decode(event_type, data)?;
                 self.set_status(&e.application, Status::Approved);
+            }
+            ApplicationConfirmed::TYPE => {
+                let e: ApplicationConfirmed = decode(event_type, data)?;
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    a.confirmation = Some(Confirmation {
+                        confirmed_by: e.confirmed_by,
+                        confirmed_on: e.confirmed_on,
+                        paid_to: e.paid_to,
+                    });
+                }
             }
             ApplicationRejected::TYPE => {
                 let e: ApplicationRejected = decode(event_type, data)?;
@@ -263,7 +327,15 @@ impl Applications {
             PayoutIssued::TYPE => {
                 let e: PayoutIssued = decode(event_type, data)?;
                 if let Some(a) = self.by_id.get_mut(&e.application) {
-                    a.status = Status::PayoutIssued;
+                    if let Some(old) =
+                        e.reissue_of.as_ref().and_then(|o| a.payout_states.get_mut(o))
+                    {
+                        old.replaced = true;
+                    }
+                    let state =
+                        PayoutState { line: e.line, status: Status::PayoutIssued, replaced: false };
+                    a.payout_states.insert(e.payout.clone(), state);
+                    a.status = a.status_of_payouts();
                     a.paid += e.amount;
                     a.payouts.push(e.payout.clone());
                     self.payout_amounts.insert(e.payout, e.amount);
@@ -271,7 +343,12 @@ impl Applications {
             }
             PayoutSettled::TYPE => {
                 let e: PayoutSettled = decode(event_type, data)?;
-                self.set_status(&e.application, Status::Settled);
+                if let Some(a) = self.by_id.get_mut(&e.application) {
+                    if let Some(p) = a.payout_states.get_mut(&e.payout) {
+                        p.status = Status::Settled;
+                    }
+                    a.status = a.status_of_payouts();
+                }
             }
             ObjectionFiled::TYPE => {
                 let e: ObjectionFiled = decode(event_type, data)?;
@@ -298,7 +375,10 @@ impl Applications {
                 let e: PayoutFailed = decode(event_type, data)?;
                 let returned = self.payout_amounts.get(&e.payout).copied().unwrap_or_default();
                 if let Some(a) = self.by_id.get_mut(&e.application) {
-                    a.status = Status::PayoutFailed;
+                    if let Some(p) = a.payout_states.get_mut(&e.payout) {
+                        p.status = Status::PayoutFailed;
+                    }
+                    a.status = a.status_of_payouts();
                     a.paid -= returned;
                 }
             }

@@ -44,6 +44,10 @@ pub struct NoticeLineRow {
     pub id_number_masked: String,
     pub program: String,
     pub amount: Decimal,
+    /// The amount by payee where it is paid per payee (a labour-dispatch refund): a JSON
+    /// array of `{"credit_code", "name", "basis", "amount"}`, the company itself without a
+    /// credit code of its own line (`"applicant": true`); `[]` otherwise.
+    pub payees: serde_json::Value,
 }
 
 /// One row of `objections`.
@@ -71,6 +75,22 @@ pub struct Notices {
     pub objections: BTreeMap<String, ObjectionRow>,
 }
 
+/// A notice line's parts by payee as `notice_lines.payees` holds them.
+pub fn payees_json(lines: &[events::application::LineRecord]) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|l| match &l.payee {
+            Some(p) => serde_json::json!({
+                "credit_code": p.credit_code, "name": p.name,
+                "basis": l.basis, "amount": format!("{:.2}", l.amount),
+            }),
+            None => serde_json::json!({
+                "applicant": true, "basis": l.basis, "amount": format!("{:.2}", l.amount),
+            }),
+        })
+        .collect()
+}
+
 impl Notices {
     pub fn apply(
         &mut self,
@@ -90,6 +110,7 @@ impl Notices {
                             id_number_masked: l.id_number_masked,
                             program: l.program,
                             amount: l.amount,
+                            payees: payees_json(&l.payees),
                         },
                     );
                 }

@@ -21,13 +21,18 @@ pub(crate) struct Booking {
     pub county: String,
     pub program: String,
     pub funding: String,
+    /// The unit paid unless a payout names another: the training institution paid on the
+    /// trainee's behalf, or the enterprise applying. None for a person (no personal
+    /// information in the books).
+    pub payee: Option<(String, String)>,
 }
 
 impl Books {
     pub(crate) fn submitted(&mut self, e: ApplicationSubmitted) {
+        let payee = e.payee.or(e.enterprise).map(|p| (p.credit_code, p.name));
         self.by_application.insert(
             e.application,
-            Booking { county: e.county, program: e.program, funding: e.decision.funding },
+            Booking { county: e.county, program: e.program, funding: e.decision.funding, payee },
         );
     }
 
@@ -59,6 +64,10 @@ pub struct PayoutRow {
     pub settled_on: Option<NaiveDate>,
     pub failure_reason: Option<String>,
     pub failed_on: Option<NaiveDate>,
+    /// The unit this payout pays (credit code and name): the host employer of a
+    /// labour-dispatch line, the training institution, or the enterprise; none for a person.
+    pub payee_credit_code: Option<String>,
+    pub payee_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,7 +87,14 @@ impl Payouts {
             PayoutIssued::TYPE => {
                 let e: PayoutIssued = decode(event_type, data)?;
                 if let Some(b) = self.books.get(&e.application) {
+                    let (payee_credit_code, payee_name) =
+                        match e.payee.map(|p| (p.credit_code, p.name)).or(b.payee.clone()) {
+                            Some((code, name)) => (Some(code), Some(name)),
+                            None => (None, None),
+                        };
                     let row = PayoutRow {
+                        payee_credit_code,
+                        payee_name,
                         payout: e.payout.clone(),
                         application: e.application,
                         pool: e.pool,

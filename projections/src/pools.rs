@@ -168,8 +168,14 @@ impl Pools {
             }
             PayoutIssued::TYPE => {
                 let e: PayoutIssued = decode(event_type, data)?;
-                // Committed money becomes paid; the reservation is spent.
-                if e.counts_against_quota && self.reservations.remove(&e.application).is_some() {
+                // Committed money becomes paid; the reservation is spent, payout by payout
+                // where an application is paid per payee. A reissue finds it spent.
+                let reserved = self.reservations.get_mut(&e.application);
+                if let (true, Some(r)) = (e.counts_against_quota, reserved) {
+                    r.2 -= e.amount;
+                    if r.2 <= Decimal::ZERO {
+                        self.reservations.remove(&e.application);
+                    }
                     let u = self.usage_mut(&e.pool, e.year);
                     u.committed -= e.amount;
                     u.paid += e.amount;

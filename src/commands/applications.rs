@@ -7,8 +7,8 @@
 
 use chrono::{Datelike, NaiveDate};
 use events::application::{
-    ApplicationApproved, ApplicationRejected, ApplicationSubmitted, DecisionRecord, PersonRecord,
-    SlotRecord,
+    ApplicationApproved, ApplicationConfirmed, ApplicationRejected, ApplicationSubmitted,
+    DecisionRecord, PersonRecord, SlotRecord,
 };
 use events::{DomainEvent, Metadata, Tag};
 use policy::skill_upgrade::{self, SkillUpgradeApplication};
@@ -150,6 +150,17 @@ pub enum ApplicationError {
         "pool {pool} has no expansion quota for {year}; the city finance bureau sets it first"
     )]
     QuotaNotSet { pool: String, year: i32 },
+    /// 免申即享: review waits for the enterprise's confirmation.
+    #[error(
+        "application {0} was screened for 免申即享 and the enterprise has not confirmed it; \
+         record the confirmation first (POST /v1/applications/{0}/confirmation): the enterprise \
+         confirms before review (鲁人社发〔2024〕8号 七)"
+    )]
+    NotConfirmed(String),
+    #[error(
+        "application {id} {reason}; only a screened (免申即享) refund awaiting review is confirmed"
+    )]
+    NotConfirmable { id: String, reason: String },
     #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
@@ -168,9 +179,10 @@ impl ApplicationError {
             | ApplicationError::NoReasons
             | ApplicationError::Invalid { .. } => "validation_failed",
             ApplicationError::NotFound(_) => "not_found",
-            ApplicationError::NotReviewable { .. } | ApplicationError::NotWithdrawable { .. } => {
-                "invalid_state"
-            }
+            ApplicationError::NotReviewable { .. }
+            | ApplicationError::NotWithdrawable { .. }
+            | ApplicationError::NotConfirmable { .. } => "invalid_state",
+            ApplicationError::NotConfirmed(_) => "not_confirmed",
             ApplicationError::SelfReview(_) => "self_review_forbidden",
             ApplicationError::QuotaNotSet { .. } => "quota_not_set",
             ApplicationError::Store(_) | ApplicationError::Database(_) => "internal",
@@ -258,7 +270,37 @@ fn decision_record(decision: &policy::Decision) -> DecisionRecord {
             number: s.value.number,
             rule: s.rule.to_string(),
         }),
+        lines: payee_lines(decision),
     }
+}
+
+/// The decision's lines as the event records them, where the amount is paid per payee (some
+/// line names a host employer). Lines that all go to the applicant (on-the-job training's
+/// per-trainee lines) are not recorded here: their parts are in `details` and the amount is
+/// paid as one payout.
+fn payee_lines(decision: &policy::Decision) -> Vec<events::application::LineRecord> {
+    let per_payee = decision.lines.iter().any(|l| l.payee != policy::Payee::Applicant);
+    if !per_payee {
+        return Vec::new();
+    }
+    decision
+        .lines
+        .iter()
+        .map(|l| events::application::LineRecord {
+            payee: match &l.payee {
+                policy::Payee::Applicant => None,
+                policy::Payee::HostEmployer { credit_code, name } => {
+                    Some(events::application::EnterpriseRecord {
+                        credit_code: credit_code.to_string(),
+                        name: name.clone(),
+                    })
+                }
+            },
+            basis: l.basis.clone(),
+            amount: l.amount.value(),
+            rule: l.rule.to_string(),
+        })
+        .collect()
 }
 
 /// An application's state as the policy's decisions count it.
@@ -396,6 +438,7 @@ pub async fn submit(
             details: sealed_details(keys, &stream, app.details()),
             decision: decision_record(&decision),
             payee: app.payee(),
+            screened: false,
         };
         let appending = Append {
             events: vec![new_event(
@@ -453,6 +496,9 @@ pub async fn review(
                 id: id.to_string(),
                 status: app.status.as_str(),
             });
+        }
+        if app.screened && app.confirmation.is_none() {
+            return Err(ApplicationError::NotConfirmed(id.to_string()));
         }
         // Maker-checker compares persons: one person's two tokens are one person, whatever
         // their labels. Events recorded before tokens named persons (or by the CLI) carry no
@@ -683,6 +729,7 @@ pub async fn submit_refund(
             }),
             decision: decision_record(&decision),
             payee: None,
+            screened: app.screened,
         };
         let appending = Append {
             events: vec![new_event(
@@ -792,6 +839,7 @@ pub async fn submit_pilot(
             }),
             decision: decision_record(&decision),
             payee: None,
+            screened: false,
         };
         let appending = Append {
             events: vec![new_event(
@@ -935,6 +983,7 @@ pub async fn submit_on_the_job_training(
             }),
             decision: decision_record(&decision),
             payee: None,
+            screened: false,
         };
         let mut condition_tags = tags.clone();
         condition_tags.push(policies_tag());
@@ -952,5 +1001,104 @@ pub async fn submit_on_the_job_training(
             condition: Some(AppendCondition { tags: condition_tags, after: read.read_point }),
         };
         Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
+    })
+}
+
+/// An enterprise's confirmation of a refund the office screened it for (免申即享).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The enterprise's person who confirmed.
+    pub confirmed_by: String,
+    pub confirmed_on: NaiveDate,
+    pub size_class: policy::job_stabilization::SizeClass,
+    pub corporate_account: bool,
+}
+
+/// Records that the enterprise confirmed a screened refund (免申即享: 比对筛选 → 告知 → 企业确认 →
+/// 审核 → 公示 → 拨付), with the account it is paid to by the pure rule
+/// `policy::job_stabilization::refund_account`. Only a screened refund still awaiting review,
+/// once.
+pub async fn confirm_screened(
+    db: impl Into<super::Db<'_>>,
+    id: &str,
+    confirmation: &Confirmation,
+    clerk: &str,
+    today: NaiveDate,
+) -> Result<Application, ApplicationError> {
+    let mut db = db.into();
+    if confirmation.confirmed_by.trim().is_empty() {
+        return Err(ApplicationError::Invalid {
+            field: "confirmed_by",
+            message: "name the enterprise's person who confirmed".into(),
+        });
+    }
+    if confirmation.confirmed_on > today {
+        return Err(ApplicationError::Invalid {
+            field: "confirmed_on",
+            message: format!("{} is in the future", confirmation.confirmed_on),
+        });
+    }
+    let paid_to = policy::job_stabilization::refund_account(
+        confirmation.size_class,
+        confirmation.corporate_account,
+    )
+    .map_err(|r| ApplicationError::Refused(vec![r]))?;
+    let stream = application_stream(id);
+    execute!(&mut db, ApplicationError, |a| {
+        let events = a.read_stream(&stream).await?;
+        let version = events.last().map_or(0, |e| e.stream_version);
+        let mut app = fold_applications(&events)
+            .by_id
+            .remove(id)
+            .ok_or_else(|| ApplicationError::NotFound(id.to_string()))?;
+        let refused =
+            |reason: String| ApplicationError::NotConfirmable { id: id.to_string(), reason };
+        if !app.screened {
+            return Err(refused("was applied for, not screened".into()));
+        }
+        if let Some(c) = &app.confirmation {
+            return Err(refused(format!("was already confirmed on {}", c.confirmed_on)));
+        }
+        if app.status != Status::Submitted {
+            return Err(refused(format!("is {}", app.status.as_str())));
+        }
+        if confirmation.confirmed_on < app.submitted_on {
+            return Err(ApplicationError::Invalid {
+                field: "confirmed_on",
+                message: format!(
+                    "{} is before the screening was recorded ({})",
+                    confirmation.confirmed_on, app.submitted_on
+                ),
+            });
+        }
+        let size = serde_json::to_value(confirmation.size_class).expect("a size class");
+        let e = ApplicationConfirmed {
+            application: id.to_string(),
+            confirmed_by: confirmation.confirmed_by.trim().to_string(),
+            confirmed_on: confirmation.confirmed_on,
+            size_class: size.as_str().unwrap_or_default().to_string(),
+            corporate_account: confirmation.corporate_account,
+            paid_to: paid_to.as_str().to_string(),
+            recorded_by: clerk.to_string(),
+        };
+        let appending = Append {
+            events: vec![new_event(
+                &stream,
+                &e,
+                clerk,
+                &app.pool,
+                &app.county,
+                vec![],
+                confirmation.confirmed_on,
+            )],
+            expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
+            condition: None,
+        };
+        app.confirmation = Some(projections::applications::Confirmation {
+            confirmed_by: e.confirmed_by.clone(),
+            confirmed_on: e.confirmed_on,
+            paid_to: e.paid_to.clone(),
+        });
+        Ok(Decided::append(appending, app))
     })
 }

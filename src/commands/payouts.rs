@@ -6,9 +6,9 @@
 
 use chrono::{Datelike, NaiveDate};
 use events::application::{
-    ApplicationCleared, ApplicationNoticed, ApplicationRejected, NoticeClosed, NoticeLine,
-    NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled,
-    RecoveryRecorded,
+    ApplicationCleared, ApplicationNoticed, ApplicationRejected, EnterpriseRecord, NoticeClosed,
+    NoticeLine, NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued,
+    PayoutSettled, RecoveryRecorded,
 };
 use events::DomainEvent;
 use events::Tag;
@@ -241,6 +241,20 @@ pub async fn open_notice(
                 id_number_masked: app.display_id.clone(),
                 program: app.program.clone(),
                 amount: app.amount,
+                // Paid per payee: the notice shows each part, the company's own by its name.
+                payees: app
+                    .lines
+                    .iter()
+                    .map(|l| events::application::LineRecord {
+                        payee: Some(l.payee.clone().unwrap_or_else(|| {
+                            events::application::EnterpriseRecord {
+                                credit_code: app.display_id.clone(),
+                                name: app.display_name.clone(),
+                            }
+                        })),
+                        ..l.clone()
+                    })
+                    .collect(),
             });
             let noticed =
                 ApplicationNoticed { application: app.id.clone(), notice: id.clone(), ends_on };
@@ -409,7 +423,6 @@ pub async fn issue_payouts_to(
         });
     }
     let ids = distinct_ids("application_ids", application_ids)?;
-    let payouts: Vec<String> = ids.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
     execute!(&mut db, PayoutError, |a| {
         let apps = read_applications(a, &ids).await?;
         let postings: Vec<(String, NaiveDate)> =
@@ -417,7 +430,8 @@ pub async fn issue_payouts_to(
         let condition = super::periods::open_periods(a, &postings).await??;
         let mut events = Vec::new();
         let mut expected = Vec::new();
-        for ((app, version), payout) in apps.iter().zip(&payouts) {
+        let mut issued = Vec::new();
+        for (app, version) in &apps {
             match app.status {
                 Status::Cleared => {}
                 Status::PayoutIssued | Status::Settled => {
@@ -440,36 +454,61 @@ pub async fn issue_payouts_to(
                 }
             }
             let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
-            let mut tags = vec![payout_tag(payout)];
-            if counts {
-                tags.push(Tag::pool_year(&app.pool, app.year));
+            // One payout per line with money where the application is paid per payee (a
+            // labour-dispatch refund: each host employer, and the company for its own staff);
+            // one payout of the whole amount otherwise. All of them are appended at the
+            // application's expected version, so of concurrent requests exactly one pays
+            // them, and a line is never paid twice.
+            let parts: Vec<(Option<u32>, rust_decimal::Decimal, Option<EnterpriseRecord>)> =
+                if app.lines.is_empty() {
+                    vec![(None, app.amount, None)]
+                } else {
+                    app.payable_lines().map(|(i, l)| (Some(i), l.amount, l.payee.clone())).collect()
+                };
+            for (line, amount, payee) in parts {
+                let payout = uuid::Uuid::now_v7().to_string();
+                let mut tags = vec![payout_tag(&payout)];
+                if counts {
+                    tags.push(Tag::pool_year(&app.pool, app.year));
+                }
+                issued.push(IssuedPayout {
+                    id: payout.clone(),
+                    application: app.id.clone(),
+                    amount,
+                    payee: match &payee {
+                        Some(p) => {
+                            Payee::Unit { credit_code: p.credit_code.clone(), name: p.name.clone() }
+                        }
+                        None => Payee::of(app),
+                    },
+                });
+                let e = PayoutIssued {
+                    payout,
+                    application: app.id.clone(),
+                    pool: app.pool.clone(),
+                    year: app.year,
+                    amount,
+                    counts_against_quota: counts,
+                    paid_on,
+                    issued_by: actor.to_string(),
+                    reissue_of: None,
+                    account: None,
+                    line,
+                    payee,
+                };
+                let app_stream = application_stream(&app.id);
+                events.push(new_event(
+                    &app_stream,
+                    &e,
+                    actor,
+                    &app.pool,
+                    &app.county,
+                    tags,
+                    paid_on,
+                ));
             }
-            let e = PayoutIssued {
-                payout: payout.clone(),
-                application: app.id.clone(),
-                pool: app.pool.clone(),
-                year: app.year,
-                amount: app.amount,
-                counts_against_quota: counts,
-                paid_on,
-                issued_by: actor.to_string(),
-                reissue_of: None,
-                account: None,
-            };
-            let app_stream = application_stream(&app.id);
-            events.push(new_event(&app_stream, &e, actor, &app.pool, &app.county, tags, paid_on));
-            expected.push((app_stream, ExpectedVersion::Exact(*version)));
+            expected.push((application_stream(&app.id), ExpectedVersion::Exact(*version)));
         }
-        let issued = apps
-            .iter()
-            .zip(&payouts)
-            .map(|((app, _), id)| IssuedPayout {
-                id: id.clone(),
-                application: app.id.clone(),
-                amount: app.amount,
-                payee: Payee::of(app),
-            })
-            .collect();
         Ok(Decided::append(Append { events, expected, condition: Some(condition) }, issued))
     })
 }
@@ -517,7 +556,7 @@ pub async fn settle_dated(
     }
     execute!(db, PayoutError, |a| {
         let (_, app, version) = read_payout(a, payout).await?;
-        if !app.latest_payout_is(payout, Status::PayoutIssued) {
+        if !app.current_payout_is(payout, Status::PayoutIssued) {
             return Err(PayoutError::PayoutNotOpen {
                 payout: payout.to_string(),
                 status: app.status.as_str(),
@@ -636,7 +675,7 @@ pub async fn reissue_payout(
     };
     execute!(&mut db, PayoutError, |a| {
         let (issued, app, version) = read_payout(a, failed).await?;
-        if !app.latest_payout_is(failed, Status::PayoutFailed) {
+        if !app.current_payout_is(failed, Status::PayoutFailed) {
             return Err(PayoutError::NotReissuable {
                 payout: failed.to_string(),
                 status: app.status.as_str(),
@@ -654,6 +693,9 @@ pub async fn reissue_payout(
             issued_by: actor.to_string(),
             reissue_of: Some(failed.to_string()),
             account: Some(record.clone()),
+            // The same line, to the same payee, at a corrected account.
+            line: issued.line,
+            payee: issued.payee.clone(),
         };
         let stream = application_stream(&app.id);
         let appending = Append {

@@ -286,6 +286,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(applications::get))
         .routes(routes!(applications::review))
         .routes(routes!(applications::withdraw))
+        .routes(routes!(applications::confirm))
         .routes(routes!(applications::person_subsidies))
         .routes(routes!(applications::person_subsidies_moved))
         .routes(routes!(payouts::open_notice))

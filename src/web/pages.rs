@@ -439,6 +439,16 @@ pub fn notice(
                                 td { (program_name(&l.program)) }
                                 td.num { (money(l.amount)) }
                             }
+                            // Paid per payee (劳务派遣): each part, to whom, as the notice lists it.
+                            @for part in l.payees.as_array().into_iter().flatten() {
+                                tr.payee {
+                                    td {}
+                                    td.name { "其中：" (part["name"].as_str().unwrap_or("")) }
+                                    td.id_number { (part["credit_code"].as_str().unwrap_or("")) }
+                                    td.muted { (part["basis"].as_str().unwrap_or("")) }
+                                    td.num { (part["amount"].as_str().unwrap_or("")) }
+                                }
+                            }
                         }
                     }
                     tfoot { tr { th colspan="4" { "合计 " (lines.len()) " 笔" } th.num { (money(total)) } } }

@@ -90,8 +90,37 @@ pub struct WithdrawBody {
     pub reason: String,
 }
 
+/// `POST /v1/applications/{id}/confirmation`: the enterprise confirmed a screened refund
+/// (免申即享).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationBody {
+    /// The enterprise's person who confirmed (经办人 or legal representative).
+    pub confirmed_by: String,
+    pub confirmed_on: chrono::NaiveDate,
+    /// `large`, `medium`, `small` or `micro` (中小企业划型).
+    #[schema(value_type = String, example = "small")]
+    pub size_class: policy::job_stabilization::SizeClass,
+    /// Whether the enterprise has a corporate account (对公账户); a small or micro enterprise
+    /// without one is paid to the account it pays social insurance from.
+    pub corporate_account: bool,
+}
+
 /// An application as the API shows it: personal data masked.
 pub(crate) fn application_json(a: &Application) -> Value {
+    let mut body = application_fields(a);
+    if a.screened {
+        body["screened"] = json!(true);
+        body["confirmation"] = match &a.confirmation {
+            Some(c) => json!({"status": "confirmed", "confirmed_by": c.confirmed_by,
+                              "confirmed_on": c.confirmed_on, "paid_to": c.paid_to}),
+            None => json!({"status": "screened"}),
+        };
+    }
+    body
+}
+
+fn application_fields(a: &Application) -> Value {
     json!({
         "id": a.id,
         "program": a.program,
@@ -268,6 +297,33 @@ pub async fn withdraw(
     let mut unit = begin_unit!(state, principal, command);
     let outcome =
         commands::withdraw(unit.db(), &id, &command.body.reason, &principal.label, today())
+            .await
+            .map(|a| application_json(&a));
+    Ok(unit.finish(StatusCode::OK, outcome).await)
+}
+
+#[utoipa::path(post, path = "/v1/applications/{id}/confirmation", tag = "applications", request_body = ConfirmationBody,
+    params(("id" = String, Path, description = "application id")),
+    responses((status = 200, description = "Confirmed: the refund may now be reviewed"),
+              (status = 409, body = Problem, description = "invalid_state: not a screened refund awaiting confirmation"),
+              (status = 422, body = Problem, description = "not_eligible (corporate_account), validation_failed")))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Principal,
+    command: Command<ConfirmationBody>,
+) -> Result<Response, Problem> {
+    authorise_application(&state, &principal, &[Role::CountyClerk], &id).await?;
+    let b = &command.body;
+    let confirmation = commands::Confirmation {
+        confirmed_by: b.confirmed_by.clone(),
+        confirmed_on: b.confirmed_on,
+        size_class: b.size_class,
+        corporate_account: b.corporate_account,
+    };
+    let mut unit = begin_unit!(state, principal, command);
+    let outcome =
+        commands::confirm_screened(unit.db(), &id, &confirmation, &principal.label, today())
             .await
             .map(|a| application_json(&a));
     Ok(unit.finish(StatusCode::OK, outcome).await)

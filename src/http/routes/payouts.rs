@@ -132,10 +132,14 @@ pub async fn open_notice(
 }
 
 fn line_json(l: &events::application::NoticeLine) -> Value {
-    json!({
+    let mut line = json!({
         "application": l.application, "name": l.name_masked, "id_number": l.id_number_masked,
         "program": l.program, "amount": money(l.amount),
-    })
+    });
+    if !l.payees.is_empty() {
+        line["payees"] = projections::notices::payees_json(&l.payees);
+    }
+    line
 }
 
 /// Who may read a notice, within their scope.
@@ -168,10 +172,17 @@ pub async fn get_notice(
         "id": n.notice, "county": n.county, "pool": n.pool, "starts_on": n.starts_on,
         "ends_on": n.ends_on, "working_days": n.working_days, "calendar": n.calendar,
         "status": n.status,
-        "lines": lines.iter().map(|l| json!({
-            "application": l.application, "name": l.name_masked, "id_number": l.id_number_masked,
-            "program": l.program, "amount": money(l.amount),
-        })).collect::<Vec<_>>(),
+        "lines": lines.iter().map(|l| {
+            let mut line = json!({
+                "application": l.application, "name": l.name_masked,
+                "id_number": l.id_number_masked, "program": l.program, "amount": money(l.amount),
+            });
+            // Paid per payee (a labour-dispatch refund): each part as published.
+            if l.payees.as_array().is_some_and(|p| !p.is_empty()) {
+                line["payees"] = l.payees.clone();
+            }
+            line
+        }).collect::<Vec<_>>(),
     });
     if n.closed_on.is_some() {
         body["closed_on"] = json!(n.closed_on);
@@ -219,6 +230,9 @@ pub async fn get_payout(
         "paid_on": p.paid_on, "issued_by": p.issued_by, "status": p.status,
         "bank_reference": p.bank_reference, "settled_on": p.settled_on,
         "failure_reason": p.failure_reason, "failed_on": p.failed_on,
+        "payee": p.payee_credit_code.as_ref().map(|code| json!({
+            "credit_code": code, "name": p.payee_name,
+        })),
     })))
 }
 
@@ -300,7 +314,7 @@ pub async fn close_notice(
 }
 
 #[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
-    responses((status = 201, description = "One payout per application"),
+    responses((status = 201, description = "One payout per application; per payee line where the decision splits it (labour dispatch)"),
               (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
               (status = 409, body = Problem, description = "not_cleared, already_paid")))]
 pub async fn issue_payouts(
