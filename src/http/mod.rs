@@ -305,6 +305,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(desk::import_settlements))
         .routes(routes!(desk::seal_period))
         .routes(routes!(desk::flags))
+        .routes(routes!(desk::trial_balance))
         .routes(routes!(batch::batch))
         .routes(routes!(policies::list))
         .split_for_parts()
