@@ -318,7 +318,8 @@ async fn a_sealed_month_refuses_late_postings_and_the_next_month_takes_them() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(events(&api).await, before + 3);
+    // The payout, its batch (PayoutBatchIssued), the settlement, the recovery.
+    assert_eq!(events(&api).await, before + 4);
     // November's figures did not move.
     let report = api.get("finance", "/v1/reports/spending?pool=371500&year=2024").await.json();
     let november: Vec<&Value> =

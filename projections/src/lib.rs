@@ -2,6 +2,7 @@
 //! database, only the events.
 
 pub mod applications;
+pub mod batches;
 pub mod entries;
 pub mod notices;
 pub mod payouts;

@@ -10,6 +10,7 @@ use events::application::{
     NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled,
     RecoveryRecorded,
 };
+use events::batch::PayoutBatchIssued;
 use events::DomainEvent;
 use events::Tag;
 use projections::applications::{Application, Status};
@@ -71,6 +72,8 @@ pub enum PayoutError {
     #[error(transparent)]
     PeriodSealed(#[from] super::periods::Sealed),
     #[error(transparent)]
+    Batch(#[from] projections::batches::BatchRefusal),
+    #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -95,6 +98,7 @@ impl PayoutError {
             PayoutError::ObjectionResolved(_) => "objection_already_resolved",
             PayoutError::NotRecoverable { .. } => "not_recoverable",
             PayoutError::PeriodSealed(_) => "period_sealed",
+            PayoutError::Batch(r) => r.code(),
             PayoutError::Store(_) | PayoutError::Database(_) => "internal",
         }
     }
@@ -363,6 +367,8 @@ pub async fn issue_payouts(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedPayout {
     pub id: String,
+    /// The payout batch (支付批次): one per pool of the request.
+    pub batch: String,
     pub application: String,
     pub amount: rust_decimal::Decimal,
     pub payee: Payee,
@@ -410,6 +416,9 @@ pub async fn issue_payouts_to(
     }
     let ids = distinct_ids("application_ids", application_ids)?;
     let payouts: Vec<String> = ids.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    // One batch per pool the applications belong to (a bureau's request has one); its id is
+    // fixed before the first attempt, like the payouts', so a retry records the same ids.
+    let mut batch_ids: std::collections::BTreeMap<String, String> = Default::default();
     execute!(&mut db, PayoutError, |a| {
         let apps = read_applications(a, &ids).await?;
         let postings: Vec<(String, NaiveDate)> =
@@ -440,7 +449,11 @@ pub async fn issue_payouts_to(
                 }
             }
             let counts = app.funding == policy::Funding::ExpansionPilot.as_str();
-            let mut tags = vec![payout_tag(payout)];
+            let batch = batch_ids
+                .entry(app.pool.clone())
+                .or_insert_with(|| uuid::Uuid::now_v7().to_string())
+                .clone();
+            let mut tags = vec![payout_tag(payout), super::batches::batch_tag(&batch)];
             if counts {
                 tags.push(Tag::pool_year(&app.pool, app.year));
             }
@@ -455,16 +468,39 @@ pub async fn issue_payouts_to(
                 issued_by: actor.to_string(),
                 reissue_of: None,
                 account: None,
+                batch: Some(batch),
             };
             let app_stream = application_stream(&app.id);
             events.push(new_event(&app_stream, &e, actor, &app.pool, &app.county, tags, paid_on));
             expected.push((app_stream, ExpectedVersion::Exact(*version)));
+        }
+        // Each batch: its own stream, listing its payouts (issued in the same append).
+        for (pool, batch) in &batch_ids {
+            let in_batch: Vec<(&String, &Application)> = apps
+                .iter()
+                .zip(&payouts)
+                .filter(|((app, _), _)| &app.pool == pool)
+                .map(|((app, _), id)| (id, app))
+                .collect();
+            let e = PayoutBatchIssued {
+                batch: batch.clone(),
+                pool: pool.clone(),
+                payouts: in_batch.iter().map(|(id, _)| (*id).clone()).collect(),
+                amount: in_batch.iter().map(|(_, app)| app.amount).sum(),
+                issued_on: paid_on,
+                issued_by: actor.to_string(),
+            };
+            let stream = super::batches::batch_stream(batch);
+            let tag = super::batches::batch_tag(batch);
+            events.push(super::batches::batch_event(&stream, &e, actor, pool, tag, paid_on));
+            expected.push((stream, ExpectedVersion::NoStream));
         }
         let issued = apps
             .iter()
             .zip(&payouts)
             .map(|((app, _), id)| IssuedPayout {
                 id: id.clone(),
+                batch: batch_ids[&app.pool].clone(),
                 application: app.id.clone(),
                 amount: app.amount,
                 payee: Payee::of(app),
@@ -516,7 +552,7 @@ pub async fn settle_dated(
         });
     }
     execute!(db, PayoutError, |a| {
-        let (_, app, version) = read_payout(a, payout).await?;
+        let (issued, app, version) = read_payout(a, payout).await?;
         if !app.latest_payout_is(payout, Status::PayoutIssued) {
             return Err(PayoutError::PayoutNotOpen {
                 payout: payout.to_string(),
@@ -525,7 +561,7 @@ pub async fn settle_dated(
         }
         let condition = super::periods::open_periods(a, &[(app.pool.clone(), on)]).await??;
         let appending = Append {
-            events: vec![settlement_event(&app, payout, settlement, on, actor)],
+            events: vec![settlement_event(&app, &issued, settlement, on, actor)],
             expected: vec![(application_stream(&app.id), ExpectedVersion::Exact(version))],
             condition: Some(condition),
         };
@@ -536,13 +572,16 @@ pub async fn settle_dated(
 /// `PayoutSettled` or `PayoutFailed` for a payout of `app`, dated `on`.
 pub(crate) fn settlement_event(
     app: &Application,
-    payout: &str,
+    issued: &PayoutIssued,
     settlement: &Settlement,
     on: NaiveDate,
     actor: &str,
 ) -> NewEvent {
+    let payout = issued.payout.as_str();
     let stream = application_stream(&app.id);
-    let tags = vec![payout_tag(payout)];
+    // The answer carries its batch's tag: the batch's state is what that tag holds.
+    let mut tags = vec![payout_tag(payout)];
+    tags.extend(issued.batch.as_deref().map(super::batches::batch_tag));
     match settlement {
         Settlement::Settled { bank_reference } => {
             let e = PayoutSettled {
@@ -654,6 +693,7 @@ pub async fn reissue_payout(
             issued_by: actor.to_string(),
             reissue_of: Some(failed.to_string()),
             account: Some(record.clone()),
+            batch: None,
         };
         let stream = application_stream(&app.id);
         let appending = Append {
