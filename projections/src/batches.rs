@@ -104,6 +104,7 @@ impl Batch {
         events: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
     ) -> Result<Option<Batch>, ProjectionError> {
         let mut batch: Option<Batch> = None;
+        let mut amounts: BTreeMap<String, Decimal> = BTreeMap::new();
         for (t, data) in events {
             match t {
                 PayoutBatchIssued::TYPE => {
@@ -123,11 +124,10 @@ impl Batch {
                         reconciled: None,
                     });
                 }
+                // Appended with the batch, before or after its `PayoutBatchIssued`.
                 "PayoutIssued" => {
                     let e: events::application::PayoutIssued = decode(t, data)?;
-                    if let Some(p) = batch.as_mut().and_then(|b| b.payouts.get_mut(&e.payout)) {
-                        p.0 = e.amount;
-                    }
+                    amounts.insert(e.payout, e.amount);
                 }
                 PayoutBatchSent::TYPE => {
                     let e: PayoutBatchSent = decode(t, data)?;
@@ -152,6 +152,11 @@ impl Batch {
                     }
                 }
                 _ => {}
+            }
+        }
+        if let Some(b) = batch.as_mut() {
+            for (payout, (amount, _)) in b.payouts.iter_mut() {
+                *amount = amounts.get(payout).copied().unwrap_or_default();
             }
         }
         Ok(batch)
@@ -262,7 +267,8 @@ mod tests {
 
     #[test]
     fn a_batch_goes_issued_sent_answered_reconciled_and_refuses_every_step_out_of_order() {
-        let mut log = vec![issued(), payout("p1"), payout("p2")];
+        // As `issue_payouts` appends them: the payouts, then the batch.
+        let mut log = vec![payout("p1"), payout("p2"), issued()];
         let b = fold(&log);
         assert_eq!(b.status(), BatchStatus::Issued);
         let refused = b.may_reconcile(day("2024-11-20"), "f").unwrap_err();

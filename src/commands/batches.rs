@@ -2,8 +2,8 @@
 //! (`PayoutBatchIssued`), sent (`mark_sent`), answered payout by payout (settlements and the
 //! bank's file, whose events carry the batch's tag), closed (`reconcile`). A batch's state is
 //! the fold of the events tagged `batch:<id>` ([`projections::batches::Batch`]); each
-//! transition appends on the condition that nothing tagged with the batch was recorded since
-//! that read, so two clerks cannot both send or both close it.
+//! transition appends at the batch stream's version it read, so two clerks cannot both send
+//! or both close it.
 
 use chrono::NaiveDate;
 use events::batch::{PayoutBatchReconciled, PayoutBatchSent};
@@ -13,7 +13,7 @@ use projections::batches::Batch;
 use super::applications::new_event;
 use super::payouts::PayoutError;
 use super::{execute, Attempt, Decided};
-use crate::store::{Append, AppendCondition, ExpectedVersion, NewEvent, ReadPoint};
+use crate::store::{Append, ExpectedVersion, NewEvent};
 
 pub fn batch_stream(batch: &str) -> String {
     format!("payout-batch-{batch}")
@@ -23,12 +23,11 @@ pub fn batch_tag(batch: &str) -> Tag {
     Tag::parse(&format!("batch:{batch}")).expect("batch ids are uuids")
 }
 
-/// The state of a batch from its tagged events, with the read point to condition on and its
-/// stream's version.
+/// The state of a batch from its tagged events, and its stream's version.
 pub(crate) async fn read_batch(
     a: &mut Attempt<'_>,
     batch: &str,
-) -> Result<(Batch, ReadPoint, i64), PayoutError> {
+) -> Result<(Batch, i64), PayoutError> {
     let read = a.read_tagged(&[batch_tag(batch)]).await?;
     let state = Batch::fold(read.events.iter().map(|e| (e.event_type.as_str(), &e.data)))
         .expect("recorded events read as their schema")
@@ -40,7 +39,7 @@ pub(crate) async fn read_batch(
         .map(|e| e.stream_version)
         .max()
         .unwrap_or(0);
-    Ok((state, read.read_point, version))
+    Ok((state, version))
 }
 
 /// The state of a batch, read outside a command (`GET`): the same fold.
@@ -72,7 +71,6 @@ fn appending(
     event: &impl DomainEvent,
     actor: &str,
     on: NaiveDate,
-    read_point: ReadPoint,
     version: i64,
 ) -> Append {
     let stream = batch_stream(&batch.batch);
@@ -80,7 +78,13 @@ fn appending(
     Append {
         events: vec![batch_event(&stream, event, actor, &batch.pool, tag.clone(), on)],
         expected: vec![(stream, ExpectedVersion::Exact(version))],
-        condition: Some(AppendCondition { tags: vec![tag], after: read_point }),
+        // The batch's stream version alone guards its transitions: two sends or two closes
+        // expect the same version and one fails. No tag condition is needed: the answers
+        // (tagged with the batch) cannot change a decision here, since a close needs every
+        // payout answered and a payout is answered once; and the bank file closes the batches
+        // it answered in the same transaction as those answers, which a condition on the tag
+        // would count as a concurrent writer.
+        condition: None,
     }
 }
 
@@ -100,7 +104,7 @@ pub async fn mark_sent(
         });
     }
     execute!(&mut db, PayoutError, |a| {
-        let (mut state, read_point, version) = read_batch(a, batch).await?;
+        let (mut state, version) = read_batch(a, batch).await?;
         state.may_send()?;
         if on < state.issued_on {
             return Err(PayoutError::Invalid {
@@ -109,7 +113,7 @@ pub async fn mark_sent(
             });
         }
         let e = PayoutBatchSent { batch: batch.to_string(), sent_on: on, sent_by: actor.into() };
-        let append = appending(&state, &e, actor, on, read_point, version);
+        let append = appending(&state, &e, actor, on, version);
         state.sent_on = Some(on);
         Ok(Decided::append(append, state))
     })
@@ -134,9 +138,9 @@ pub(crate) async fn reconcile_in(
     today: NaiveDate,
 ) -> Result<PayoutBatchReconciled, PayoutError> {
     execute!(db, PayoutError, |a| {
-        let (state, read_point, version) = read_batch(a, batch).await?;
+        let (state, version) = read_batch(a, batch).await?;
         let e = state.may_reconcile(today, actor)?;
-        let append = appending(&state, &e, actor, today, read_point, version);
+        let append = appending(&state, &e, actor, today, version);
         Ok(Decided::append(append, e))
     })
 }
