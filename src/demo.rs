@@ -15,8 +15,11 @@ use crate::commands::payouts::{
 use crate::commands::setup::{lock_balance, register_county, register_pool, set_quota};
 use crate::personal::Keys;
 
+/// A pool's code, its name and its counties (code, name).
+type DemoPool = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 /// Pools (统筹地区) of the demo province, with their counties (区县).
-const POOLS: [(&str, &str, &[(&str, &str)]); 4] = [
+const POOLS: [DemoPool; 4] = [
     (
         "371500",
         "聊城市",
@@ -146,7 +149,7 @@ fn application(i: usize) -> (&'static str, &'static str, PersonApplication) {
     };
     let name = format!("{}{}", SURNAMES[i % SURNAMES.len()], GIVEN[(i / 7) % GIVEN.len()]);
     let spread = (i * 37 % 200) as u64;
-    if pool == "371500" && i % 3 == 0 {
+    if pool == "371500" && i.is_multiple_of(3) {
         // Liaocheng's training subsidy (聊城 2024), on the expansion pilot: it moves the gauge.
         let submitted = day(2024, 9, 20) + Days::new(spread % 90);
         let body = json!({
@@ -160,7 +163,7 @@ fn application(i: usize) -> (&'static str, &'static str, PersonApplication) {
         let app = serde_json::from_value(body).expect("a valid training application");
         return (pool, county, PersonApplication::Training(app));
     }
-    let (submitted, issued) = if pool == "370800" && i % 2 == 0 {
+    let (submitted, issued) = if pool == "370800" && i.is_multiple_of(2) {
         let s = day(2025, 4, 20) + Days::new(spread);
         (s, s - Days::new(60))
     } else {
@@ -280,7 +283,7 @@ async fn notice_and_pay(
     let notice = open_notice(pool, county, starts_on, &ids, &clerk, today).await?;
     summary.notices += 1;
     // Every fourth notice draws an objection; every other objection is upheld.
-    if summary.notices % 4 == 0 {
+    if summary.notices.is_multiple_of(4) {
         let target = &ids[summary.notices % ids.len()];
         let summary_text = "群众反映：申请人培训期间未实际参训";
         let filed = file_objection_received(
@@ -295,7 +298,7 @@ async fn notice_and_pay(
         .await;
         if let Ok(objection) = filed {
             summary.objections += 1;
-            let upheld = summary.objections % 2 == 0;
+            let upheld = summary.objections.is_multiple_of(2);
             let note = if upheld {
                 "经核实情况属实，不予发放"
             } else {
@@ -312,11 +315,11 @@ async fn notice_and_pay(
     let payouts = issue_payouts(pool, &cleared, paid_on, finance, today).await?;
     for (k, payout) in payouts.iter().enumerate() {
         summary.payouts += 1;
-        if (summary.payouts + k) % 20 == 0 {
+        if (summary.payouts + k).is_multiple_of(20) {
             let failed = Settlement::Failed { reason: "账户已销户".into() };
             settle(pool, payout, &failed, finance, today).await?;
             summary.failed += 1;
-            if summary.failed % 5 != 0 {
+            if !summary.failed.is_multiple_of(5) {
                 let account = BankAccount {
                     bank: "中国农业银行".into(),
                     number: format!("62284800{:011}", summary.payouts),
@@ -342,7 +345,7 @@ async fn notice_and_pay(
         } else {
             let done = Settlement::Settled { bank_reference: format!("DEMO-{}", summary.payouts) };
             settle(pool, payout, &done, finance, today).await?;
-            if summary.payouts % 50 == 0 {
+            if summary.payouts.is_multiple_of(50) {
                 let money = policy::Money::parse("300.00")?;
                 let application = &cleared[k.min(cleared.len() - 1)];
                 if record_recovery(pool, application, money, "骗取补贴，依法追回", finance, today)
