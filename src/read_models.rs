@@ -10,8 +10,10 @@
 //! | `notices`, `notice_lines`, `objections` | `GET /v1/notices/{id}` |
 //! | `payouts` | `GET /v1/payouts/{id}` |
 //! | `spending` | `GET /v1/reports/spending` |
+//! | `ledger_entries` | `GET /v1/reports/trial-balance` |
 
 use projections::applications::StatusRow;
+use projections::entries::{EntryKey, Sides};
 use projections::notices::{NoticeLineRow, NoticeRow, ObjectionRow};
 use projections::payouts::PayoutRow;
 pub use projections::pools::QuotaRow;
@@ -98,7 +100,7 @@ fn write_sql() -> &'static str {
     SQL.get_or_init(|| format!("WITH {} SELECT 1", write_ctes(1, "")))
 }
 
-/// The upserts of [`write`] as common table expressions, their seven parameters numbered from
+/// The upserts of [`write`] as common table expressions, their eight parameters numbered from
 /// `first`; `gate` is joined to every source (", gate": see [`append_and_write`]).
 fn write_ctes(first: usize, gate: &str) -> String {
     let source = |n: usize, table: &str| {
@@ -128,7 +130,10 @@ fn write_ctes(first: usize, gate: &str) -> String {
          sp AS (INSERT INTO spending AS t {sp}
                 ON CONFLICT (pool, month, county, program, funding) DO UPDATE
                 SET payouts = t.payouts + excluded.payouts, paid = t.paid + excluded.paid,
-                    failed = t.failed + excluded.failed, recovered = t.recovered + excluded.recovered)",
+                    failed = t.failed + excluded.failed, recovered = t.recovered + excluded.recovered),
+         le AS (INSERT INTO ledger_entries AS t {le}
+                ON CONFLICT (pool, month, account) DO UPDATE
+                SET debit = t.debit + excluded.debit, credit = t.credit + excluded.credit)",
         s = source(0, "application_status"),
         n = source(1, "notices"),
         l = source(2, "notice_lines"),
@@ -136,6 +141,7 @@ fn write_ctes(first: usize, gate: &str) -> String {
         p = source(4, "payouts"),
         qd = source(5, "quota_usage"),
         sp = source(6, "spending"),
+        le = source(7, "ledger_entries"),
         status = replace_all(STATUS_COLUMNS),
         notice = replace_all(NOTICE_COLUMNS),
         line = replace_all(LINE_COLUMNS),
@@ -186,6 +192,7 @@ pub async fn append_and_write(
             json(&changes.payouts),
             json(&changes.quota_usage),
             json(&changes.spending),
+            json(&changes.ledger_entries),
         ],
     )
     .await
@@ -209,6 +216,7 @@ pub async fn write(conn: &mut PgConnection, changes: &Changes) -> Result<(), sql
         .bind(json(&changes.payouts))
         .bind(json(&changes.quota_usage))
         .bind(json(&changes.spending))
+        .bind(json(&changes.ledger_entries))
         .execute(conn)
         .await?;
     Ok(())
@@ -224,6 +232,7 @@ pub const TABLES: &[&str] = &[
     "payouts",
     "quota_usage",
     "spending",
+    "ledger_entries",
 ];
 
 /// The quota of a pool and year, as kept inline.
@@ -660,4 +669,37 @@ pub async fn last_checkpoint(
     .fetch_optional(conn)
     .await?;
     Ok(data.and_then(|d| serde_json::from_value(d).ok()))
+}
+
+/// Every row of `ledger_entries`, in primary-key order.
+pub async fn all_entries(conn: &mut PgConnection) -> Result<Vec<(EntryKey, Sides)>, sqlx::Error> {
+    let rows: Vec<(String, String, String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT pool, month, account, debit, credit FROM ledger_entries
+         ORDER BY pool COLLATE \"C\", month COLLATE \"C\", account COLLATE \"C\"",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(pool, month, account, debit, credit)| {
+            (EntryKey { pool, month, account }, Sides { debit, credit })
+        })
+        .collect())
+}
+
+/// The `ledger_entries` rows of one pool and month (`YYYY-MM`): what its trial balance sums.
+pub async fn entries_of_month(
+    conn: &mut PgConnection,
+    pool: &str,
+    month: &str,
+) -> Result<Vec<(String, Sides)>, sqlx::Error> {
+    let rows: Vec<(String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT account, debit, credit FROM ledger_entries WHERE pool = $1 AND month = $2
+         ORDER BY account COLLATE \"C\"",
+    )
+    .bind(pool)
+    .bind(month)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(a, debit, credit)| (a, Sides { debit, credit })).collect())
 }

@@ -97,7 +97,8 @@ async fn write_in_chunks(
         + all.objections.len()
         + all.payouts.len()
         + all.quota_usage.len()
-        + all.spending.len()) as u64;
+        + all.spending.len()
+        + all.ledger_entries.len()) as u64;
     let mut done = 0u64;
     macro_rules! chunks {
         ($field:ident) => {
@@ -116,5 +117,6 @@ async fn write_in_chunks(
     chunks!(payouts);
     chunks!(quota_usage);
     chunks!(spending);
+    chunks!(ledger_entries);
     Ok(done)
 }

@@ -212,3 +212,60 @@ async fn a_person_signs_in_and_every_page_shows_what_the_api_states_within_scope
     assert_eq!(r.status, 401);
     assert!(r.text.contains("action=\"/signin\""));
 }
+
+/// The text of the element with `id="<id>"` in the page.
+fn by_id<'a>(html: &'a str, id: &str) -> &'a str {
+    let marker = format!("id=\"{id}\">");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {id} in the page")) + marker.len();
+    &html[start..html[start..].find('<').unwrap() + start]
+}
+
+#[tokio::test]
+async fn the_trial_balance_page_shows_what_the_api_states_for_the_month() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let mut ids = Vec::new();
+    for person in [31, 32] {
+        let r = api.post("clerk", "/v1/applications", &training(person)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let path = format!("/v1/applications/{id}/review");
+        let r = api.post("reviewer", &path, &json!({"decision": "approve"})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        ids.push(id);
+    }
+    let body = json!({"county": "371502", "starts_on": "2024-11-04", "application_ids": ids});
+    let notice =
+        api.post("clerk", "/v1/notices", &body).await.json()["id"].as_str().unwrap().to_string();
+    let r = api.post("clerk", &format!("/v1/notices/{notice}/close"), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = api
+        .post("finance", "/v1/payouts", &json!({"application_ids": ids, "paid_on": "2024-11-12"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let finance = sign_in(&api, "finance").await;
+    let pool = page(&api, &finance, "/pools/371500").await;
+    assert!(pool.text.contains("href=\"/pools/371500/trial-balance/2024-11\""), "{}", pool.text);
+    let json =
+        api.get("finance", "/v1/reports/trial-balance?pool=371500&month=2024-11").await.json();
+    let shown = page(&api, &finance, "/pools/371500/trial-balance/2024-11").await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(by_id(&shown.text, "balanced"), "借贷平衡");
+    assert_eq!(by_id(&shown.text, "total_debit"), json["total_debit"].as_str().unwrap());
+    assert_eq!(by_id(&shown.text, "total_credit"), json["total_credit"].as_str().unwrap());
+    assert_eq!(json["total_debit"], "1200.00");
+    for line in json["lines"].as_array().unwrap() {
+        let account = line["account"].as_str().unwrap();
+        assert!(shown.text.contains(line["label"].as_str().unwrap()));
+        for side in ["debit", "credit", "balance"] {
+            let id = format!("{side}-{account}");
+            assert_eq!(by_id(&shown.text, &id), line[side].as_str().unwrap(), "{id}");
+        }
+    }
+    let auditor = sign_in(&api, "auditor").await;
+    assert_eq!(page(&api, &auditor, "/pools/371500/trial-balance/2024-11").await.status, 200);
+    let jining = sign_in(&api, "finance_jining").await;
+    assert_eq!(page(&api, &jining, "/pools/371500/trial-balance/2024-11").await.status, 403);
+    assert_eq!(page(&api, &finance, "/pools/371500/trial-balance/2024-13").await.status, 422);
+}

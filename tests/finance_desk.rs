@@ -295,7 +295,8 @@ async fn a_sealed_month_refuses_late_postings_and_the_next_month_takes_them() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(events(&api).await, before + 3);
+    // The payout, its batch (PayoutBatchIssued), the settlement, the recovery.
+    assert_eq!(events(&api).await, before + 4);
     // November's figures did not move.
     let report = api.get("finance", "/v1/reports/spending?pool=371500&year=2024").await.json();
     let november: Vec<&Value> =
@@ -574,4 +575,82 @@ async fn the_cli_import_records_each_line_in_a_transaction_of_its_own() {
             .await
             .unwrap();
     assert_eq!((again.recorded, again.already_recorded.len()), (0, 1));
+}
+
+fn line_of<'a>(tb: &'a Value, account: &str) -> &'a Value {
+    tb["lines"].as_array().unwrap().iter().find(|l| l["account"] == account).unwrap()
+}
+
+#[tokio::test]
+async fn the_trial_balance_of_a_month_balances_and_agrees_with_the_spending_report() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let ids = cleared(&api, 20..23).await;
+    let p = pay(&api, &ids, "2024-11-12").await;
+    let file = format!(
+        "payout_id,amount,status,settled_on,bank_reference,reason\n\
+         {},600.00,settled,2024-11-13,B-1,\n{},600.00,failed,2024-11-14,,账户已销户\n",
+        p[0], p[1]
+    );
+    let r = import(&api, "finance", "tb-1", file.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    reissue(&api, &p[1], "6228480000000000001").await;
+
+    let path = "/v1/reports/trial-balance?pool=371500&month=2024-11";
+    let tb = api.get("finance", path).await;
+    assert_eq!(tb.status, 200, "{}", tb.text);
+    let tb = tb.json();
+    // Issued 3 × 600 from the quota and a reissue of 600; one settled, one failed.
+    assert_eq!(
+        (tb["total_debit"].as_str(), tb["total_credit"].as_str()),
+        (Some("3600.00"), Some("3600.00"))
+    );
+    assert_eq!(tb["balanced"], true);
+    let quota = line_of(&tb, "expansion_quota");
+    assert_eq!(
+        (quota["label"].as_str(), quota["debit"].as_str()),
+        (Some("扩围额度"), Some("1800.00"))
+    );
+    let payable = line_of(&tb, "payable");
+    assert_eq!(
+        (payable["debit"].as_str(), payable["credit"].as_str()),
+        (Some("1200.00"), Some("2400.00"))
+    );
+    assert_eq!(line_of(&tb, "paid")["credit"], "600.00");
+    let returned = line_of(&tb, "returned");
+    assert_eq!(
+        (returned["label"].as_str(), returned["balance"].as_str()),
+        (Some("退回待重发"), Some("0.00"))
+    );
+    assert_eq!(line_of(&tb, "fund")["label"], "基金");
+    assert_eq!(line_of(&tb, "recovered")["label"], "追回");
+
+    // The report's net for the month is the sources' balance plus the returned money's.
+    let report = api.get("finance", "/v1/reports/spending?pool=371500&year=2024").await.json();
+    let net: rust_decimal::Decimal = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["month"] == "2024-11")
+        .map(|r| r["net"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    let balance = |a: &str| {
+        line_of(&tb, a)["balance"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()
+    };
+    assert_eq!(net, balance("fund") + balance("expansion_quota") + balance("returned"));
+
+    // Auditors read it too; another pool's bureau and a county clerk do not; a month is YYYY-MM.
+    let a = api.get("auditor", path).await;
+    assert_eq!((a.status, a.json()), (200, tb.clone()));
+    assert_eq!(api.get("finance_jining", path).await.status, 403);
+    assert_eq!(api.get("clerk", path).await.status, 403);
+    let bad = api.get("finance", "/v1/reports/trial-balance?pool=371500&month=2024-13").await;
+    assert_eq!((bad.status, bad.code()), (422, "validation_failed".to_string()), "{}", bad.text);
+    // A month with nothing posted balances at zero.
+    let empty =
+        api.get("finance", "/v1/reports/trial-balance?pool=371500&month=2024-01").await.json();
+    assert_eq!(
+        (empty["total_debit"].as_str(), empty["balanced"].as_bool()),
+        (Some("0.00"), Some(true))
+    );
 }

@@ -23,8 +23,8 @@ use fundledger::personal::Keys;
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::publishing::{load_policy_file, publish};
 use fundledger::read_models::{
-    all_application_statuses, all_notice_lines, all_notices, all_objections, all_payouts,
-    all_quotas, all_spending,
+    all_application_statuses, all_entries, all_notice_lines, all_notices, all_objections,
+    all_payouts, all_quotas, all_spending,
 };
 use policy::job_stabilization::SizeClass;
 use policy::{Amount, DivisionCode, Money, Ratio};
@@ -204,6 +204,110 @@ fn same_rows<T: PartialEq + std::fmt::Debug>(table: &str, live: &[T], rebuilt: &
         live.get(at),
         rebuilt.get(at),
     );
+}
+
+/// The double-entry view against everything else that counts the same money, exactly:
+/// - every pool's month is a trial balance whose debits equal its credits;
+/// - the spending report's figures of that month are the entries' (paid = what the sources
+///   and 退回待重发 were debited; failed = what 退回待重发 was credited; recovered = what the
+///   sources were credited) and so is its net;
+/// - the same figures summed from the payout events of the log themselves;
+/// - over all months, the expansion quota's account is `quota_usage`'s `paid − recovered`,
+///   and the first issues (not the reissues) of quota money less its recoveries in the log.
+fn the_books_agree(
+    log: &[(String, serde_json::Value)],
+    entries: &[(projections::entries::EntryKey, projections::entries::Sides)],
+    spending: &[(projections::spending::SpendingKey, projections::spending::Figures)],
+    quotas: &[fundledger::read_models::QuotaRow],
+    seed: u64,
+) {
+    use projections::entries::{Account, TrialBalance};
+    type Month = (String, String);
+    let zero = Decimal::ZERO;
+    let mut months: BTreeMap<Month, Vec<(&str, &projections::entries::Sides)>> = BTreeMap::new();
+    for (k, s) in entries {
+        months.entry((k.pool.clone(), k.month.clone())).or_default().push((k.account.as_str(), s));
+    }
+    // From the spending report: (paid, failed, recovered) per pool and month.
+    let mut report: BTreeMap<Month, (Decimal, Decimal, Decimal)> = BTreeMap::new();
+    for (k, f) in spending {
+        let r = report.entry((k.pool.clone(), k.month.clone())).or_default();
+        r.0 += f.paid;
+        r.1 += f.failed;
+        r.2 += f.recovered;
+    }
+    // From the log itself.
+    let month = |d: &serde_json::Value, field: &str| d[field].as_str().unwrap()[..7].to_string();
+    let amount = |d: &serde_json::Value| d["amount"].as_str().unwrap().parse::<Decimal>().unwrap();
+    let mut events: BTreeMap<Month, (Decimal, Decimal, Decimal)> = BTreeMap::new();
+    let mut issued: BTreeMap<String, (String, Decimal)> = BTreeMap::new();
+    let mut quota_from_log: BTreeMap<String, Decimal> = BTreeMap::new();
+    for (t, d) in log {
+        let pool = d["pool"].as_str().map(str::to_string);
+        match t.as_str() {
+            "PayoutIssued" => {
+                let (pool, a) = (pool.unwrap(), amount(d));
+                events.entry((pool.clone(), month(d, "paid_on"))).or_default().0 += a;
+                if d["counts_against_quota"] == json!(true) && d.get("reissue_of").is_none() {
+                    *quota_from_log.entry(pool.clone()).or_default() += a;
+                }
+                issued.insert(d["payout"].as_str().unwrap().to_string(), (pool, a));
+            }
+            "PayoutFailed" => {
+                let (pool, a) = issued[d["payout"].as_str().unwrap()].clone();
+                events.entry((pool, month(d, "failed_on"))).or_default().1 += a;
+            }
+            "RecoveryRecorded" => {
+                let (pool, a) = (pool.unwrap(), amount(d));
+                events.entry((pool.clone(), month(d, "recovered_on"))).or_default().2 += a;
+                if d["counts_against_quota"] == json!(true) {
+                    *quota_from_log.entry(pool).or_default() -= a;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        months.keys().collect::<Vec<_>>(),
+        report.keys().collect::<Vec<_>>(),
+        "the entries and the spending report cover the same pools and months (seed {seed})"
+    );
+    let mut quota_account: BTreeMap<String, Decimal> = BTreeMap::new();
+    for (key, rows) in &months {
+        let tb = TrialBalance::of(rows.iter().copied());
+        assert!(
+            tb.balanced && tb.total_debit > zero,
+            "{key:?} does not balance (seed {seed}): {tb:?}"
+        );
+        let line = |a: Account| tb.lines.iter().find(|l| l.account == a.as_str()).unwrap();
+        let (fund, quota, returned) =
+            (line(Account::Fund), line(Account::ExpansionQuota), line(Account::Returned));
+        let from_entries = (
+            fund.debit + quota.debit + returned.debit,
+            returned.credit,
+            fund.credit + quota.credit,
+        );
+        assert_eq!(from_entries, report[key], "{key:?}: entries vs spending (seed {seed})");
+        assert_eq!(from_entries, events[key], "{key:?}: entries vs the log (seed {seed})");
+        let (paid, failed, recovered) = report[key];
+        assert_eq!(
+            fund.balance + quota.balance + returned.balance,
+            paid - failed - recovered,
+            "{key:?}: net spending (seed {seed})"
+        );
+        assert_eq!(line(Account::Recovered).debit, recovered, "{key:?} (seed {seed})");
+        *quota_account.entry(key.0.clone()).or_default() += quota.balance;
+    }
+    let mut quota_usage: BTreeMap<String, Decimal> = BTreeMap::new();
+    for q in quotas {
+        *quota_usage.entry(q.pool.clone()).or_default() += q.paid - q.recovered;
+    }
+    quota_account.retain(|_, v| *v != zero);
+    quota_usage.retain(|_, v| *v != zero);
+    quota_from_log.retain(|_, v| *v != zero);
+    assert!(!quota_usage.is_empty(), "quota money moved (seed {seed})");
+    assert_eq!(quota_account, quota_usage, "扩围额度 vs quota_usage (seed {seed})");
+    assert_eq!(quota_account, quota_from_log, "扩围额度 vs the log (seed {seed})");
 }
 
 async fn last_event(db: &sqlx::PgPool) -> i64 {
@@ -655,6 +759,9 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     same_rows("payouts", &payout_rows, &rebuilt.payouts.rows(), seed);
     let spending = all_spending(&mut conn).await.unwrap();
     same_rows("spending", &spending, &rebuilt.spending.rows(), seed);
+    let entries = all_entries(&mut conn).await.unwrap();
+    same_rows("ledger_entries", &entries, &rebuilt.entries.rows(), seed);
+    the_books_agree(&rows, &entries, &spending, &live, seed);
 
     // `fundledger rebuild` writes the same tables again from the log, through the same
     // definition: every table it writes equals the one the commands kept live.
@@ -685,6 +792,12 @@ async fn the_fold_of_the_log_equals_every_read_model_kept_inline() {
     );
     same_rows("payouts after rebuild", &all_payouts(&mut conn).await.unwrap(), &payout_rows, seed);
     same_rows("spending after rebuild", &all_spending(&mut conn).await.unwrap(), &spending, seed);
+    same_rows(
+        "ledger_entries after rebuild",
+        &all_entries(&mut conn).await.unwrap(),
+        &entries,
+        seed,
+    );
 
     // The comparison meant something: every status, both objection outcomes, money in
     // several months, failures and recoveries booked.

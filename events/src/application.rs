@@ -314,6 +314,11 @@ pub struct PayoutIssued {
     /// line. Absent: the application's party (or its training institution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payee: Option<EnterpriseRecord>,
+    /// The payout batch (支付批次) it was issued in: absent in payouts recorded before
+    /// batches existed and in reissues (a reissue is paid on its own), never written when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// A bank account as events hold it: the number sealed (AES-256-GCM), and masked for display.

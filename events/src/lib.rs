@@ -4,6 +4,7 @@
 //! as long as the ledger exists, so changes are additive and versioned. This crate does no I/O.
 
 pub mod application;
+pub mod batch;
 pub mod checkpoint;
 pub mod metadata;
 pub mod period;

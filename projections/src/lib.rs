@@ -2,6 +2,8 @@
 //! database, only the events.
 
 pub mod applications;
+pub mod batches;
+pub mod entries;
 pub mod notices;
 pub mod payouts;
 pub mod pools;
@@ -17,6 +19,7 @@ pub struct ReadModels {
     pub notices: notices::Notices,
     pub payouts: payouts::Payouts,
     pub spending: spending::Spending,
+    pub entries: entries::Entries,
 }
 
 impl ReadModels {
@@ -29,7 +32,8 @@ impl ReadModels {
         self.applications.apply(event_type, data)?;
         self.notices.apply(event_type, data)?;
         self.payouts.apply(event_type, data)?;
-        self.spending.apply(event_type, data)
+        self.spending.apply(event_type, data)?;
+        self.entries.apply(event_type, data)
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! - Tables of whole rows (`application_status`, `notices`, `notice_lines`, `objections`,
 //!   `payouts`) get every row that differs, written whole (insert or replace).
-//! - Tables of totals (`quota_usage`, `spending`) get the difference of each figure, added to
+//! - Tables of totals (`quota_usage`, `spending`, `ledger_entries`) get the difference of each figure, added to
 //!   what is stored. Totals are shared by many aggregates (every approval of a city in a year
 //!   moves one quota row), so a command that folded only its own aggregate cannot know the
 //!   stored total, but it knows exactly what it adds to it.
@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use crate::applications::StatusRow;
+use crate::entries::{EntryKey, Sides};
 use crate::notices::{NoticeLineRow, NoticeRow, ObjectionRow};
 use crate::payouts::PayoutRow;
 use crate::pools::QuotaRow;
@@ -34,6 +35,15 @@ pub struct SpendingRow {
     pub figures: Figures,
 }
 
+/// One row of `ledger_entries` (or the change to it): pool, month, account, debit, credit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryRow {
+    #[serde(flatten)]
+    pub key: EntryKey,
+    #[serde(flatten)]
+    pub sides: Sides,
+}
+
 /// What the stored read models must change: whole rows to write, and differences to add.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -46,6 +56,8 @@ pub struct Changes {
     pub quota_usage: Vec<QuotaRow>,
     /// Differences to add to `spending`.
     pub spending: Vec<SpendingRow>,
+    /// Differences to add to `ledger_entries` (the double-entry view).
+    pub ledger_entries: Vec<EntryRow>,
 }
 
 /// The rows of `after` that are not in `before` as they are.
@@ -103,6 +115,16 @@ impl Changes {
                 (d != Figures::default()).then(|| SpendingRow { key: key.clone(), figures: d })
             })
             .collect();
+        let ledger_entries = after
+            .entries
+            .rows
+            .iter()
+            .filter_map(|(key, a)| {
+                let b = before.entries.rows.get(key).cloned().unwrap_or_default();
+                let d = Sides { debit: a.debit - b.debit, credit: a.credit - b.credit };
+                (d != Sides::default()).then(|| EntryRow { key: key.clone(), sides: d })
+            })
+            .collect();
         Changes {
             application_status,
             notices: changed(&before.notices.notices, &after.notices.notices),
@@ -111,6 +133,7 @@ impl Changes {
             payouts: changed(&before.payouts.by_id, &after.payouts.by_id),
             quota_usage,
             spending,
+            ledger_entries,
         }
     }
 

@@ -4,6 +4,7 @@
 //! a conflict for a request that could have succeeded.
 
 pub mod applications;
+pub mod batches;
 pub mod payouts;
 pub mod periods;
 pub mod settlements;

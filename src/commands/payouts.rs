@@ -10,6 +10,7 @@ use events::application::{
     NoticeLine, NoticeOpened, ObjectionFiled, ObjectionResolved, PayoutFailed, PayoutIssued,
     PayoutSettled, RecoveryRecorded,
 };
+use events::batch::PayoutBatchIssued;
 use events::DomainEvent;
 use events::Tag;
 use projections::applications::{Application, Status};
@@ -71,6 +72,8 @@ pub enum PayoutError {
     #[error(transparent)]
     PeriodSealed(#[from] super::periods::Sealed),
     #[error(transparent)]
+    Batch(#[from] projections::batches::BatchRefusal),
+    #[error(transparent)]
     Store(#[from] AppendError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -95,6 +98,7 @@ impl PayoutError {
             PayoutError::ObjectionResolved(_) => "objection_already_resolved",
             PayoutError::NotRecoverable { .. } => "not_recoverable",
             PayoutError::PeriodSealed(_) => "period_sealed",
+            PayoutError::Batch(r) => r.code(),
             PayoutError::Store(_) | PayoutError::Database(_) => "internal",
         }
     }
@@ -377,6 +381,8 @@ pub async fn issue_payouts(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedPayout {
     pub id: String,
+    /// The payout batch (支付批次): one per pool of the request.
+    pub batch: String,
     pub application: String,
     pub amount: rust_decimal::Decimal,
     pub payee: Payee,
@@ -423,6 +429,9 @@ pub async fn issue_payouts_to(
         });
     }
     let ids = distinct_ids("application_ids", application_ids)?;
+    // One batch per pool the applications belong to (a bureau's request has one); its id is
+    // fixed before the first attempt, so a retry records the same batch.
+    let mut batch_ids: std::collections::BTreeMap<String, String> = Default::default();
     execute!(&mut db, PayoutError, |a| {
         let apps = read_applications(a, &ids).await?;
         let postings: Vec<(String, NaiveDate)> =
@@ -459,6 +468,10 @@ pub async fn issue_payouts_to(
             // one payout of the whole amount otherwise. All of them are appended at the
             // application's expected version, so of concurrent requests exactly one pays
             // them, and a line is never paid twice.
+            let batch = batch_ids
+                .entry(app.pool.clone())
+                .or_insert_with(|| uuid::Uuid::now_v7().to_string())
+                .clone();
             let parts: Vec<(Option<u32>, rust_decimal::Decimal, Option<EnterpriseRecord>)> =
                 if app.lines.is_empty() {
                     vec![(None, app.amount, None)]
@@ -467,12 +480,13 @@ pub async fn issue_payouts_to(
                 };
             for (line, amount, payee) in parts {
                 let payout = uuid::Uuid::now_v7().to_string();
-                let mut tags = vec![payout_tag(&payout)];
+                let mut tags = vec![payout_tag(&payout), super::batches::batch_tag(&batch)];
                 if counts {
                     tags.push(Tag::pool_year(&app.pool, app.year));
                 }
                 issued.push(IssuedPayout {
                     id: payout.clone(),
+                    batch: batch.clone(),
                     application: app.id.clone(),
                     amount,
                     payee: match &payee {
@@ -495,6 +509,7 @@ pub async fn issue_payouts_to(
                     account: None,
                     line,
                     payee,
+                    batch: Some(batch.clone()),
                 };
                 let app_stream = application_stream(&app.id);
                 events.push(new_event(
@@ -508,6 +523,26 @@ pub async fn issue_payouts_to(
                 ));
             }
             expected.push((application_stream(&app.id), ExpectedVersion::Exact(*version)));
+        }
+        // Each batch: its own stream, listing its payouts (issued in the same append).
+        for (pool, batch) in &batch_ids {
+            let in_batch: Vec<&IssuedPayout> =
+                issued.iter().filter(|p: &&IssuedPayout| &p.batch == batch).collect();
+            if in_batch.is_empty() {
+                continue;
+            }
+            let e = PayoutBatchIssued {
+                batch: batch.clone(),
+                pool: pool.clone(),
+                payouts: in_batch.iter().map(|p| p.id.clone()).collect(),
+                amount: in_batch.iter().map(|p| p.amount).sum(),
+                issued_on: paid_on,
+                issued_by: actor.to_string(),
+            };
+            let stream = super::batches::batch_stream(batch);
+            let tag = super::batches::batch_tag(batch);
+            events.push(super::batches::batch_event(&stream, &e, actor, pool, tag, paid_on));
+            expected.push((stream, ExpectedVersion::NoStream));
         }
         Ok(Decided::append(Append { events, expected, condition: Some(condition) }, issued))
     })
@@ -555,7 +590,7 @@ pub async fn settle_dated(
         });
     }
     execute!(db, PayoutError, |a| {
-        let (_, app, version) = read_payout(a, payout).await?;
+        let (issued, app, version) = read_payout(a, payout).await?;
         if !app.current_payout_is(payout, Status::PayoutIssued) {
             return Err(PayoutError::PayoutNotOpen {
                 payout: payout.to_string(),
@@ -564,7 +599,7 @@ pub async fn settle_dated(
         }
         let condition = super::periods::open_periods(a, &[(app.pool.clone(), on)]).await??;
         let appending = Append {
-            events: vec![settlement_event(&app, payout, settlement, on, actor)],
+            events: vec![settlement_event(&app, &issued, settlement, on, actor)],
             expected: vec![(application_stream(&app.id), ExpectedVersion::Exact(version))],
             condition: Some(condition),
         };
@@ -575,13 +610,16 @@ pub async fn settle_dated(
 /// `PayoutSettled` or `PayoutFailed` for a payout of `app`, dated `on`.
 pub(crate) fn settlement_event(
     app: &Application,
-    payout: &str,
+    issued: &PayoutIssued,
     settlement: &Settlement,
     on: NaiveDate,
     actor: &str,
 ) -> NewEvent {
+    let payout = issued.payout.as_str();
     let stream = application_stream(&app.id);
-    let tags = vec![payout_tag(payout)];
+    // The answer carries its batch's tag: the batch's state is what that tag holds.
+    let mut tags = vec![payout_tag(payout)];
+    tags.extend(issued.batch.as_deref().map(super::batches::batch_tag));
     match settlement {
         Settlement::Settled { bank_reference } => {
             let e = PayoutSettled {
@@ -696,6 +734,7 @@ pub async fn reissue_payout(
             // The same line, to the same payee, at a corrected account.
             line: issued.line,
             payee: issued.payee.clone(),
+            batch: None,
         };
         let stream = application_stream(&app.id);
         let appending = Append {

@@ -326,7 +326,14 @@ pub fn duplicates(lines: Vec<BankLine>) -> (Vec<BankLine>, Vec<DuplicateLine>) {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LineOutcome {
     /// Recorded now: `PayoutSettled` or `PayoutFailed`.
-    Matched { payout: String, status: BankStatus, amount: String },
+    Matched {
+        payout: String,
+        status: BankStatus,
+        amount: String,
+        /// The payout batch it belongs to (none for a reissue or an older payout).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<String>,
+    },
     /// The bank paid another amount than was issued: nothing recorded, a person must look.
     AmountMismatch { payout: String, amount: String, expected: String },
     /// No payout of the caller's pool has this id (or reference).
@@ -433,7 +440,7 @@ pub async fn reconcile_line(
             read_applications(a, std::slice::from_ref(&issued.application)).await?.remove(0);
         let condition = super::periods::open_periods(a, &[(app.pool.clone(), line.on)]).await??;
         let appending = Append {
-            events: vec![settlement_event(&app, &payout, &settlement, line.on, actor)],
+            events: vec![settlement_event(&app, &issued, &settlement, line.on, actor)],
             expected: vec![(
                 super::applications::application_stream(&app.id),
                 ExpectedVersion::Exact(version),
@@ -446,6 +453,7 @@ pub async fn reconcile_line(
                 payout: payout.clone(),
                 status: line.status.clone(),
                 amount: format!("{:.2}", line.amount),
+                batch: issued.batch.clone(),
             },
         ))
     });
@@ -520,6 +528,11 @@ pub struct Reconciliation {
     /// Payouts of the pool issued at least that many days ago, still without a result, and not
     /// in this file.
     pub unanswered: Vec<Unanswered>,
+    /// Payout batches this file answered in full, closed now (`PayoutBatchReconciled`):
+    /// `{batch, settled, settled_amount, failed, failed_amount}`. A batch never marked sent
+    /// is not closed (`batch_not_sent`); `POST /v1/payouts/batches/{id}/reconciled` closes
+    /// it once it is.
+    pub reconciled_batches: Vec<serde_json::Value>,
 }
 
 /// Imports a bank file: reads it, reconciles every line (each its own command, in `db`), and
@@ -545,6 +558,7 @@ pub async fn import(
     let (lines, dups) = duplicates(lines);
     report.duplicate_line = dups;
     let mut in_file: Vec<String> = Vec::new();
+    let mut answered_batches: Vec<String> = Vec::new();
     for l in &lines {
         let outcome =
             reconcile_line(db, l, pool_scope, actor, today).await.map_err(|e| match e {
@@ -560,7 +574,8 @@ pub async fn import(
             obj.insert("bank_reference".into(), r.clone().into());
         }
         match outcome {
-            LineOutcome::Matched { payout, .. } => {
+            LineOutcome::Matched { payout, batch, .. } => {
+                answered_batches.extend(batch);
                 report.recorded += 1;
                 in_file.push(payout);
                 report.matched.push(v);
@@ -582,6 +597,24 @@ pub async fn import(
             LineOutcome::Refused { payout, .. } => {
                 in_file.push(payout);
                 report.refused.push(v);
+            }
+        }
+    }
+    answered_batches.sort();
+    answered_batches.dedup();
+    for batch in answered_batches {
+        match super::batches::reconcile_in(db, &batch, actor, today).await {
+            Ok(r) => report.reconciled_batches.push(serde_json::json!({
+                "batch": r.batch, "settled": r.settled,
+                "settled_amount": format!("{:.2}", r.settled_amount), "failed": r.failed,
+                "failed_amount": format!("{:.2}", r.failed_amount),
+            })),
+            // Still waiting for other answers, or never marked sent: nothing to close yet.
+            Err(PayoutError::Batch(_)) => {}
+            Err(PayoutError::Store(e)) => return Err(ImportError::Store(e)),
+            Err(PayoutError::Database(e)) => return Err(ImportError::Database(e)),
+            Err(other) => {
+                return Err(ImportError::Invalid { field: "body", message: other.to_string() })
             }
         }
     }

@@ -271,7 +271,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, from the same registrations.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{applications, batch, desk, feed, ops, payouts, policies, setup};
+    use routes::{applications, batch, batches, desk, feed, ops, payouts, policies, setup};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -296,6 +296,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payouts::close_notice))
         .routes(routes!(payouts::issue_payouts))
         .routes(routes!(payouts::get_payout))
+        .routes(routes!(batches::get_batch))
+        .routes(routes!(batches::mark_sent))
+        .routes(routes!(batches::reconcile))
         .routes(routes!(payouts::settle))
         .routes(routes!(payouts::reissue))
         .routes(routes!(payouts::record_recovery))
@@ -306,6 +309,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(desk::import_settlements))
         .routes(routes!(desk::seal_period))
         .routes(routes!(desk::flags))
+        .routes(routes!(desk::trial_balance))
         .routes(routes!(batch::batch))
         .routes(routes!(policies::list))
         .split_for_parts()

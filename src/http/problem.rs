@@ -289,6 +289,11 @@ impl From<PayoutError> for Problem {
                 let message = format!("no holiday calendar in force covers {year}");
                 refusal(code, e.to_string(), field("starts_on", &message))
             }
+            PayoutError::Batch(ref r) => {
+                // The rule is about the batch's state: name it as the field.
+                let message = r.to_string();
+                refusal(code, e.to_string(), field("status", &message))
+            }
             other => refusal(code, other.to_string(), Vec::new()),
         }
     }

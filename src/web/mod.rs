@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/signin", post(sign_in))
         .route("/signout", post(sign_out))
         .route("/pools/{pool}", get(pool_page))
+        .route("/pools/{pool}/trial-balance/{month}", get(trial_balance_page))
         .route("/applications/{id}", get(application_page))
         .route("/notices/{id}", get(notice_page))
         .route("/audit", get(audit_page))
@@ -147,6 +148,36 @@ async fn pool_page(
                 crate::read_models::latest_notices(&mut conn, Some(&pool), None, LATEST_MAX)
                     .await?;
             Ok(html(StatusCode::OK, pages::pool(&p, &divisions, &figures, &apps, &notices)))
+        }
+        .await,
+    )
+}
+
+/// The roles of `GET /v1/reports/trial-balance`.
+const TRIAL_BALANCE_READERS: [Role; 2] = [Role::CityFinance, Role::Auditor];
+
+async fn trial_balance_page(
+    State(state): State<AppState>,
+    Path((pool, month)): Path<(String, String)>,
+    principal: Result<Principal, Problem>,
+) -> Response {
+    respond(
+        async {
+            let p = principal?;
+            require(&p, &TRIAL_BALANCE_READERS, &Place::pool(&pool))?;
+            let month = crate::commands::periods::Month::parse(&month)
+                .ok_or_else(|| Problem::invalid("month", "a month is YYYY-MM, e.g. 2024-11"))?
+                .to_string();
+            let mut conn = state.pool.acquire().await?;
+            let divisions = crate::read_models::divisions(&mut conn).await?;
+            let d = divisions
+                .iter()
+                .find(|d| d.code == pool && d.pool.is_none())
+                .ok_or_else(|| Problem::not_found(format!("pool {pool} does not exist")))?;
+            let rows = crate::read_models::entries_of_month(&mut conn, &pool, &month).await?;
+            let tb =
+                projections::entries::TrialBalance::of(rows.iter().map(|(a, s)| (a.as_str(), s)));
+            Ok(html(StatusCode::OK, pages::trial_balance(&p, d, &month, &tb)))
         }
         .await,
     )

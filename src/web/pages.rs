@@ -310,6 +310,15 @@ pub fn pool(
                 h2 { "所辖县区（" (counties.len()) "）" }
                 p { @for (i, c) in counties.iter().enumerate() { @if i > 0 { "、" } (c.name) } }
             }
+            @if !f.months.is_empty() {
+                section.card {
+                    h2 { "试算平衡表" }
+                    p { @for (i, m) in f.months.iter().enumerate() {
+                        @if i > 0 { " " }
+                        a href={ "/pools/" (f.pool.code) "/trial-balance/" (m.month) } { (m.month) }
+                    } }
+                }
+            }
             section.card { h2 { "最近的申请" } (applications_table(divisions, applications)) }
             section.card { h2 { "公示" } (notices_table(divisions, notices)) }
         },
@@ -504,6 +513,46 @@ pub fn audit(
                     }
                     None => { p.muted #checkpoint_position { "尚无签名检查点（" code { "fundledger checkpoint" } "）。" } }
                 }
+            }
+        },
+    )
+}
+
+/// The trial balance (试算平衡表) of a pool's month: every account, debits, credits, balance,
+/// and whether the sums agree (as `GET /v1/reports/trial-balance` answers).
+pub fn trial_balance(
+    p: &Principal,
+    pool: &Division,
+    month: &str,
+    tb: &projections::entries::TrialBalance,
+) -> Markup {
+    let title = format!("{} {} 试算平衡表", pool.name, month);
+    layout(
+        &title,
+        Some(p),
+        html! {
+            h1 { (pool.name) " " span.muted { (month) } " 试算平衡表" }
+            section.card {
+                @if tb.balanced { p.ok #balanced { "借贷平衡" } } @else { p.bad #balanced { "借贷不平衡" } }
+                table {
+                    tr { th { "科目" } th { "借方" } th { "贷方" } th { "余额（借减贷）" } }
+                    @for l in &tb.lines {
+                        tr {
+                            td { (l.label) }
+                            td.num id={ "debit-" (l.account) } { (money(l.debit)) }
+                            td.num id={ "credit-" (l.account) } { (money(l.credit)) }
+                            td.num id={ "balance-" (l.account) } { (money(l.balance)) }
+                        }
+                    }
+                    tr {
+                        th { "合计" }
+                        th.num #total_debit { (money(tb.total_debit)) }
+                        th.num #total_credit { (money(tb.total_credit)) }
+                        th {}
+                    }
+                }
+                p.muted { "拨付借记资金来源（基金或扩围额度）、贷记应付；银行结算由应付转已付，失败转退回待重发，重发再转回应付；追回借记追回、贷记资金来源。" }
+                p { a href={ "/pools/" (pool.code) } { "返回" (pool.name) } }
             }
         },
     )

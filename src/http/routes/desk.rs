@@ -164,3 +164,42 @@ pub async fn flags(
     let flags = crate::flags::flags(&mut conn, &q.pool).await?;
     Ok(axum::Json(json!({ "pool": q.pool, "flags": flags })))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TrialBalanceQuery {
+    pub pool: String,
+    /// `YYYY-MM`.
+    pub month: String,
+}
+
+#[utoipa::path(get, path = "/v1/reports/trial-balance", tag = "reports", params(TrialBalanceQuery),
+    responses((status = 200, description = "试算平衡表 of the double-entry view: `{pool, month, lines: [{account, label, debit, credit, balance}], total_debit, total_credit, balanced}` (every account, zeros included)"),
+              (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn trial_balance(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<TrialBalanceQuery>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    require(&principal, &[Role::CityFinance, Role::Auditor], &Place::pool(&q.pool))?;
+    let month = Month::parse(&q.month)
+        .ok_or_else(|| Problem::invalid("month", "a month is YYYY-MM, e.g. 2024-11"))?
+        .to_string();
+    let mut conn = state.pool.acquire().await?;
+    let rows = crate::read_models::entries_of_month(&mut conn, &q.pool, &month).await?;
+    drop(conn);
+    let tb = projections::entries::TrialBalance::of(rows.iter().map(|(a, s)| (a.as_str(), s)));
+    let lines: Vec<serde_json::Value> = tb
+        .lines
+        .iter()
+        .map(|l| {
+            json!({"account": l.account, "label": l.label, "debit": money(l.debit),
+                   "credit": money(l.credit), "balance": money(l.balance)})
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "pool": q.pool, "month": month, "lines": lines,
+        "total_debit": money(tb.total_debit), "total_credit": money(tb.total_credit),
+        "balanced": tb.balanced,
+    })))
+}

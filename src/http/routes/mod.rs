@@ -2,6 +2,7 @@
 
 pub mod applications;
 pub mod batch;
+pub mod batches;
 pub mod desk;
 pub mod feed;
 pub mod ops;

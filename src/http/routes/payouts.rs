@@ -224,7 +224,16 @@ pub async fn get_payout(
     );
     require(&principal, &crate::http::routes::applications::READERS, &place)?;
     let p = p.ok_or_else(|| Problem::not_found(format!("payout {id} does not exist")))?;
+    // Its batch (none for a reissue or a payout older than batches): the fold of the batch's
+    // tagged events, at most a batch's payouts and their answers.
+    let mut conn = state.pool.acquire().await?;
+    let batch = crate::commands::batches::of_payout(&mut conn, &id).await?;
+    drop(conn);
+    let status = batch.as_ref().map(|b| b.status());
     Ok(Json(json!({
+        "batch": batch.as_ref().map(|b| &b.batch),
+        "batch_status": status.map(|s| s.as_str()),
+        "batch_status_label": status.map(|s| s.label()),
         "id": p.payout, "application": p.application, "pool": p.pool, "county": p.county,
         "program": p.program, "funding": p.funding, "year": p.year, "amount": money(p.amount),
         "paid_on": p.paid_on, "issued_by": p.issued_by, "status": p.status,
@@ -330,27 +339,36 @@ pub async fn issue_payouts(
         authorise_stream(&state, &principal, &[Role::CityFinance], &stream, &what).await?;
     }
     let mut unit = begin_unit!(state, principal, command);
-    let outcome =
-        commands::issue_payouts_to(unit.db(), &b.application_ids, b.paid_on, &principal.label, today())
-            .await
-            .map(|payouts| {
-                let items: Vec<Value> = payouts
-                    .iter()
-                    .map(|p| {
-                        let payee = match &p.payee {
-                            commands::Payee::Unit { credit_code, name } => {
-                                json!({ "credit_code": credit_code, "name": name })
-                            }
-                            commands::Payee::Person { id_number_masked, name_masked } => {
-                                json!({ "id_number": id_number_masked, "name": name_masked })
-                            }
-                        };
-                        json!({ "id": p.id, "application": p.application, "payee": payee,
-                                "amount": money(p.amount), "paid_on": b.paid_on, "status": "issued" })
-                    })
-                    .collect();
-                json!({ "payouts": items })
-            });
+    let outcome = commands::issue_payouts_to(
+        unit.db(),
+        &b.application_ids,
+        b.paid_on,
+        &principal.label,
+        today(),
+    )
+    .await
+    .map(|payouts| {
+        let items: Vec<Value> = payouts
+            .iter()
+            .map(|p| {
+                let payee = match &p.payee {
+                    commands::Payee::Unit { credit_code, name } => {
+                        json!({ "credit_code": credit_code, "name": name })
+                    }
+                    commands::Payee::Person { id_number_masked, name_masked } => {
+                        json!({ "id_number": id_number_masked, "name": name_masked })
+                    }
+                };
+                json!({ "id": p.id, "application": p.application, "payee": payee,
+                                "amount": money(p.amount), "paid_on": b.paid_on, "status": "issued",
+                                "batch": p.batch })
+            })
+            .collect();
+        let mut batches: Vec<&str> = payouts.iter().map(|p| p.batch.as_str()).collect();
+        batches.sort_unstable();
+        batches.dedup();
+        json!({ "payouts": items, "batches": batches })
+    });
     Ok(unit.finish(StatusCode::CREATED, outcome).await)
 }
 
