@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod metadata;
 pub mod period;
+pub mod person;
 pub mod setup;
 pub mod tag;
 

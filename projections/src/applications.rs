@@ -8,10 +8,15 @@ use events::application::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, LineRecord, ObjectionFiled,
     ObjectionResolved, PayoutFailed, PayoutIssued, PayoutSettled, RecoveryRecorded,
 };
+use events::person::PersonErased;
 use events::DomainEvent;
 use rust_decimal::Decimal;
 
 use crate::{decode, ProjectionError};
+
+/// What views show instead of a person's name, ID number or account once the person was
+/// erased (`PersonErased`): 已删除, "erased".
+pub const ERASED: &str = "已删除";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
@@ -111,6 +116,9 @@ pub struct Application {
     /// 免申即享: screened by the office; reviewed only once `confirmation` is recorded.
     pub screened: bool,
     pub confirmation: Option<Confirmation>,
+    /// Its person was erased after it was submitted (`PersonErased`): the display fields
+    /// show [`ERASED`].
+    pub erased: bool,
 }
 
 /// An enterprise's confirmation of a screened refund (免申即享).
@@ -288,6 +296,7 @@ impl Applications {
                         payout_states: BTreeMap::new(),
                         screened: e.screened,
                         confirmation: None,
+                        erased: false,
                     },
                 );
             }
@@ -369,6 +378,17 @@ impl Applications {
                     if a.recovered >= a.amount {
                         a.status = Status::Recovered;
                     }
+                }
+            }
+            PersonErased::TYPE => {
+                let e: PersonErased = decode(event_type, data)?;
+                let party = events::Tag::person(&e.person).to_string();
+                // The applications recorded before the erasure; a later one is sealed under
+                // the person's next data key and shown.
+                for a in self.by_id.values_mut().filter(|a| a.party == party) {
+                    a.erased = true;
+                    a.display_name = ERASED.to_string();
+                    a.display_id = ERASED.to_string();
                 }
             }
             PayoutFailed::TYPE => {

@@ -28,6 +28,15 @@ impl ReadModels {
         event_type: &str,
         data: &serde_json::Value,
     ) -> Result<(), ProjectionError> {
+        if event_type == <events::person::PersonErased as events::DomainEvent>::TYPE {
+            // A notice line names its application, not its person: the applications fold
+            // knows whose they are.
+            let e: events::person::PersonErased = decode(event_type, data)?;
+            let party = events::Tag::person(&e.person).to_string();
+            let ids: Vec<String> =
+                self.applications.of_party(&party).map(|a| a.id.clone()).collect();
+            self.notices.erase_lines(&ids);
+        }
         self.pools.apply(event_type, data)?;
         self.applications.apply(event_type, data)?;
         self.notices.apply(event_type, data)?;
@@ -60,7 +69,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::applications::Status;
+    use crate::applications::{Status, ERASED as ERASED_SHOWN};
 
     fn submitted(id: &str, program: &str, party: Value, subject: &str, amount: &str) -> Value {
         let mut e = json!({
@@ -181,6 +190,77 @@ mod tests {
             ("2024-12", 0, money("700"), money("-700"))
         );
         assert_eq!(nov.0.funding, "expansion_pilot");
+    }
+
+    #[test]
+    fn an_erasure_hides_the_persons_earlier_applications_and_lines_and_moves_no_money() {
+        let other = json!({"key": "k2", "id_number_sealed": "s", "name_sealed": "s",
+                           "id_number_masked": "370811********5678", "name_masked": "王*"});
+        let history = vec![
+            (
+                "ApplicationSubmitted",
+                submitted("a1", "vocational_training", person(), "6-18-02-04", "700.00"),
+            ),
+            (
+                "ApplicationSubmitted",
+                submitted("a2", "vocational_training", other, "6-18-02-04", "700.00"),
+            ),
+            (
+                "NoticeOpened",
+                json!({"notice": "n1", "county": "371502", "pool": "371500",
+                "starts_on": "2024-11-04", "ends_on": "2024-11-08", "working_days": 5,
+                "lines": [{"application": "a1", "name_masked": "周*", "id_number_masked": "371502********1234",
+                           "program": "vocational_training", "amount": "700.00"},
+                          {"application": "a2", "name_masked": "王*", "id_number_masked": "370811********5678",
+                           "program": "vocational_training", "amount": "700.00"}],
+                "opened_by": "clerk"}),
+            ),
+            ("PayoutIssued", issued("p1", "a1", "700.00", "2024-11-29")),
+        ];
+        let resubmitted = (
+            "ApplicationSubmitted",
+            submitted("a3", "skill_upgrade", person(), "4-10-01-05", "1500.00"),
+        );
+        let mut kept = history.clone();
+        kept.push(resubmitted.clone());
+        let before = fold(&kept);
+        let mut erased = history.clone();
+        erased.push(("PersonErased", json!({"person": "k1", "erased_on": "2025-03-01"})));
+        // The same person applies again afterwards: shown, under a new data key.
+        erased.push(resubmitted);
+        let after = fold(&erased);
+        let (a1, a2, a3) = (
+            &after.applications.by_id["a1"],
+            &after.applications.by_id["a2"],
+            &after.applications.by_id["a3"],
+        );
+        assert_eq!(
+            (a1.display_name.as_str(), a1.display_id.as_str(), a1.erased),
+            (ERASED_SHOWN, ERASED_SHOWN, true)
+        );
+        assert_eq!((a2.display_name.as_str(), a2.erased), ("王*", false), "another person");
+        assert_eq!((a3.display_name.as_str(), a3.erased), ("周*", false), "recorded after");
+        let lines = after.notices.line_rows();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| (
+                    l.application.as_str(),
+                    l.name_masked.as_str(),
+                    l.id_number_masked.as_str()
+                ))
+                .collect::<Vec<_>>(),
+            vec![("a1", ERASED_SHOWN, ERASED_SHOWN), ("a2", "王*", "370811********5678")]
+        );
+        assert_eq!(lines[0].amount, money("700.00"), "the line's amount stays");
+        assert_eq!(
+            (a1.status, a1.paid, a1.amount),
+            (before.applications.by_id["a1"].status, money("700.00"), money("700.00"))
+        );
+        assert_eq!(after.spending, before.spending, "no money moves");
+        assert_eq!(after.entries, before.entries);
+        assert_eq!(after.pools, before.pools);
+        assert_eq!(after.payouts, before.payouts);
     }
 
     #[test]

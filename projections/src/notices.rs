@@ -92,6 +92,15 @@ pub fn payees_json(lines: &[events::application::LineRecord]) -> serde_json::Val
 }
 
 impl Notices {
+    /// The lines of `applications` once their person was erased: names and ID numbers shown
+    /// as [`crate::applications::ERASED`] (the notice itself, its amounts and program stay).
+    pub fn erase_lines(&mut self, applications: &[String]) {
+        for line in self.lines.values_mut().filter(|l| applications.contains(&l.application)) {
+            line.name_masked = crate::applications::ERASED.to_string();
+            line.id_number_masked = crate::applications::ERASED.to_string();
+        }
+    }
+
     pub fn apply(
         &mut self,
         event_type: &str,
