@@ -150,34 +150,42 @@ fn write_ctes(first: usize, gate: &str) -> String {
     )
 }
 
-/// The append and the read models' changes in ONE statement (one round trip instead of two):
-/// `fundledger_append` runs first, and every upsert's rows are joined to `gate`, a count of
-/// what it appended, so no read-model row is written (or locked) before the append has taken
-/// its locks and passed its condition; a refused append fails the whole statement.
+/// The append, the read models' changes and the new persons' data keys in ONE statement (one
+/// round trip instead of two): `fundledger_append` runs first, and every upsert's rows are
+/// joined to `gate`, a count of what it appended, so no read-model row is written (or locked)
+/// before the append has taken its locks and passed its condition; a refused append fails the
+/// whole statement. A data key is recorded exactly when the events sealed under it are.
 ///
 /// The upserts run under the statement's snapshot, taken before the append waited for its
 /// locks. That is safe here: every row they write is keyed by a stream or tag the command
 /// read and conditioned its append on, so any writer of the same rows that committed after
 /// the read point makes the append fail (a conflict, retried) before a row is written, and
 /// the increments (`quota_usage`, `spending`) and the `ON CONFLICT` upserts work on the latest
-/// row versions anyway.
+/// row versions anyway. A data key inserted by another command meanwhile makes the insert
+/// fail on `person_keys`' keys (a conflict, retried: the next attempt reads that key).
 pub async fn append_and_write(
     conn: &mut PgConnection,
     appending: &crate::store::Append,
     changes: &Changes,
+    data_keys: &[crate::personal::data_keys::NewDataKey],
 ) -> Result<crate::store::Appended, crate::store::AppendError> {
-    if changes.is_empty() {
+    if changes.is_empty() && data_keys.is_empty() {
         return crate::store::append(conn, appending).await;
     }
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
+        let first = crate::store::APPEND_PARAMS + 1;
         format!(
             "WITH appended AS ({}),
              gate AS (SELECT count(*) AS appended_events FROM appended),
-             {}
+             {},
+             pk AS (INSERT INTO person_keys (person_key, generation, sealed_key)
+                    SELECT r.person_key, r.generation, r.sealed_key
+                      FROM jsonb_to_recordset(${}) AS r(person_key text, generation integer, sealed_key text), gate)
              SELECT event_id, event_stream_id, event_stream_version FROM appended",
             crate::store::APPEND_SQL,
-            write_ctes(crate::store::APPEND_PARAMS + 1, ", gate")
+            write_ctes(first, ", gate"),
+            first + WRITE_PARAMS,
         )
     });
     crate::store::append_with(
@@ -193,10 +201,14 @@ pub async fn append_and_write(
             json(&changes.quota_usage),
             json(&changes.spending),
             json(&changes.ledger_entries),
+            json(data_keys),
         ],
     )
     .await
 }
+
+/// The number of parameters of [`write_ctes`].
+const WRITE_PARAMS: usize = 8;
 
 fn json<T: serde::Serialize>(rows: &[T]) -> serde_json::Value {
     serde_json::to_value(rows).expect("read model rows serialise")

@@ -34,6 +34,13 @@ fn id_number(n: u32) -> String {
 const TODAY: &str = "2024-11-20";
 
 /// Liaocheng with a 2024 quota of 15000.00 and `n` approved training applications.
+/// The ledger's personal-data keys: one key file for every command of a test (a person's data
+/// key is sealed under them at submission and opened again by a reissue to that person).
+fn keys() -> &'static Keys {
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(Keys::generate)
+}
+
 async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
     let db = TestDatabase::new().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -61,7 +68,7 @@ async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
     .await
     .unwrap();
     set_quota(&db.pool, &pool, 2024, Ratio::parse("0.15").unwrap(), "f", "finance").await.unwrap();
-    let keys = Keys::generate();
+    let keys = keys();
     let mut ids = Vec::new();
     for person in 0..n {
         let body = json!({
@@ -73,7 +80,7 @@ async fn approved(n: u32) -> (TestDatabase, Vec<String>) {
             "funding": "expansion_pilot"
         });
         let app = PersonApplication::Training(serde_json::from_value(body).unwrap());
-        let s = submit(&db.pool, &keys, &app, "clerk", date(TODAY)).await.unwrap();
+        let s = submit(&db.pool, keys, &app, "clerk", date(TODAY)).await.unwrap();
         review(&db.pool, &s.id, &Review::Approve, "reviewer", date(TODAY)).await.unwrap();
         ids.push(s.id);
     }
@@ -211,7 +218,7 @@ async fn of_concurrent_reissues_of_one_failed_payout_exactly_one_is_recorded() {
         .remove(0);
     let failure = Settlement::Failed { reason: "账户已销户".into() };
     settle(&db.pool, &failed, &failure, "finance", date(TODAY)).await.unwrap();
-    let keys = Arc::new(Keys::generate());
+    let keys = Arc::new(keys().clone());
     let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
     let tasks: Vec<_> = (0..REQUESTS)
         .map(|i| {

@@ -20,7 +20,7 @@ use projections::applications::{Application, Applications, Status};
 use projections::pools::Pools;
 
 use super::{execute, CommandError, Decided};
-use crate::personal::{Field, Keys, PersonKey, Sealed};
+use crate::personal::{DataKey, Field, Keys, PersonKey};
 use crate::publishing::{policies_cached, policies_of, POLICIES_TAG};
 use crate::store::{
     lock_tags, read_point, read_stream, Append, AppendCondition, AppendError, ExpectedVersion,
@@ -229,12 +229,16 @@ pub(crate) fn new_event<E: DomainEvent>(
     }
 }
 
-/// The request's details as recorded: a certificate's number is sealed like a name (bound to
-/// the application's stream) and shown masked (`**********0124`).
-fn sealed_details(keys: &Keys, stream: &str, mut details: serde_json::Value) -> serde_json::Value {
+/// The request's details as recorded: a certificate's number is sealed like a name (under the
+/// person's data key, bound to the application's stream) and shown masked (`**********0124`).
+fn sealed_details(
+    data_key: &DataKey,
+    stream: &str,
+    mut details: serde_json::Value,
+) -> serde_json::Value {
     if let Some(certificate) = details.get_mut("certificate").and_then(|c| c.as_object_mut()) {
         if let Some(serde_json::Value::String(number)) = certificate.remove("number") {
-            let sealed = Sealed::seal_bound(keys, Field::CertificateNumber, stream, &number);
+            let sealed = data_key.seal(Field::CertificateNumber, stream, &number);
             let shown: String =
                 number.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
             let masked = format!("{}{shown}", "*".repeat(number.chars().count().saturating_sub(4)));
@@ -394,8 +398,14 @@ pub async fn submit(
         // One round trip: the person's lock (one person's submissions queue: ten at once in two
         // counties must see each other), then the person's events, the county's (its pool) and
         // the ids of the published policies, read holding the lock.
+        // With the person's data key (read holding the lock: an erasure is all before or all
+        // after), in the same round trip.
         let person = std::slice::from_ref(&person_tag);
-        let read = a.lock_read(person, person, &[county_stream.as_str()], POLICIES_TAG).await?;
+        let persons = [person_key.as_str()];
+        let read =
+            a.lock_read(person, person, &[county_stream.as_str()], POLICIES_TAG, &persons).await?;
+        let data_keys = a.data_keys_from(keys, &persons, &read)?;
+        let data_key = data_keys.of(person_key.as_str());
         let pool = county_pool_in(&read.events, &app.county())?;
         let policies = policies_of(a.conn(), &database, read.tag_ids).await?;
         let persons: Vec<RecordedEvent> =
@@ -417,17 +427,15 @@ pub async fn submit(
             enterprise: None,
             person: Some(PersonRecord {
                 key: person_key.as_str().to_string(),
-                // Bound to this application's stream: a sealed value copied into another
-                // record does not open there.
-                id_number_sealed: Sealed::seal_bound(
-                    keys,
-                    Field::IdNumber,
-                    &stream,
-                    &applicant.id_number.to_string(),
-                )
-                .as_str()
-                .to_string(),
-                name_sealed: Sealed::seal_bound(keys, Field::Name, &stream, &applicant.name)
+                // Under the person's data key (erasure destroys it), bound to this
+                // application's stream: a sealed value copied into another record does not
+                // open there.
+                id_number_sealed: data_key
+                    .seal(Field::IdNumber, &stream, &applicant.id_number.to_string())
+                    .as_str()
+                    .to_string(),
+                name_sealed: data_key
+                    .seal(Field::Name, &stream, &applicant.name)
                     .as_str()
                     .to_string(),
                 id_number_masked: applicant.id_number.masked(),
@@ -435,7 +443,7 @@ pub async fn submit(
             }),
             subject: subject.clone(),
             level: level.map(|l| l.number()),
-            details: sealed_details(keys, &stream, app.details()),
+            details: sealed_details(data_key, &stream, app.details()),
             decision: decision_record(&decision),
             payee: app.payee(),
             screened: false,
@@ -770,26 +778,10 @@ pub async fn submit_pilot(
     }
     let id = uuid::Uuid::now_v7().to_string();
     let stream = application_stream(&id);
-    let (party, person, enterprise) = match &app.beneficiary {
-        Beneficiary::Person { id_number, name } => {
+    let (party, person_key, enterprise) = match &app.beneficiary {
+        Beneficiary::Person { id_number, .. } => {
             let key = PersonKey::derive(keys, id_number);
-            let record = PersonRecord {
-                key: key.as_str().to_string(),
-                id_number_sealed: Sealed::seal_bound(
-                    keys,
-                    Field::IdNumber,
-                    &stream,
-                    &id_number.to_string(),
-                )
-                .as_str()
-                .to_string(),
-                name_sealed: Sealed::seal_bound(keys, Field::Name, &stream, name.trim())
-                    .as_str()
-                    .to_string(),
-                id_number_masked: id_number.masked(),
-                name_masked: mask_name(name.trim()),
-            };
-            (Tag::person(key.as_str()), Some(record), None)
+            (Tag::person(key.as_str()), Some(key), None)
         }
         Beneficiary::Unit { credit_code, name } => (
             Tag::enterprise(&credit_code.to_string()),
@@ -806,6 +798,27 @@ pub async fn submit_pilot(
         lock_tags(a.conn(), std::slice::from_ref(&party)).await?;
         // Read so that the party's rows (slots) are folded from what this attempt saw.
         let read = a.read_tagged(std::slice::from_ref(&party)).await?;
+        // A person's values under their data key (read holding the person's lock).
+        let person = match (&app.beneficiary, &person_key) {
+            (Beneficiary::Person { id_number, name }, Some(key)) => {
+                let data_keys = a.data_keys(keys, &[key.as_str()]).await?;
+                let data_key = data_keys.of(key.as_str());
+                Some(PersonRecord {
+                    key: key.as_str().to_string(),
+                    id_number_sealed: data_key
+                        .seal(Field::IdNumber, &stream, &id_number.to_string())
+                        .as_str()
+                        .to_string(),
+                    name_sealed: data_key
+                        .seal(Field::Name, &stream, name.trim())
+                        .as_str()
+                        .to_string(),
+                    id_number_masked: id_number.masked(),
+                    name_masked: mask_name(name.trim()),
+                })
+            }
+            _ => None,
+        };
         let policies = policies_cached(a.conn(), &database).await?;
         let quota_policy =
             policy::select(&policies, Program::ExpansionQuota, pool, app.business_date()).map_err(
@@ -829,7 +842,7 @@ pub async fn submit_pilot(
             submitted_on: app.submitted_on,
             year: app.submitted_on.year(),
             submitted_by: clerk.to_string(),
-            person: person.clone(),
+            person,
             enterprise: enterprise.clone(),
             // The category: what review reads to count it against the cap.
             subject: app.category.as_str().to_string(),
@@ -937,6 +950,9 @@ pub async fn submit_on_the_job_training(
         };
         // The decision has one line per trainee, in order (a refused trainee refuses it all).
         assert_eq!(decision.lines.len(), app.trainees.len(), "one line per trainee");
+        // Each trainee's values under their own data key (read holding their locks).
+        let persons: Vec<&str> = trainee_keys.iter().map(PersonKey::as_str).collect();
+        let data_keys = a.data_keys(keys, &persons).await?;
         let trainees: Vec<serde_json::Value> = app
             .trainees
             .iter()
@@ -949,10 +965,11 @@ pub async fn submit_on_the_job_training(
                     .to_u32()
                     .expect("a line is whole months of the monthly amount");
                 let field = format!("{stream}/trainees[{i}]");
+                let data_key = data_keys.of(key.as_str());
                 serde_json::json!({
                     "key": key.as_str(),
-                    "id_number_sealed": Sealed::seal_bound(keys, Field::IdNumber, &field, &t.id_number.to_string()).as_str(),
-                    "name_sealed": Sealed::seal_bound(keys, Field::Name, &field, t.name.trim()).as_str(),
+                    "id_number_sealed": data_key.seal(Field::IdNumber, &field, &t.id_number.to_string()).as_str(),
+                    "name_sealed": data_key.seal(Field::Name, &field, t.name.trim()).as_str(),
                     "id_number_masked": t.id_number.masked(),
                     "name_masked": mask_name(t.name.trim()),
                     "first_insured_with_enterprise_on": t.first_insured_with_enterprise_on,

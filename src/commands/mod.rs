@@ -21,6 +21,8 @@ use projections::tables::Changes;
 use projections::ReadModels;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
+use crate::personal::data_keys::{DataKeyRow, NewDataKey};
+use crate::personal::{DataKeys, Keys};
 use crate::store::{Append, AppendError, LockedRead, RecordedEvent, TaggedRead};
 
 /// An error a command can end in: it carries the store's and the database's errors, and
@@ -37,12 +39,19 @@ pub(crate) struct Attempt<'t> {
     pub(crate) tx: Transaction<'t, Postgres>,
     read: BTreeMap<i64, RecordedEvent>,
     issuer: Option<Issuer>,
+    /// Persons' data keys made by this attempt, recorded with its events.
+    new_data_keys: Vec<NewDataKey>,
 }
 
 impl<'t> Attempt<'t> {
     pub(crate) async fn begin(db: &'t mut Db<'_>) -> Result<Self, sqlx::Error> {
         let issuer = db.issuer.clone();
-        Ok(Attempt { tx: db.begin().await?, read: BTreeMap::new(), issuer })
+        Ok(Attempt {
+            tx: db.begin().await?,
+            read: BTreeMap::new(),
+            issuer,
+            new_data_keys: Vec::new(),
+        })
     }
 
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
@@ -72,17 +81,64 @@ impl<'t> Attempt<'t> {
     }
 
     /// Takes the locks of `lock` and reads, in one round trip, the events carrying `tags` or in
-    /// `streams`, and the ids of the events tagged `id_tag` ([`crate::store::lock_read`]).
+    /// `streams`, the ids of the events tagged `id_tag` and the latest data key rows of
+    /// `persons` ([`crate::store::lock_read`]; [`Attempt::data_keys_from`] makes the keys).
     pub(crate) async fn lock_read(
         &mut self,
         lock: &[Tag],
         tags: &[Tag],
         streams: &[&str],
         id_tag: &str,
+        persons: &[&str],
     ) -> Result<LockedRead, AppendError> {
-        let read = crate::store::lock_read(&mut self.tx, lock, tags, streams, id_tag).await?;
+        let read =
+            crate::store::lock_read(&mut self.tx, lock, tags, streams, id_tag, persons).await?;
         self.saw(&read.events);
         Ok(read)
+    }
+
+    /// The data keys to seal `persons`' values with: each one's live key, or a new one,
+    /// recorded with this attempt's events. Read it holding the persons' tag locks, or after
+    /// the read point of a condition on their tags: an erasure (which takes the lock and
+    /// appends under the tag) then either came first and is seen, or comes after the commit.
+    pub(crate) async fn data_keys(
+        &mut self,
+        keys: &Keys,
+        persons: &[&str],
+    ) -> Result<DataKeys, AppendError> {
+        let rows = crate::personal::data_keys::latest(&mut self.tx, persons).await?;
+        self.data_keys_of(keys, persons, &rows)
+    }
+
+    /// [`Attempt::data_keys`] from the rows [`Attempt::lock_read`] returned.
+    pub(crate) fn data_keys_from(
+        &mut self,
+        keys: &Keys,
+        persons: &[&str],
+        read: &LockedRead,
+    ) -> Result<DataKeys, AppendError> {
+        let rows: Vec<DataKeyRow> = serde_json::from_value(read.data_keys.clone())
+            .map_err(|e| AppendError::DataKey(e.to_string()))?;
+        self.data_keys_of(keys, persons, &rows)
+    }
+
+    fn data_keys_of(
+        &mut self,
+        keys: &Keys,
+        persons: &[&str],
+        rows: &[DataKeyRow],
+    ) -> Result<DataKeys, AppendError> {
+        // A key this attempt already made is a person's live key (the latest generation).
+        let made = self.new_data_keys.iter().map(|k| DataKeyRow {
+            person_key: k.person_key.clone(),
+            generation: k.generation,
+            sealed_key: Some(k.sealed_key.clone()),
+        });
+        let rows: Vec<DataKeyRow> = rows.iter().cloned().chain(made).collect();
+        let (data_keys, new) = DataKeys::from_latest(keys, persons, &rows)
+            .map_err(|e| AppendError::DataKey(e.to_string()))?;
+        self.new_data_keys.extend(new);
+        Ok(data_keys)
     }
 
     /// The folds of what this attempt read, in the order the events were written.
@@ -197,8 +253,9 @@ async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendErro
         after.apply(&e.event_type, &e.data).expect("the command built this event");
     }
     let changes = Changes::between(&before, &after);
-    // The append and the read models' changes in one statement (one round trip).
-    crate::read_models::append_and_write(&mut a.tx, appending, &changes).await?;
+    // The append, the read models' changes and the new data keys in one statement (one round
+    // trip).
+    crate::read_models::append_and_write(&mut a.tx, appending, &changes, &a.new_data_keys).await?;
     a.tx.commit().await?;
     Ok(())
 }

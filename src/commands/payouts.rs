@@ -697,20 +697,8 @@ pub async fn reissue_payout(
     }
     let payout = uuid::Uuid::now_v7().to_string();
     let number: String = account.number.chars().filter(|c| !c.is_whitespace()).collect();
-    let record = events::application::AccountRecord {
-        bank: account.bank.trim().to_string(),
-        // Bound to the new payout: a sealed account copied to another payout does not open.
-        number_sealed: crate::personal::Sealed::seal_bound(
-            keys,
-            crate::personal::Field::BankAccount,
-            &format!("payout-{payout}"),
-            &number,
-        )
-        .as_str()
-        .to_string(),
-        number_masked: account.masked(),
-        number_key: Some(crate::personal::account_key(keys, &number)),
-    };
+    // Bound to the new payout: a sealed account copied to another payout does not open.
+    let record_of = format!("payout-{payout}");
     execute!(&mut db, PayoutError, |a| {
         let (issued, app, version) = read_payout(a, failed).await?;
         if !app.current_payout_is(failed, Status::PayoutFailed) {
@@ -719,7 +707,35 @@ pub async fn reissue_payout(
                 status: app.status.as_str(),
             });
         }
-        let condition = super::periods::open_periods(a, &[(app.pool.clone(), paid_on)]).await??;
+        let mut condition =
+            super::periods::open_periods(a, &[(app.pool.clone(), paid_on)]).await??;
+        // A person's own account is theirs to have erased: sealed under their data key, read
+        // after the condition's read point, with the person's tag in the condition (an
+        // erasure recorded meanwhile makes this attempt read again). An enterprise's or an
+        // institution's account stays under the master key.
+        let person = app
+            .party
+            .strip_prefix("person:")
+            .filter(|_| issued.payee.is_none() && app.payee.is_none());
+        let number_sealed = match person {
+            Some(person) => {
+                condition.tags.push(app.party_tag());
+                let data_keys = a.data_keys(keys, &[person]).await?;
+                data_keys.of(person).seal(crate::personal::Field::BankAccount, &record_of, &number)
+            }
+            None => crate::personal::Sealed::seal_bound(
+                keys,
+                crate::personal::Field::BankAccount,
+                &record_of,
+                &number,
+            ),
+        };
+        let record = events::application::AccountRecord {
+            bank: account.bank.trim().to_string(),
+            number_sealed: number_sealed.as_str().to_string(),
+            number_masked: account.masked(),
+            number_key: Some(crate::personal::account_key(keys, &number)),
+        };
         let e = PayoutIssued {
             payout: payout.clone(),
             application: app.id.clone(),

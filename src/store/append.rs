@@ -78,6 +78,14 @@ pub enum AppendError {
     /// one, and retrying from the start is then the right answer.
     #[error("the transaction was chosen to break a lock cycle; retry")]
     Deadlock,
+    /// Two commands created a data key for one person at once (`person_keys`): the second
+    /// reads the first's key and seals again.
+    #[error("another command recorded this person's data key first; retry")]
+    DataKeyConflict,
+    /// A person's data key in `person_keys` does not open with the key file's master keys:
+    /// the table or the key file was tampered with (the key checks rule out a wrong file).
+    #[error("a person's data key does not open with the personal-data key file: {0}")]
+    DataKey(String),
     /// Every attempt of a command met a concurrent writer (`COMMAND_ATTEMPTS_MAX` of them):
     /// the state it decides on is too hot right now. Nothing was recorded; the same request
     /// may be sent again.
@@ -96,6 +104,7 @@ impl AppendError {
             AppendError::StreamVersionConflict { .. }
                 | AppendError::TagConflict { .. }
                 | AppendError::Deadlock
+                | AppendError::DataKeyConflict
         )
     }
 }
@@ -198,36 +207,42 @@ pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), Appe
     Ok(())
 }
 
-/// What [`lock_read`] read: the events, the read point they were read under, and the ids of
-/// the events carrying the id tag (read in the same statement).
+/// What [`lock_read`] read: the events, the read point they were read under, the ids of the
+/// events carrying the id tag, and the persons' data key rows (read in the same statement).
 #[derive(Debug, Clone)]
 pub struct LockedRead {
     /// In id order: the events carrying any of the tags read, or in any of the streams read.
     pub events: Vec<super::RecordedEvent>,
     pub read_point: super::ReadPoint,
     pub tag_ids: Vec<i64>,
+    /// The latest `person_keys` row of each person asked for, as JSON
+    /// (`crate::personal::data_keys::DataKeyRow`s): the store passes it through unread.
+    pub data_keys: Value,
 }
 
-/// A command's whole read in one round trip (`fundledger_lock_read`, migration 0013): takes
-/// the locks of `lock` (as [`lock_tags`] does), then, holding them, reads the events carrying
-/// any of `tags` or in any of `streams`, the read point, and the ids of the events tagged
-/// `id_tag`. The read sees everything committed before the locks were granted.
+/// A command's whole read in one round trip (`fundledger_lock_read`, migrations 0013 and
+/// 0016): takes the locks of `lock` (as [`lock_tags`] does), then, holding them, reads the
+/// latest data key rows of `persons`, the events carrying any of `tags` or in any of
+/// `streams`, the read point, and the ids of the events tagged `id_tag`. The read sees
+/// everything committed before the locks were granted.
 pub async fn lock_read(
     conn: &mut PgConnection,
     lock: &[Tag],
     tags: &[Tag],
     streams: &[&str],
     id_tag: &str,
+    persons: &[&str],
 ) -> Result<LockedRead, AppendError> {
     let mut keys: Vec<i64> = lock.iter().map(|t| lock_key("tag:", t.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-    let rows = sqlx::query("SELECT * FROM fundledger_lock_read($1, $2, $3, $4)")
+    let rows = sqlx::query("SELECT * FROM fundledger_lock_read($1, $2, $3, $4, $5)")
         .bind(&keys)
         .bind(&tags)
         .bind(streams)
         .bind(id_tag)
+        .bind(persons)
         .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
@@ -235,13 +250,14 @@ pub async fn lock_read(
     let first = rows.first().expect("fundledger_lock_read returns at least one row");
     let read_point = super::ReadPoint(first.try_get("read_point")?);
     let tag_ids: Vec<i64> = first.try_get("tag_ids")?;
+    let data_keys: Value = first.try_get("data_keys")?;
     let mut events = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.try_get::<Option<i64>, _>("id")?.is_some() {
             events.push(super::read::from_row(row)?);
         }
     }
-    Ok(LockedRead { events, read_point, tag_ids })
+    Ok(LockedRead { events, read_point, tag_ids, data_keys })
 }
 
 /// The advisory lock keys of every stream and tag the append touches or is conditioned on,
@@ -297,6 +313,11 @@ fn classify(err: sqlx::Error) -> AppendError {
         // bypassed; report it as the conflict it is rather than as a crash.
         Some("23505") if db.constraint() == Some("events_stream_version_key") => {
             AppendError::StreamVersionConflict { stream: String::new(), expected: -1, actual: -1 }
+        }
+        Some("23505")
+            if matches!(db.constraint(), Some("person_keys_pkey" | "person_keys_live")) =>
+        {
+            AppendError::DataKeyConflict
         }
         Some("40P01") => AppendError::Deadlock,
         _ => AppendError::Database(err),
