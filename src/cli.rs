@@ -152,6 +152,30 @@ pub enum Command {
     /// The bank's result files.
     #[command(subcommand)]
     Settlements(SettlementsCommand),
+    /// Persons' personal data: erasure (README "Erasure").
+    #[command(subcommand)]
+    Persons(PersonsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonsCommand {
+    /// Erase a person's personal data: destroy the data key their ID number, name,
+    /// certificate numbers and bank accounts are sealed under, and record `PersonErased`
+    /// (the person key and the day). Every hash, checkpoint and amount stays valid; the
+    /// person key stays, so annual limits and once-only rules still hold. Refused while one of
+    /// their applications is open, and for a person already erased.
+    Erase {
+        /// The person's resident ID number (read from the command line: prefer --person-key
+        /// where shell history is kept).
+        #[arg(long, conflicts_with = "person_key", required_unless_present = "person_key")]
+        id_number: Option<String>,
+        /// The person key (64 hex characters), as the auditors' feed shows it.
+        #[arg(long)]
+        person_key: Option<String>,
+        /// Who erases, as recorded in the event's metadata.
+        #[arg(long, default_value = "admin")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -704,6 +728,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             db.close().await;
             outcome
+        }
+        Command::Persons(PersonsCommand::Erase { id_number, person_key, actor }) => {
+            let db = open_database(&site, &PoolSettings::default()).await?;
+            let keys = match checked_keys(&site, &db).await {
+                Ok(keys) => keys,
+                Err(e) => return close_with(db, e).await,
+            };
+            let person = match (id_number, person_key) {
+                (Some(id), _) => match policy::IdNumber::parse(&id) {
+                    Ok(id) => crate::personal::PersonKey::derive(&keys, &id),
+                    Err(e) => return close_with(db, anyhow::anyhow!("--id-number: {e}")).await,
+                },
+                (None, Some(key)) => match crate::personal::PersonKey::parse(&key) {
+                    Some(key) => key,
+                    None => {
+                        let e = anyhow::anyhow!(
+                            "--person-key: a person key is 64 lowercase hexadecimal characters"
+                        );
+                        return close_with(db, e).await;
+                    }
+                },
+                (None, None) => unreachable!("clap requires one of the two"),
+            };
+            let outcome =
+                crate::commands::persons::erase(&db.pool, &person, &actor, crate::http::today())
+                    .await;
+            match outcome {
+                Ok(erased) => {
+                    println!("{}", serde_json::to_string_pretty(&erased)?);
+                    db.close().await;
+                    Ok(())
+                }
+                Err(e) => close_with(db, anyhow::anyhow!("{} ({})", e, e.code())).await,
+            }
         }
         Command::Keys(command) => {
             let path = KeyPaths::of(&site)?.personal;

@@ -9,6 +9,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod erasure;
 pub mod flags;
 pub mod http;
 pub mod key_checks;

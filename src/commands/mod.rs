@@ -7,6 +7,7 @@ pub mod applications;
 pub mod batches;
 pub mod payouts;
 pub mod periods;
+pub mod persons;
 pub mod settlements;
 pub mod setup;
 

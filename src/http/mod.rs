@@ -271,7 +271,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, from the same registrations.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{applications, batch, batches, desk, feed, ops, payouts, policies, setup};
+    use routes::{
+        applications, batch, batches, desk, feed, ops, payouts, persons, policies, setup,
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -289,6 +291,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(applications::confirm))
         .routes(routes!(applications::person_subsidies))
         .routes(routes!(applications::person_subsidies_moved))
+        .routes(routes!(persons::erase))
+        .routes(routes!(persons::personal))
         .routes(routes!(payouts::open_notice))
         .routes(routes!(payouts::get_notice))
         .routes(routes!(payouts::file_objection))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::commands::applications::ApplicationError;
 use crate::commands::payouts::PayoutError;
 use crate::commands::periods::PeriodError;
+use crate::commands::persons::ErasureError;
 use crate::commands::settlements::ImportError;
 use crate::commands::setup::SetupError;
 use crate::store::AppendError;
@@ -346,6 +347,17 @@ impl From<ImportError> for Problem {
                 let errors = field(f, message);
                 refusal(code, e.to_string(), errors)
             }
+        }
+    }
+}
+
+impl From<ErasureError> for Problem {
+    fn from(e: ErasureError) -> Self {
+        let code = e.code();
+        match e {
+            ErasureError::Store(e) => e.into(),
+            ErasureError::Database(e) => e.into(),
+            other => refusal(code, other.to_string(), Vec::new()),
         }
     }
 }

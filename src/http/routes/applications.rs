@@ -109,6 +109,10 @@ pub struct ConfirmationBody {
 /// An application as the API shows it: personal data masked.
 pub(crate) fn application_json(a: &Application) -> Value {
     let mut body = application_fields(a);
+    if a.erased {
+        // Its person was erased: name and ID number show 已删除 (README "Erasure").
+        body["erased"] = json!(true);
+    }
     if a.screened {
         body["screened"] = json!(true);
         body["confirmation"] = match &a.confirmation {
@@ -348,14 +352,34 @@ pub async fn get(
     for e in &events {
         apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
     }
+    // Its person's erasures, folded in log order with its events: an erasure recorded after
+    // the submission shows the applicant as erased (已删除).
+    let person = apps.by_id.get(&id).and_then(|a| a.party.strip_prefix("person:"));
+    if let Some(person) = person.map(str::to_string) {
+        let erasures = read_stream(&mut conn, &events::person::person_stream(&person)).await?;
+        if !erasures.is_empty() {
+            let mut all: Vec<&crate::store::RecordedEvent> =
+                events.iter().chain(&erasures).collect();
+            all.sort_by_key(|e| e.id);
+            apps = Applications::default();
+            for e in all {
+                apps.apply(&e.event_type, &e.data).map_err(|e| Problem::internal(&e))?;
+            }
+        }
+    }
     let app = apps
         .by_id
         .get(&id)
         .ok_or_else(|| Problem::not_found(format!("application {id} does not exist")))?;
+    let values = crate::erasure::personal_values(&events, &apps);
+    let opener =
+        crate::erasure::Opener::load(&mut conn, &state.keys, &crate::erasure::persons_of(&values))
+            .await?;
     let mut body = application_json(app);
     body["events"] = events
         .iter()
         .map(|e| {
+            let data = crate::erasure::redact(&e.data, e.id, &values, &opener);
             json!({
                 "position": e.position.map(|p| p.0),
                 "version": e.stream_version,
@@ -363,7 +387,7 @@ pub async fn get(
                 "business_date": e.business_date,
                 "recorded_at": e.recorded_at,
                 "actor": e.metadata.actor,
-                "data": crate::http::routes::feed::public_data(&e.data),
+                "data": crate::http::routes::feed::public_data(&data),
             })
         })
         .collect();

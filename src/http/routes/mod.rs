@@ -7,5 +7,6 @@ pub mod desk;
 pub mod feed;
 pub mod ops;
 pub mod payouts;
+pub mod persons;
 pub mod policies;
 pub mod setup;
