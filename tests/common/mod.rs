@@ -20,6 +20,8 @@ pub struct Api {
     pub addr: SocketAddr,
     pub db: TestDatabase,
     pub tokens: HashMap<&'static str, String>,
+    /// The personal-data keys the server holds (the key file's, in a real deployment).
+    pub keys: Keys,
 }
 
 #[derive(Debug, Clone)]
@@ -95,12 +97,13 @@ impl Api {
             tokens.insert(name, token);
         }
         drop(conn);
-        let state = AppState::new(db.pool.clone(), Keys::generate(), limits);
+        let keys = Keys::generate();
+        let state = AppState::new(db.pool.clone(), keys.clone(), limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api { addr, db, tokens }
+        Api { addr, db, tokens, keys }
     }
 
     pub async fn get(&self, who: &str, path: &str) -> Reply {
