@@ -586,3 +586,69 @@ async fn the_command_line_erases_once_and_then_refuses() {
     assert_eq!(erasures, 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Submissions for a person racing their erasure: each submission comes before the erasure
+/// (which then refuses: an application is open) or after it (sealed under the next data key).
+/// Never is a value recorded under a key already destroyed, nor a value left readable that an
+/// erasure recorded after it should cover.
+#[tokio::test]
+async fn submissions_racing_an_erasure_are_erased_whole_or_sealed_under_the_next_key() {
+    use fundledger::commands::applications::{submit, PersonApplication};
+    use std::sync::Arc;
+    let api = Api::start().await;
+    set_up(&api).await;
+    paid(&api, &[training(1)], usize::MAX).await;
+    let person = fundledger::personal::PersonKey::parse(&person_key(&api, 1)).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let keys = Arc::new(api.keys.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(OCCUPATIONS.len() + 1));
+    let mut tasks = Vec::new();
+    for occupation in OCCUPATIONS {
+        let (pool, keys, barrier) = (api.db.pool.clone(), keys.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut body = skill_upgrade(1, occupation);
+            body.as_object_mut().unwrap().remove("program");
+            let app = PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap());
+            barrier.wait().await;
+            submit(&pool, &keys, &app, "clerk", today)
+                .await
+                .map(|_| "submitted")
+                .map_err(|e| e.code())
+        }));
+    }
+    let (pool, barrier) = (api.db.pool.clone(), barrier.clone());
+    let erase = tokio::spawn(async move {
+        barrier.wait().await;
+        fundledger::commands::persons::erase(&pool, &person, "admin", today)
+            .await
+            .map(|_| "erased")
+            .map_err(|e| e.code())
+    });
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let erased = erase.await.unwrap();
+    assert!(matches!(erased, Ok("erased") | Err("applications_open")), "{erased:?}");
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 3, "the annual limit: {outcomes:?}");
+
+    // Every value of the person: readable, or covered by an erasure recorded after it.
+    let erasure_ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM events WHERE event_type = 'PersonErased'")
+            .fetch_all(&api.db.pool)
+            .await
+            .unwrap();
+    let rows: Vec<(i64, String, String, Value)> = sqlx::query_as(
+        "SELECT id, stream_id, event_type, data FROM events WHERE event_type = 'ApplicationSubmitted' ORDER BY id",
+    )
+    .fetch_all(&api.db.pool)
+    .await
+    .unwrap();
+    for (id, stream, _, data) in rows {
+        let sealed = Sealed::from_recorded(data["person"]["name_sealed"].as_str().unwrap());
+        let found = (person_key(&api, 1), Field::Name, stream, sealed);
+        let opened = open_as_the_service(&api, &found).await;
+        let covered = erasure_ids.iter().any(|e| *e > id);
+        assert_eq!(opened.is_none(), covered, "event {id}: {opened:?}, erasures {erasure_ids:?}");
+    }
+}
