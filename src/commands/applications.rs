@@ -396,10 +396,9 @@ pub async fn submit(
     let county_stream = county_stream(&app.county());
     execute!(&mut db, ApplicationError, |a| {
         // One round trip: the person's lock (one person's submissions queue: ten at once in two
-        // counties must see each other), then the person's events, the county's (its pool) and
-        // the ids of the published policies, read holding the lock.
-        // With the person's data key (read holding the lock: an erasure is all before or all
-        // after), in the same round trip.
+        // counties must see each other), then the person's data key, the person's events, the
+        // county's (its pool) and the ids of the published policies, read holding the lock (an
+        // erasure, which takes the same lock, comes wholly before or wholly after).
         let person = std::slice::from_ref(&person_tag);
         let persons = [person_key.as_str()];
         let read =

@@ -96,5 +96,13 @@ pub async fn personal(
         }
         shown.push(item);
     }
+    // Who opened whose values, in the service's log (never the values themselves).
+    tracing::info!(
+        application = %id,
+        token_id = %principal.token_id,
+        person = %principal.person,
+        opened = values.len(),
+        "personal values opened"
+    );
     Ok(Json(json!({ "application": id, "values": shown })))
 }
