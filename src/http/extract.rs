@@ -241,7 +241,7 @@ pub fn fingerprint(method: &str, path: &str, body: &serde_json::Value) -> String
 
 /// The JSON path of a serde error and its message, with `missing field` and `unknown field`
 /// pointed at the field itself rather than its parent.
-fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> FieldError {
     let mut path = e.path().to_string();
     if path == "." {
         path.clear();
@@ -375,6 +375,44 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
         let body = parse(value)?;
         let key_required = method == "POST" && idempotency_required(&path);
         Ok(Command { body, idempotency_key, key_required, fingerprint })
+    }
+}
+
+/// A query string parsed strictly, like a body: unknown parameters refused, a bad one named.
+/// Any refusal is 422 `validation_failed` with the parameter in `errors[].field` (axum's own
+/// `Query` answers 400 with a sentence and no field).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs).map(Query).map_err(|e| {
+            let error = field_error(e);
+            let detail = if error.field.is_empty() {
+                error.message.clone()
+            } else {
+                format!("{}: {}", error.field, error.message)
+            };
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+                .with_errors(vec![error])
+        })
+    }
+}
+
+/// Refuses a year no policy, quota or report can be of (`commands::setup::POLICY_YEARS`).
+pub fn policy_year(field: &str, year: i32) -> Result<i32, Problem> {
+    let years = crate::commands::setup::POLICY_YEARS;
+    if years.contains(&year) {
+        Ok(year)
+    } else {
+        Err(Problem::invalid(
+            field,
+            format!("{year} is not a policy year ({} to {})", years.start(), years.end()),
+        ))
     }
 }
 

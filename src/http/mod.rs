@@ -17,6 +17,7 @@ macro_rules! begin_unit {
 }
 
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod rate;
 pub mod routes;
@@ -252,7 +253,17 @@ pub(crate) async fn place_of_tag(
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(Problem, problem::FieldError))
+    // The schemas parameters refer to (path and query parameters do not register theirs).
+    components(schemas(
+        Problem,
+        problem::FieldError,
+        openapi::PolicyYear,
+        openapi::MonthText,
+        openapi::ApplicationStatus,
+        openapi::AsOf,
+        openapi::Binary,
+        policy::DivisionCode
+    ))
 )]
 struct ApiDoc;
 
@@ -272,7 +283,7 @@ impl utoipa::Modify for BearerAuth {
 /// The routes and their OpenAPI document, from the same registrations.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{applications, batch, batches, desk, feed, ops, payouts, policies, setup};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))
@@ -312,7 +323,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(desk::trial_balance))
         .routes(routes!(batch::batch))
         .routes(routes!(policies::list))
-        .split_for_parts()
+        .split_for_parts();
+    // After every route is in: the pass adds what the shared layers answer to each operation.
+    utoipa::Modify::modify(&openapi::Contract, &mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document the server serves.

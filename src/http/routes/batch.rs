@@ -26,6 +26,8 @@ const ITEM_RESPONSE_MAX: usize = 1 << 20;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// 1 to 100 (`BATCH_MAX`) commands.
+    #[schema(min_items = 1, max_items = 100)]
     pub requests: Vec<BatchItem>,
 }
 
@@ -49,8 +51,7 @@ fn post() -> String {
 }
 
 #[utoipa::path(post, path = "/v1/batch", tag = "bulk", request_body = Batch,
-    responses((status = 200, description = "`{results:[{status, body, idempotent_replayed}]}`, one per item, in order"),
-              (status = 422, body = Problem)))]
+    responses((status = 200, description = "`{results:[{status, body, idempotent_replayed}]}`, one per item, in order; an item's refusal is its result, not the batch's")))]
 pub async fn batch(
     State(state): State<AppState>,
     principal: Principal,
