@@ -249,7 +249,7 @@ pub(crate) async fn place_of_tag(
 #[openapi(
     info(
         title = "fundledger",
-        description = "Event-sourced ledger of unemployment-insurance fund payouts. Money is a string with at most two decimals; dates are business dates (YYYY-MM-DD, Asia/Shanghai); errors are application/problem+json (RFC 9457) with a stable `code`. Every POST accepts `Idempotency-Key` (1 to 200 characters): the same key and body replay the first response with `Idempotent-Replayed: true`; a different body gets 409 `idempotency_conflict`."
+        description = "Event-sourced ledger of unemployment-insurance fund payouts. Money is a string with at most two decimals; dates are business dates (YYYY-MM-DD, Asia/Shanghai); errors are application/problem+json (RFC 9457) with a stable `code`. No string may hold the NUL character (U+0000): PostgreSQL stores none, and it is refused (422, or 400 in a path). Every POST accepts `Idempotency-Key` (1 to 200 characters): the same key and body replay the first response with `Idempotent-Replayed: true`; a different body gets 409 `idempotency_conflict`."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -344,6 +344,7 @@ pub fn router(mut state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(axum::middleware::from_fn(problems_everywhere))
+        .layer(axum::middleware::from_fn(no_nul_in_path))
         // Inside `observe`, so a panic's 500 carries the request id and is logged with it.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(limits, observe))
@@ -368,6 +369,20 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "an internal error occurred and was logged under this request's id (x-request-id); if this was a write, retry it with the same Idempotency-Key to learn its outcome",
     )
     .into_response()
+}
+
+/// A NUL character (`%00`) in the path: no identifier holds one, and PostgreSQL compares no
+/// text holding it (the lookup would fail as an internal error). 400 before any handler.
+async fn no_nul_in_path(request: Request, next: Next) -> Response {
+    if request.uri().path().to_ascii_lowercase().contains("%00") {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the path holds a NUL character (%00), which no identifier holds",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> Problem {

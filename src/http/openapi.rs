@@ -203,6 +203,12 @@ fn complete(path: &str, post: bool, operation: &mut Operation) {
             .build();
         operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(key));
     }
+    // A route that answers only 410 is gone: said so, for clients generated from the document.
+    let gone = operation.responses.responses.contains_key("410")
+        && !operation.responses.responses.keys().any(|s| s.starts_with('2'));
+    if gone {
+        operation.deprecated = Some(utoipa::openapi::Deprecated::True);
+    }
     let responses = &mut operation.responses.responses;
     for shared in SHARED.iter().filter(|s| (s.applies)(&shape)) {
         let status = shared.status.to_string();

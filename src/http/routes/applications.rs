@@ -90,8 +90,9 @@ impl ToSchema for NewApplication {
     }
 }
 
-/// `POST /v1/applications/{id}/review`
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/applications/{id}/review`: `{"decision":"approve"}` or
+/// `{"decision":"reject","reasons":[…]}` with at least one reason (documented as that union).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     /// `approve` or `reject`.
@@ -100,10 +101,36 @@ pub struct ReviewBody {
     pub reasons: Vec<String>,
 }
 
+impl PartialSchema for ReviewBody {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder};
+        let decision =
+            |d: &str| ObjectBuilder::new().schema_type(Type::String).enum_values(Some([d]));
+        let reason = || ObjectBuilder::new().schema_type(Type::String).pattern(Some("\\S"));
+        let approve = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("decision", decision("approve"))
+            .required("decision")
+            .property("reasons", ArrayBuilder::new().items(reason()))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let reject = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("decision", decision("reject"))
+            .required("decision")
+            .property("reasons", ArrayBuilder::new().items(reason()).min_items(Some(1)))
+            .required("reasons")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new().item(approve).item(reject).into()
+    }
+}
+
+impl ToSchema for ReviewBody {}
+
 /// `POST /v1/applications/{id}/withdraw`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
+    #[schema(pattern = "\\S")]
     pub reason: String,
 }
 
@@ -113,10 +140,10 @@ pub struct WithdrawBody {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmationBody {
     /// The enterprise's person who confirmed (经办人 or legal representative).
+    #[schema(pattern = "\\S")]
     pub confirmed_by: String,
     pub confirmed_on: chrono::NaiveDate,
     /// `large`, `medium`, `small` or `micro` (中小企业划型).
-    #[schema(value_type = String, example = "small")]
     pub size_class: policy::job_stabilization::SizeClass,
     /// Whether the enterprise has a corporate account (对公账户); a small or micro enterprise
     /// without one is paid to the account it pays social insurance from.
@@ -274,7 +301,7 @@ async fn authorise_application(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/review", tag = "applications", request_body = ReviewBody,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "The application with its amount and policy"),
               (status = 409, description = "self_review_forbidden, quota_exceeded, quota_not_set, invalid_state, not_confirmed")))]
 pub async fn review(
@@ -302,7 +329,7 @@ pub async fn review(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "Withdrawn"), (status = 409, description = "invalid_state")))]
 pub async fn withdraw(
     State(state): State<AppState>,
@@ -320,7 +347,7 @@ pub async fn withdraw(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/confirmation", tag = "applications", request_body = ConfirmationBody,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "Confirmed: the refund may now be reviewed"),
               (status = 409, description = "invalid_state: not a screened refund awaiting confirmation"),
               (status = 422, description = "not_eligible (corporate_account)")))]
@@ -351,7 +378,7 @@ pub(crate) const READERS: [Role; 5] =
     [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
 
 #[utoipa::path(get, path = "/v1/applications/{id}", tag = "applications",
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "Status, amount, policy and the full event history"), (status = 404, description = "not_found")))]
 pub async fn get(
     State(state): State<AppState>,
@@ -396,8 +423,8 @@ pub struct ListQuery {
     /// Only applications in this status.
     #[param(value_type = Option<crate::http::openapi::ApplicationStatus>)]
     pub status: Option<String>,
-    /// Cursor: the `next_after` of the previous page.
-    pub after: Option<String>,
+    /// Cursor: the `next_after` of the previous page (an application's id).
+    pub after: Option<uuid::Uuid>,
     /// Page size, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -445,7 +472,7 @@ pub async fn list(
         county.as_deref(),
         pool.as_deref(),
         q.status.as_deref(),
-        q.after.as_deref(),
+        q.after.map(|a| a.to_string()).as_deref(),
         limit,
     )
     .await?;

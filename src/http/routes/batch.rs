@@ -41,9 +41,9 @@ pub struct BatchItem {
     pub path: String,
     /// The item's own key; without one, `<the batch's key>/<index>` when the batch has a key.
     pub idempotency_key: Option<String>,
+    /// The command's body: a JSON object, as every command's is.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub body: Value,
+    pub body: serde_json::Map<String, Value>,
 }
 
 fn post() -> String {

@@ -16,9 +16,6 @@ use crate::http::problem::Problem;
 use crate::http::{money, today, AppState};
 use crate::tokens::{Principal, Role, Scope};
 
-/// Longest Idempotency-Key accepted (as for JSON commands).
-const IDEMPOTENCY_KEY_MAX: usize = 200;
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
@@ -59,20 +56,8 @@ pub async fn import_settlements(
             "send the bank's file as `Content-Type: text/csv` (UTF-8 or GBK)",
         ));
     }
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(v) => {
-            match v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX) {
-                Some(k) => Some(k.to_string()),
-                None => {
-                    return Err(Problem::invalid(
-                        "Idempotency-Key",
-                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-                    ))
-                }
-            }
-        }
-    };
+    let idempotency_key =
+        headers.get(IDEMPOTENCY_KEY).map(crate::http::extract::idempotency_key).transpose()?;
     let days = q.days.unwrap_or(settlements::UNANSWERED_AFTER_DAYS_DEFAULT);
     // The same file with the same key is the same request, whatever its encoding.
     let fingerprint = hex::encode(Sha256::digest(

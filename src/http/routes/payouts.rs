@@ -190,7 +190,7 @@ pub(crate) const NOTICE_READERS: [Role; 5] =
     [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
 
 #[utoipa::path(get, path = "/v1/notices/{id}", tag = "payouts",
-    params(("id" = String, Path, description = "notice id")),
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
     responses((status = 200, description = "The published list, names and ID numbers masked"), (status = 404, description = "not_found")))]
 pub async fn get_notice(
     State(state): State<AppState>,
@@ -249,7 +249,7 @@ pub async fn get_notice(
 }
 
 #[utoipa::path(get, path = "/v1/payouts/{id}", tag = "payouts",
-    params(("id" = String, Path, description = "payout id")),
+    params(("id" = uuid::Uuid, Path, description = "payout id")),
     responses((status = 200, description = "The payout: application, amount, paid_on, status, and the bank's result"), (status = 404, description = "not_found")))]
 pub async fn get_payout(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn get_payout(
 }
 
 #[utoipa::path(post, path = "/v1/notices/{id}/objections", tag = "payouts", request_body = NewObjection,
-    params(("id" = String, Path, description = "notice id")),
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
     responses((status = 201, description = "`{id}` of the objection"), (status = 409, description = "objection_period_ended, not_on_notice, notice_already_closed")))]
 pub async fn file_objection(
     State(state): State<AppState>,
@@ -320,7 +320,7 @@ pub async fn file_objection(
 }
 
 #[utoipa::path(post, path = "/v1/objections/{id}/resolve", tag = "payouts", request_body = Resolution,
-    params(("id" = String, Path, description = "objection id")),
+    params(("id" = uuid::Uuid, Path, description = "objection id")),
     responses((status = 200, description = "Resolved; upheld rejects the application"), (status = 409, description = "objection_already_resolved")))]
 pub async fn resolve_objection(
     State(state): State<AppState>,
@@ -346,7 +346,7 @@ pub async fn resolve_objection(
 }
 
 #[utoipa::path(post, path = "/v1/notices/{id}/close", tag = "payouts", request_body = Close,
-    params(("id" = String, Path, description = "notice id")),
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
     responses((status = 200, description = "Closed: the applications cleared for payout"),
               (status = 409, description = "notice_period_not_ended, notice_already_closed")))]
 pub async fn close_notice(
@@ -424,7 +424,7 @@ async fn authorise_payout(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/settlement", tag = "payouts", request_body = SettlementBody,
-    params(("id" = String, Path, description = "payout id")),
+    params(("id" = uuid::Uuid, Path, description = "payout id")),
     responses((status = 200, description = "Recorded"), (status = 409, description = "payout_already_settled, period_sealed")))]
 pub async fn settle(
     State(state): State<AppState>,
@@ -470,7 +470,7 @@ pub async fn settle(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/reissue", tag = "payouts", request_body = Reissue,
-    params(("id" = String, Path, description = "the failed payout's id")),
+    params(("id" = uuid::Uuid, Path, description = "the failed payout's id")),
     responses((status = 201, description = "A new payout of the same amount to the corrected account; the quota is unchanged"),
               (status = 409, description = "payout_not_failed, period_sealed")))]
 pub async fn reissue(
@@ -504,7 +504,7 @@ pub async fn reissue(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, description = "not_recoverable, period_sealed")))]
 pub async fn record_recovery(
     State(state): State<AppState>,
