@@ -18,6 +18,7 @@ pub const CATALOG_ITEMS_MAX: usize = 10_000;
 
 /// The six catalogs of Liaocheng 2024 annex 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CatalogKind {
     /// 绿色低碳职业（工种）培训项目指导目录

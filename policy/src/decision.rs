@@ -51,6 +51,7 @@ pub struct PolicyRef {
 
 /// Which money pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Funding {
     /// The unemployment-insurance fund under the expansion pilot

@@ -64,6 +64,13 @@ const BIRTH_YEAR_MIN: i32 = 1900;
 impl IdNumber {
     const WHAT: &'static str = "ID number";
 
+    /// The form [`IdNumber::parse`] accepts, as a regular expression (ECMA 262 and Rust
+    /// `regex` alike, for the OpenAPI document): 17 digits whose 7th to 14th are a birth date
+    /// `YYYYMMDD` from 1900 on, then a digit or `X` (`x`). What a pattern cannot say: the
+    /// birth date must exist in the calendar (no 19900230) and the last character is the
+    /// MOD 11-2 check character of the first 17.
+    pub const PATTERN: &'static str = "^[0-9]{6}(19[0-9]{2}|[2-9][0-9]{3})(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]$";
+
     /// Parses an ID number, checking its length, characters, that positions
     /// 7-14 form a real calendar date, and the check character. A lowercase
     /// `x` is accepted and stored as `X`. Whether the birth date lies in the
@@ -176,6 +183,13 @@ const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 
 impl CreditCode {
     const WHAT: &'static str = "unified social credit code";
 
+    /// The form [`CreditCode::parse`] accepts, as a regular expression: 18 characters of the
+    /// GB 32100 set (digits and letters but I, O, S, V and Z, either case), the 3rd to 8th
+    /// digits. What a pattern cannot say: the last character is the check character (modulo
+    /// 31) of the first 17.
+    pub const PATTERN: &'static str =
+        "^[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{10}$";
+
     /// Parses a credit code. Lowercase letters are accepted and stored in
     /// capitals, since clerks' systems differ; the letters I, O, S, V and Z
     /// are not part of the code in either case.
@@ -263,6 +277,9 @@ pub struct OccupationCode(String);
 impl OccupationCode {
     const WHAT: &'static str = "occupation code";
 
+    /// Exactly the form [`OccupationCode::parse`] accepts, as a regular expression.
+    pub const PATTERN: &'static str = "^[0-9]-[0-9]{2}-[0-9]{2}-[0-9]{2}$";
+
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         const SHAPE: &[u8; 10] = b"9-99-99-99";
         let ok = s.len() == SHAPE.len()
@@ -297,6 +314,10 @@ pub struct DivisionCode([u8; 6]);
 
 impl DivisionCode {
     const WHAT: &'static str = "division code";
+
+    /// Exactly the form [`DivisionCode::parse`] accepts, as a regular expression: 6 digits,
+    /// not starting with 00.
+    pub const PATTERN: &'static str = "^(0[1-9]|[1-9][0-9])[0-9]{4}$";
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let bytes = s.as_bytes();

@@ -109,6 +109,7 @@ pub enum ReserveAsOf {
 
 /// Enterprise size class (划型).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnterpriseSize {
     /// 大型企业
@@ -119,6 +120,7 @@ pub enum EnterpriseSize {
 
 /// What kind of organisation is insured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrganisationKind {
     Enterprise,
@@ -138,6 +140,7 @@ pub enum OrganisationKind {
 
 /// The kind of a labour-dispatch host employer (用工单位).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HostKind {
     Enterprise,
@@ -182,6 +185,7 @@ impl JobStabilizationRules {
 
 /// `enterprise` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Enterprise {
     pub credit_code: CreditCode,
@@ -195,6 +199,7 @@ pub struct Enterprise {
 /// actually paid last year, without back payments of earlier years' arrears
 /// and late fees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Premiums {
     pub paid_last_year: Money,
@@ -202,6 +207,7 @@ pub struct Premiums {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Staff {
     pub insured_employees: u32,
@@ -210,6 +216,7 @@ pub struct Staff {
 
 /// A labour-dispatch company's breakdown of staff and premiums.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Dispatch {
     pub own_staff: OwnStaff,
@@ -217,6 +224,7 @@ pub struct Dispatch {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnStaff {
     /// Including workers hired for contracting and outsourcing (承揽、外包).
     pub employees: u32,
@@ -224,6 +232,7 @@ pub struct OwnStaff {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Host {
     pub credit_code: CreditCode,
     pub name: String,
@@ -234,6 +243,7 @@ pub struct Host {
 
 /// The pool's figures for the reserve condition, supplied by the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PoolReserve {
     /// The date of the balance: must be the end of the prior year.
@@ -246,6 +256,7 @@ pub struct PoolReserve {
 
 /// A job-stabilization request body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobStabilizationApplication {
     pub county: DivisionCode,
@@ -268,6 +279,7 @@ pub struct JobStabilizationApplication {
 /// Size class of an enterprise by the SME classification (中小企业划型), finer than
 /// [`EnterpriseSize`]: the account rule of 免申即享 names small and micro enterprises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SizeClass {
     /// 大型

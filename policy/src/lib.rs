@@ -35,6 +35,8 @@ pub mod job_stabilization;
 pub mod level;
 pub mod money;
 pub mod on_the_job_training;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod person;
 pub mod pilot_subsidy;
 pub mod policy;

@@ -62,6 +62,11 @@ pub struct Money(Decimal);
 impl Money {
     const WHAT: &'static str = "amount";
 
+    /// Exactly the form [`Money::parse`] accepts, as a regular expression: yuan without sign,
+    /// exponent, separators or leading zeros, at most 15 digits and 2 decimals, more than 0.
+    pub const PATTERN: &'static str =
+        "^([1-9][0-9]{0,14}(\\.[0-9]{1,2})?|0\\.([1-9][0-9]?|0[1-9]))$";
+
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         Self::from_decimal(parse_yuan(Self::WHAT, s)?)
     }
@@ -103,6 +108,10 @@ pub struct Amount(Decimal);
 
 impl Amount {
     const WHAT: &'static str = "amount";
+
+    /// Exactly the form [`Amount::parse`] accepts, as a regular expression: [`Money::PATTERN`]
+    /// with zero allowed.
+    pub const PATTERN: &'static str = "^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,2})?$";
     pub const ZERO: Amount = Amount(Decimal::ZERO);
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
@@ -183,6 +192,10 @@ const RATIO_DECIMALS_MAX: usize = 6;
 
 impl Ratio {
     const WHAT: &'static str = "ratio";
+
+    /// Exactly the form [`Ratio::parse`] accepts, as a regular expression: more than 0, at
+    /// most 1, at most 6 decimals.
+    pub const PATTERN: &'static str = "^(1(\\.0{1,6})?|0\\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9]))$";
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let err = |p: String| ParseError::new(Self::WHAT, p);

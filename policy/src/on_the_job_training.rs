@@ -58,6 +58,7 @@ pub struct OnTheJobTrainingRules {
 
 /// Sectors named by the notice (受疫情影响较大的行业), and the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sector {
     /// 外贸
@@ -99,6 +100,7 @@ impl OnTheJobTrainingRules {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrainingEnterprise {
     pub credit_code: CreditCode,
@@ -109,6 +111,7 @@ pub struct TrainingEnterprise {
 
 /// A newly hired person trained on the job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Trainee {
     pub id_number: IdNumber,
@@ -121,6 +124,7 @@ pub struct Trainee {
 
 /// An on-the-job training request body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OnTheJobTrainingApplication {
     pub county: DivisionCode,

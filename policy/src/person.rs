@@ -6,6 +6,7 @@ use crate::ids::IdNumber;
 
 /// `applicant` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Applicant {
     pub id_number: IdNumber,
@@ -14,6 +15,7 @@ pub struct Applicant {
 
 /// `eligibility` of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PersonEligibility {
     /// Months of unemployment insurance as an employee, at submission.

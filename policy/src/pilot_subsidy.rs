@@ -27,6 +27,7 @@ use crate::rejection::{Rejection, RejectionCode};
 
 /// The kind of pilot subsidy (`category` of the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PilotCategory {
     /// 职业技能评价补贴
@@ -103,6 +104,7 @@ impl Beneficiary {
 
 /// A `pilot_subsidy` request body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PilotSubsidyApplication {
     pub category: PilotCategory,

@@ -322,6 +322,7 @@ impl SkillUpgradeRules {
 
 /// The certificate of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
     pub occupation_code: OccupationCode,
@@ -336,6 +337,7 @@ pub struct Certificate {
 
 /// A skill-upgrade request body (`"program": "skill_upgrade"`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SkillUpgradeApplication {
     pub county: DivisionCode,

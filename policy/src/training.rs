@@ -284,6 +284,7 @@ impl TrainingRules {
 
 /// How the class was assessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Assessment {
     /// Skill evaluation with a vocational certificate (技能等级评价).
@@ -294,6 +295,7 @@ pub enum Assessment {
 
 /// `training` of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Training {
     pub catalog: CatalogKind,
@@ -314,6 +316,7 @@ pub struct Training {
 
 /// A training request body (`"program": "vocational_training"`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrainingApplication {
     pub county: DivisionCode,
@@ -332,6 +335,7 @@ pub struct TrainingApplication {
 
 /// A training institution receiving a trainee's subsidy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Institution {
     pub credit_code: crate::ids::CreditCode,

@@ -38,6 +38,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status named `s` (as [`Status::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Submitted => "submitted",

@@ -28,9 +28,15 @@ pub struct Month {
 }
 
 impl Month {
+    /// Exactly the form [`Month::parse`] accepts, as a regular expression (the OpenAPI
+    /// document's).
+    pub const PATTERN: &'static str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+
     pub fn parse(s: &str) -> Option<Month> {
         let (y, m) = s.split_once('-')?;
-        if y.len() != 4 || m.len() != 2 {
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        // Digits only: `+999-01` would otherwise pass as the year 999.
+        if y.len() != 4 || m.len() != 2 || !digits(y) || !digits(m) {
             return None;
         }
         let first = NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)?;
@@ -277,6 +283,18 @@ mod tests {
             sealed_by: "f".into(),
             public_key: None,
             signature: None,
+        }
+    }
+
+    /// A signed year passed `Month::parse` as its number (`+999-01` as the month 0999-01) though
+    /// `Month::PATTERN`, what the OpenAPI document promises, refuses it.
+    #[test]
+    fn a_month_is_four_digits_a_hyphen_and_two_digits_as_its_pattern_says() {
+        for ok in ["2024-11", "0001-01", "9999-12"] {
+            assert!(Month::parse(ok).is_some(), "{ok}");
+        }
+        for bad in ["+999-01", "-999-01", "2024-+1", "2024-13", "2024-00", "24-11", "2024-1"] {
+            assert!(Month::parse(bad).is_none(), "{bad}");
         }
     }
 

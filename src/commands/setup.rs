@@ -254,6 +254,9 @@ fn balance_policy(
     })
 }
 
+/// The years a policy, a quota and a report can be of.
+pub const POLICY_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
 /// Sets a year's expansion quota: `ratio × locked balance`, rounded down to the fen, under the
 /// published expansion-quota policy in force on January 1st of that year, whose ratio is the
 /// ceiling. Returns the cap.
@@ -268,11 +271,11 @@ pub async fn set_quota(
     let mut db = db.into();
     non_empty("filing_document", filing_document)?;
     let jan_1 = NaiveDate::from_ymd_opt(year, 1, 1)
-        .filter(|d| (2000..=2100).contains(&d.year()))
+        .filter(|d| POLICY_YEARS.contains(&d.year()))
         .ok_or_else(|| SetupError::Invalid {
-        field: "year",
-        message: format!("{year} is not a policy year"),
-    })?;
+            field: "year",
+            message: format!("{year} is not a policy year"),
+        })?;
     let quota_tag = Tag::pool_year(&pool.to_string(), year);
     execute!(&mut db, SetupError, |a| {
         let published =

@@ -14,7 +14,66 @@ use super::AppState;
 use crate::tokens::{Principal, Role};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-const IDEMPOTENCY_KEY_MAX: usize = 200;
+pub const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// An `Idempotency-Key` header's value: 1 to 200 visible ASCII characters, spaces between
+/// them allowed (the document's pattern); a tab or a byte beyond ASCII is refused.
+pub fn idempotency_key(value: &axum::http::HeaderValue) -> Result<String, Problem> {
+    let bytes = value.as_bytes();
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let ok = (1..=IDEMPOTENCY_KEY_MAX).contains(&bytes.len())
+        && bytes.iter().all(|b| visible(b) || *b == b' ')
+        && bytes.first().is_some_and(visible)
+        && bytes.last().is_some_and(visible);
+    match (ok, value.to_str()) {
+        (true, Ok(key)) => Ok(key.to_string()),
+        _ => Err(Problem::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters (spaces between them allowed)"),
+        )),
+    }
+}
+
+/// Readies a request body for parsing, in place:
+/// - a number with no fraction becomes an integer. JSON Schema counts `2052.0` an integer, so a
+///   client built from the OpenAPI document may send one, where serde takes only `2052` for
+///   an `i32`. No field of the API is a fraction (money is a string), so nothing is lost.
+/// - a string or key holding NUL (U+0000) is refused: PostgreSQL stores no NUL in text or
+///   JSON, and would fail the statement (an internal error) instead of the request.
+fn normalise(value: &mut serde_json::Value, path: &str) -> Result<(), FieldError> {
+    use serde_json::Value;
+    let nul = |field: &str| FieldError {
+        field: field.to_string(),
+        message: "must not contain the NUL character (U+0000)".to_string(),
+    };
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            // Integers of f64 are exact up to 2^53.
+            if let Some(f) =
+                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::String(s) if s.contains('\0') => return Err(nul(path)),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                normalise(item, &format!("{path}[{i}]"))?;
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                if key.contains('\0') {
+                    return Err(nul(path));
+                }
+                normalise(item, &field)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
 
 /// The routes where money moves (API.md, "Additions"): a POST to one of them without an
 /// `Idempotency-Key` is refused with 428 when its unit of work would begin (after the role
@@ -241,7 +300,7 @@ pub fn fingerprint(method: &str, path: &str, body: &serde_json::Value) -> String
 
 /// The JSON path of a serde error and its message, with `missing field` and `unknown field`
 /// pointed at the field itself rather than its parent.
-fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> FieldError {
     let mut path = e.path().to_string();
     if path == "." {
         path.clear();
@@ -313,19 +372,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let idempotency_key = match req.headers().get(IDEMPOTENCY_KEY) {
-            None => None,
-            Some(v) => {
-                let key = v.to_str().ok().map(str::to_string).unwrap_or_default();
-                if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
-                    return Err(Problem::invalid(
-                        "Idempotency-Key",
-                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-                    ));
-                }
-                Some(key)
-            }
-        };
+        let idempotency_key =
+            req.headers().get(IDEMPOTENCY_KEY).map(idempotency_key).transpose()?;
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -371,10 +419,64 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
                 )
             })?
         };
+        let mut value = value;
+        normalise(&mut value, "").map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("{}: {}", e.field, e.message),
+            )
+            .with_errors(vec![e])
+        })?;
         let fingerprint = fingerprint(&method, &path, &value);
         let body = parse(value)?;
         let key_required = method == "POST" && idempotency_required(&path);
         Ok(Command { body, idempotency_key, key_required, fingerprint })
+    }
+}
+
+/// A query string parsed strictly, like a body: unknown parameters refused, a bad one named.
+/// Any refusal is 422 `validation_failed` with the parameter in `errors[].field` (axum's own
+/// `Query` answers 400 with a sentence and no field).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or("");
+        // PostgreSQL compares no text holding NUL: refused here, not failed in a query.
+        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let key = key.replace('\0', "");
+            return Err(Problem::invalid(&key, "must not contain the NUL character (U+0000)"));
+        }
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs).map(Query).map_err(|e| {
+            let error = field_error(e);
+            let detail = if error.field.is_empty() {
+                error.message.clone()
+            } else {
+                format!("{}: {}", error.field, error.message)
+            };
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+                .with_errors(vec![error])
+        })
+    }
+}
+
+/// Refuses a year no policy, quota or report can be of (`commands::setup::POLICY_YEARS`).
+pub fn policy_year(field: &str, year: i32) -> Result<i32, Problem> {
+    let years = crate::commands::setup::POLICY_YEARS;
+    if years.contains(&year) {
+        Ok(year)
+    } else {
+        Err(Problem::invalid(
+            field,
+            format!("{year} is not a policy year ({} to {})", years.start(), years.end()),
+        ))
     }
 }
 

@@ -17,6 +17,7 @@ macro_rules! begin_unit {
 }
 
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod rate;
 pub mod routes;
@@ -248,11 +249,21 @@ pub(crate) async fn place_of_tag(
 #[openapi(
     info(
         title = "fundledger",
-        description = "Event-sourced ledger of unemployment-insurance fund payouts. Money is a string with at most two decimals; dates are business dates (YYYY-MM-DD, Asia/Shanghai); errors are application/problem+json (RFC 9457) with a stable `code`. Every POST accepts `Idempotency-Key` (1 to 200 characters): the same key and body replay the first response with `Idempotent-Replayed: true`; a different body gets 409 `idempotency_conflict`."
+        description = "Event-sourced ledger of unemployment-insurance fund payouts. Money is a string with at most two decimals; dates are business dates (YYYY-MM-DD, Asia/Shanghai); errors are application/problem+json (RFC 9457) with a stable `code`. No string may hold the NUL character (U+0000): PostgreSQL stores none, and it is refused (422, or 400 in a path). Every POST accepts `Idempotency-Key` (1 to 200 characters): the same key and body replay the first response with `Idempotent-Replayed: true`; a different body gets 409 `idempotency_conflict`."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(Problem, problem::FieldError))
+    // The schemas parameters refer to (path and query parameters do not register theirs).
+    components(schemas(
+        Problem,
+        problem::FieldError,
+        openapi::PolicyYear,
+        openapi::MonthText,
+        openapi::ApplicationStatus,
+        openapi::AsOf,
+        openapi::Binary,
+        policy::DivisionCode
+    ))
 )]
 struct ApiDoc;
 
@@ -274,7 +285,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
         applications, batch, batches, desk, feed, ops, payouts, persons, policies, setup,
     };
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))
@@ -316,7 +327,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(desk::trial_balance))
         .routes(routes!(batch::batch))
         .routes(routes!(policies::list))
-        .split_for_parts()
+        .split_for_parts();
+    // After every route is in: the pass adds what the shared layers answer to each operation.
+    utoipa::Modify::modify(&openapi::Contract, &mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document the server serves.
@@ -334,6 +348,7 @@ pub fn router(mut state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(axum::middleware::from_fn(problems_everywhere))
+        .layer(axum::middleware::from_fn(no_nul_in_path))
         // Inside `observe`, so a panic's 500 carries the request id and is logged with it.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(limits, observe))
@@ -358,6 +373,20 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "an internal error occurred and was logged under this request's id (x-request-id); if this was a write, retry it with the same Idempotency-Key to learn its outcome",
     )
     .into_response()
+}
+
+/// A NUL character (`%00`) in the path: no identifier holds one, and PostgreSQL compares no
+/// text holding it (the lookup would fail as an internal error). 400 before any handler.
+async fn no_nul_in_path(request: Request, next: Next) -> Response {
+    if request.uri().path().to_ascii_lowercase().contains("%00") {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the path holds a NUL character (%00), which no identifier holds",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> Problem {

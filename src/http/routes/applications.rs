@@ -1,17 +1,19 @@
 //! Applications: submit, review, withdraw, read one, list a county's, a person's subsidies.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::commands::applications::{
     self as commands, application_stream, PersonApplication, Review, Submitted,
 };
-use crate::http::extract::{parse, require, require_role, Command, Place};
+use crate::http::extract::{parse, policy_year, require, require_role, Command, Place, Query};
 use crate::http::problem::Problem;
 use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
@@ -19,62 +21,78 @@ use crate::store::{read_stream, read_tagged};
 use crate::tokens::{Principal, Role};
 use projections::applications::{Application, Applications, Status};
 
-/// `POST /v1/applications`: one of the three programs' bodies of API.md, selected by
-/// `program`. Documented loosely here; each program's fields are in API.md.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NewApplication {
-    /// `skill_upgrade`, `vocational_training`, `job_stabilization_refund`, `on_the_job_training`
-    /// or `pilot_subsidy`.
-    pub program: String,
-    #[schema(example = "370811")]
-    pub county: String,
-    pub submitted_on: chrono::NaiveDate,
-    /// Persons: `{"id_number","name"}`.
-    #[schema(value_type = Option<Object>)]
-    pub applicant: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub eligibility: Option<Value>,
-    /// Skill upgrade: `{"occupation_code","level","number","issued_on","issued_by"?}`.
-    #[schema(value_type = Option<Object>)]
-    pub certificate: Option<Value>,
-    /// Vocational training.
-    #[schema(value_type = Option<Object>)]
-    pub training: Option<Value>,
-    /// `unemployment_insurance` (benefit recipients: the fund's ordinary spending),
-    /// `expansion_pilot` (counted against the cap; the office may state it for an insured
-    /// trainee not on benefit) or `employment_subsidy`; derived by the policy when omitted.
-    pub funding: Option<String>,
-    /// Refunds: `{"credit_code","name","size","kind","labour_dispatch"}`.
-    #[schema(value_type = Option<Object>)]
-    pub enterprise: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub premiums: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub staff: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub dispatch: Option<Value>,
-    /// On-the-job training: `[{"id_number","name","first_insured_with_enterprise_on","months"}]`
-    /// (the enterprise is `{"credit_code","name","size","sector"}`).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub trainees: Option<Value>,
-    /// Vocational training: the training institution paid on the trainee's behalf,
-    /// `{"credit_code","name"}`; the notice still lists the trainee.
-    #[schema(value_type = Option<Object>)]
-    pub payee: Option<Value>,
-    /// Pilot subsidies: `skill_evaluation` (职业技能评价补贴), `job` (岗位补贴) or
-    /// `social_insurance` (社会保险补贴).
-    pub category: Option<String>,
-    /// Pilot subsidies: `{"id_number","name"}` (a person) or `{"credit_code","name"}` (a unit).
-    #[schema(value_type = Option<Object>)]
-    pub beneficiary: Option<Value>,
-    /// Pilot subsidies: the amount the office computed, e.g. `"2400.00"`.
-    pub amount: Option<String>,
-    /// Pilot subsidies: the document the amount rests on.
-    pub basis: Option<String>,
+/// `POST /v1/applications`: a tagged union on `program`, one body per program. Each body's
+/// schema is the policy crate's type that parses it (with its identifiers' patterns), plus
+/// `program`; see [`programs`].
+#[derive(Debug)]
+pub struct NewApplication;
+
+/// One program's body in the document.
+struct ProgramBody {
+    program: &'static str,
+    component: String,
+    schema: RefOr<Schema>,
+    /// The schemas it refers to.
+    nested: Vec<(String, RefOr<Schema>)>,
 }
 
-/// `POST /v1/applications/{id}/review`
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body `T` parses, with `"program": <program>` added (`submit` takes `program` out
+/// before parsing the rest with `T`, which refuses unknown fields).
+fn program_body<T: ToSchema>(program: &'static str) -> ProgramBody {
+    let mut schema = T::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        let tag = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([program]))
+            .description(Some("The program; selects this body"));
+        object.properties.insert("program".to_string(), tag.into());
+        object.required.insert(0, "program".to_string());
+    }
+    let mut nested = Vec::new();
+    T::schemas(&mut nested);
+    ProgramBody { program, component: T::name().into_owned(), schema, nested }
+}
+
+/// The programs `submit` accepts, by the name in `program` and the type that parses them.
+fn programs() -> [ProgramBody; 5] {
+    use policy::{job_stabilization, on_the_job_training, pilot_subsidy, skill_upgrade, training};
+    [
+        program_body::<skill_upgrade::SkillUpgradeApplication>("skill_upgrade"),
+        program_body::<training::TrainingApplication>("vocational_training"),
+        program_body::<job_stabilization::JobStabilizationApplication>("job_stabilization_refund"),
+        program_body::<on_the_job_training::OnTheJobTrainingApplication>("on_the_job_training"),
+        program_body::<pilot_subsidy::PilotSubsidyApplication>("pilot_subsidy"),
+    ]
+}
+
+impl PartialSchema for NewApplication {
+    fn schema() -> RefOr<Schema> {
+        let mut discriminator = Discriminator::new("program");
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "One body per program, selected by `program`. Funding (`unemployment_insurance`, `expansion_pilot`, `employment_subsidy`) is derived by the policy when omitted.",
+        ));
+        for p in programs() {
+            one_of = one_of.item(Ref::from_schema_name(&p.component));
+            discriminator
+                .mapping
+                .insert(p.program.to_string(), format!("#/components/schemas/{}", p.component));
+        }
+        one_of.discriminator(Some(discriminator)).into()
+    }
+}
+
+impl ToSchema for NewApplication {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for p in programs() {
+            schemas.push((p.component, p.schema));
+            schemas.extend(p.nested);
+        }
+    }
+}
+
+/// `POST /v1/applications/{id}/review`: `{"decision":"approve"}` or
+/// `{"decision":"reject","reasons":[…]}` with at least one reason (documented as that union).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     /// `approve` or `reject`.
@@ -83,10 +101,36 @@ pub struct ReviewBody {
     pub reasons: Vec<String>,
 }
 
+impl PartialSchema for ReviewBody {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder};
+        let decision =
+            |d: &str| ObjectBuilder::new().schema_type(Type::String).enum_values(Some([d]));
+        let reason = || ObjectBuilder::new().schema_type(Type::String).pattern(Some("\\S"));
+        let approve = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("decision", decision("approve"))
+            .required("decision")
+            .property("reasons", ArrayBuilder::new().items(reason()))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let reject = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("decision", decision("reject"))
+            .required("decision")
+            .property("reasons", ArrayBuilder::new().items(reason()).min_items(Some(1)))
+            .required("reasons")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new().item(approve).item(reject).into()
+    }
+}
+
+impl ToSchema for ReviewBody {}
+
 /// `POST /v1/applications/{id}/withdraw`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
+    #[schema(pattern = "\\S")]
     pub reason: String,
 }
 
@@ -96,10 +140,10 @@ pub struct WithdrawBody {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmationBody {
     /// The enterprise's person who confirmed (经办人 or legal representative).
+    #[schema(pattern = "\\S")]
     pub confirmed_by: String,
     pub confirmed_on: chrono::NaiveDate,
     /// `large`, `medium`, `small` or `micro` (中小企业划型).
-    #[schema(value_type = String, example = "small")]
     pub size_class: policy::job_stabilization::SizeClass,
     /// Whether the enterprise has a corporate account (对公账户); a small or micro enterprise
     /// without one is paid to the account it pays social insurance from.
@@ -190,8 +234,8 @@ fn submitted_json(s: &Submitted, program: &str, county: &str) -> Value {
 
 #[utoipa::path(post, path = "/v1/applications", tag = "applications", request_body = NewApplication,
     responses((status = 201, description = "Submitted: id, status, amount, funding, the policy and the decision's rules"),
-              (status = 409, body = Problem, description = "annual_limit_reached, occupation_level_already_subsidized, higher_level_already_subsidized, training_and_skill_upgrade_exclusive"),
-              (status = 422, body = Problem, description = "validation_failed, not_eligible, certificate_window_expired, no_policy_in_force")))]
+              (status = 409, description = "annual_limit_reached, occupation_level_already_subsidized, higher_level_already_subsidized, training_and_skill_upgrade_exclusive"),
+              (status = 422, description = "not_eligible, certificate_window_expired, no_policy_in_force, unknown_occupation, no_standard_for_level; validation_failed also for a county not registered or a date in the future")))]
 pub async fn submit(
     State(state): State<AppState>,
     principal: Principal,
@@ -261,9 +305,9 @@ async fn authorise_application(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/review", tag = "applications", request_body = ReviewBody,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "The application with its amount and policy"),
-              (status = 409, body = Problem, description = "self_review_forbidden, quota_exceeded, invalid_state")))]
+              (status = 409, description = "self_review_forbidden, quota_exceeded, quota_not_set, invalid_state, not_confirmed")))]
 pub async fn review(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -289,8 +333,8 @@ pub async fn review(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,
-    params(("id" = String, Path, description = "application id")),
-    responses((status = 200, description = "Withdrawn"), (status = 409, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "application id")),
+    responses((status = 200, description = "Withdrawn"), (status = 409, description = "invalid_state")))]
 pub async fn withdraw(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -307,10 +351,10 @@ pub async fn withdraw(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/confirmation", tag = "applications", request_body = ConfirmationBody,
-    params(("id" = String, Path, description = "application id")),
+    params(("id" = uuid::Uuid, Path, description = "application id")),
     responses((status = 200, description = "Confirmed: the refund may now be reviewed"),
-              (status = 409, body = Problem, description = "invalid_state: not a screened refund awaiting confirmation"),
-              (status = 422, body = Problem, description = "not_eligible (corporate_account), validation_failed")))]
+              (status = 409, description = "invalid_state: not a screened refund awaiting confirmation"),
+              (status = 422, description = "not_eligible (corporate_account)")))]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -338,8 +382,8 @@ pub(crate) const READERS: [Role; 5] =
     [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
 
 #[utoipa::path(get, path = "/v1/applications/{id}", tag = "applications",
-    params(("id" = String, Path, description = "application id")),
-    responses((status = 200, description = "Status, amount, policy and the full event history"), (status = 404, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "application id")),
+    responses((status = 200, description = "Status, amount, policy and the full event history"), (status = 404, description = "not_found")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -398,12 +442,15 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// The county whose applications to list (county tokens: their own, the default).
-    pub county: Option<String>,
+    #[param(value_type = Option<policy::DivisionCode>)]
+    pub county: Option<policy::DivisionCode>,
     /// Only applications in this status.
+    #[param(value_type = Option<crate::http::openapi::ApplicationStatus>)]
     pub status: Option<String>,
-    /// Cursor: the `next_after` of the previous page.
-    pub after: Option<String>,
+    /// Cursor: the `next_after` of the previous page (an application's id).
+    pub after: Option<uuid::Uuid>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -419,8 +466,17 @@ pub async fn list(
     use crate::tokens::Scope;
     let county = match (&principal.scope, &q.county) {
         (Scope::County(own), None) => Some(own.clone()),
-        (_, given) => given.clone(),
+        (_, given) => given.as_ref().map(|c| c.to_string()),
     };
+    if let Some(status) = &q.status {
+        if Status::parse(status).is_none() {
+            let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(Problem::invalid(
+                "status",
+                format!("`{status}` is not a status; use one of {}", all.join(", ")),
+            ));
+        }
+    }
     let pool = match &principal.scope {
         Scope::Pool(p) => Some(p.clone()),
         _ => None,
@@ -440,7 +496,7 @@ pub async fn list(
         county.as_deref(),
         pool.as_deref(),
         q.status.as_deref(),
-        q.after.as_deref(),
+        q.after.map(|a| a.to_string()).as_deref(),
         limit,
     )
     .await?;
@@ -455,14 +511,14 @@ pub async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
-    #[schema(example = "370811199001011236")]
+    #[schema(value_type = policy::IdNumber)]
     pub id_number: String,
+    #[schema(value_type = crate::http::openapi::PolicyYear)]
     pub year: i32,
 }
 
 #[utoipa::path(post, path = "/v1/persons/subsidies", tag = "applications", request_body = PersonQuery,
-    responses((status = 200, description = "`{year, used, limit, by_program, applications}`: the counts across every county; the applications (masked) only within the caller's scope. A read: records nothing, needs no Idempotency-Key"),
-              (status = 422, body = Problem)))]
+    responses((status = 200, description = "`{year, used, limit, by_program, applications}`: the counts across every county; the applications (masked) only within the caller's scope. A read: records nothing, needs no Idempotency-Key")))]
 pub async fn person_subsidies(
     State(state): State<AppState>,
     principal: Principal,
@@ -475,6 +531,7 @@ pub async fn person_subsidies(
     let q = &command.body;
     let id = policy::IdNumber::parse(&q.id_number)
         .map_err(|e| Problem::invalid("id_number", e.to_string()))?;
+    policy_year("year", q.year)?;
     let key = PersonKey::derive(&state.keys, &id);
     let tag = events::Tag::person(key.as_str());
     let mut conn = state.pool.acquire().await?;
@@ -517,9 +574,9 @@ pub async fn person_subsidies(
     })))
 }
 
-#[utoipa::path(get, path = "/v1/persons/{id_number}/subsidies", tag = "applications",
+#[utoipa::path(get, path = "/v1/persons/{id_number}/subsidies", tag = "applications", security(()),
     params(("id_number" = String, Path, description = "not read: the ID number does not belong in a URL")),
-    responses((status = 410, body = Problem, description = "`moved`: use POST /v1/persons/subsidies with `{\"id_number\",\"year\"}`")))]
+    responses((status = 410, description = "`moved`: use POST /v1/persons/subsidies with `{\"id_number\",\"year\"}`")))]
 pub async fn person_subsidies_moved(Path(_id_number): Path<String>) -> Problem {
     let mut p = Problem::new(
         StatusCode::GONE,

@@ -26,6 +26,8 @@ const ITEM_RESPONSE_MAX: usize = 1 << 20;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// 1 to 100 (`BATCH_MAX`) commands.
+    #[schema(min_items = 1, max_items = 100)]
     pub requests: Vec<BatchItem>,
 }
 
@@ -39,9 +41,9 @@ pub struct BatchItem {
     pub path: String,
     /// The item's own key; without one, `<the batch's key>/<index>` when the batch has a key.
     pub idempotency_key: Option<String>,
+    /// The command's body: a JSON object, as every command's is.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub body: Value,
+    pub body: serde_json::Map<String, Value>,
 }
 
 fn post() -> String {
@@ -49,8 +51,7 @@ fn post() -> String {
 }
 
 #[utoipa::path(post, path = "/v1/batch", tag = "bulk", request_body = Batch,
-    responses((status = 200, description = "`{results:[{status, body, idempotent_replayed}]}`, one per item, in order"),
-              (status = 422, body = Problem)))]
+    responses((status = 200, description = "`{results:[{status, body, idempotent_replayed}]}`, one per item, in order; an item's refusal is its result, not the batch's")))]
 pub async fn batch(
     State(state): State<AppState>,
     principal: Principal,

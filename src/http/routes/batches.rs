@@ -58,9 +58,9 @@ async fn authorise_batch(
 }
 
 #[utoipa::path(get, path = "/v1/payouts/batches/{id}", tag = "payouts",
-    params(("id" = String, Path, description = "batch id")),
+    params(("id" = uuid::Uuid, Path, description = "batch id")),
     responses((status = 200, description = "The batch: `status` issued → sent → answered → reconciled (`status_label` 已生成, 已送银行, 已回盘, 已对账), its amount, dates, and the bank's answers so far"),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+              (status = 404, description = "not_found")))]
 pub async fn get_batch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -76,9 +76,9 @@ pub async fn get_batch(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/batches/{id}/sent", tag = "payouts", request_body = Sent,
-    params(("id" = String, Path, description = "batch id")),
+    params(("id" = uuid::Uuid, Path, description = "batch id")),
     responses((status = 200, description = "The batch, now `sent`"),
-              (status = 409, body = Problem, description = "batch_already_sent")))]
+              (status = 409, description = "batch_already_sent, batch_already_reconciled")))]
 pub async fn mark_sent(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -95,9 +95,9 @@ pub async fn mark_sent(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/batches/{id}/reconciled", tag = "payouts", request_body = Reconciled,
-    params(("id" = String, Path, description = "batch id")),
+    params(("id" = uuid::Uuid, Path, description = "batch id")),
     responses((status = 200, description = "`{batch, settled, settled_amount, failed, failed_amount, reconciled_on}`"),
-              (status = 409, body = Problem, description = "batch_not_sent, batch_not_answered, batch_already_reconciled")))]
+              (status = 409, description = "batch_not_sent, batch_not_answered, batch_already_reconciled")))]
 pub async fn reconcile(
     State(state): State<AppState>,
     Path(id): Path<String>,

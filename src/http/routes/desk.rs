@@ -1,7 +1,7 @@
 //! The finance bureau's desk: the bank's result file, sealed months.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,13 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::commands::periods::{self, Month};
 use crate::commands::settlements;
-use crate::http::extract::{require, require_role, Command, Place, IDEMPOTENCY_KEY};
+use crate::http::extract::{require, require_role, Command, Place, Query, IDEMPOTENCY_KEY};
 use crate::http::problem::Problem;
 use crate::http::{money, today, AppState};
 use crate::tokens::{Principal, Role, Scope};
-
-/// Longest Idempotency-Key accepted (as for JSON commands).
-const IDEMPOTENCY_KEY_MAX: usize = 200;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -39,8 +36,7 @@ fn pool_of(principal: &Principal) -> Result<String, Problem> {
 #[utoipa::path(post, path = "/v1/settlements/import", tag = "payouts", params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The bank's result file, UTF-8 or GBK, with its header"),
     responses((status = 200, description = "The reconciliation: matched, amount_mismatch, unknown_payout, duplicate_line, already_recorded (each with its line), invalid, refused, unanswered"),
-              (status = 415, body = Problem), (status = 422, body = Problem, description = "validation_failed: the header or the encoding"),
-              (status = 428, body = Problem, description = "idempotency_key_required")))]
+              (status = 422, description = "validation_failed: the header or the encoding")))]
 pub async fn import_settlements(
     State(state): State<AppState>,
     principal: Principal,
@@ -60,20 +56,8 @@ pub async fn import_settlements(
             "send the bank's file as `Content-Type: text/csv` (UTF-8 or GBK)",
         ));
     }
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(v) => {
-            match v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX) {
-                Some(k) => Some(k.to_string()),
-                None => {
-                    return Err(Problem::invalid(
-                        "Idempotency-Key",
-                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-                    ))
-                }
-            }
-        }
-    };
+    let idempotency_key =
+        headers.get(IDEMPOTENCY_KEY).map(crate::http::extract::idempotency_key).transpose()?;
     let days = q.days.unwrap_or(settlements::UNANSWERED_AFTER_DAYS_DEFAULT);
     // The same file with the same key is the same request, whatever its encoding.
     let fingerprint = hex::encode(Sha256::digest(
@@ -98,10 +82,10 @@ pub async fn import_settlements(
 pub struct Seal {}
 
 #[utoipa::path(post, path = "/v1/periods/{pool}/{month}/seal", tag = "payouts", request_body = Seal,
-    params(("pool" = String, Path, description = "pool code"), ("month" = String, Path, description = "YYYY-MM")),
+    params(("pool" = policy::DivisionCode, Path, description = "pool code"), ("month" = crate::http::openapi::MonthText, Path, description = "YYYY-MM")),
     responses((status = 201, description = "The seal: the month's totals, the log position it covers, the signature (or `signed: false`)"),
-              (status = 409, body = Problem, description = "period_already_sealed, period_not_ended"),
-              (status = 428, body = Problem, description = "idempotency_key_required")))]
+              (status = 409, description = "period_already_sealed, period_not_ended"),
+              (status = 422, description = "pool_not_found")))]
 pub async fn seal_period(
     State(state): State<AppState>,
     Path((pool, month)): Path<(String, String)>,
@@ -148,45 +132,48 @@ pub async fn seal_period(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FlagsQuery {
-    pub pool: String,
+    pub pool: policy::DivisionCode,
 }
 
 #[utoipa::path(get, path = "/v1/flags", tag = "reports", params(FlagsQuery),
     responses((status = 200, description = "`{pool, flags: [{kind, detail, events: [{event_id, position, type, application, payout}]}]}`: shared_account, several_counties, account_changed_repeatedly"),
-              (status = 403, body = Problem)))]
+              ))]
 pub async fn flags(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<FlagsQuery>,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
-    require(&principal, &[Role::CityFinance, Role::Auditor], &Place::pool(&q.pool))?;
+    let pool = q.pool.to_string();
+    require(&principal, &[Role::CityFinance, Role::Auditor], &Place::pool(&pool))?;
     let mut conn = state.pool.acquire().await?;
-    let flags = crate::flags::flags(&mut conn, &q.pool).await?;
-    Ok(axum::Json(json!({ "pool": q.pool, "flags": flags })))
+    let flags = crate::flags::flags(&mut conn, &pool).await?;
+    Ok(axum::Json(json!({ "pool": pool, "flags": flags })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TrialBalanceQuery {
-    pub pool: String,
+    pub pool: policy::DivisionCode,
     /// `YYYY-MM`.
+    #[param(value_type = crate::http::openapi::MonthText)]
     pub month: String,
 }
 
 #[utoipa::path(get, path = "/v1/reports/trial-balance", tag = "reports", params(TrialBalanceQuery),
     responses((status = 200, description = "试算平衡表 of the double-entry view: `{pool, month, lines: [{account, label, debit, credit, balance}], total_debit, total_credit, balanced}` (every account, zeros included)"),
-              (status = 403, body = Problem), (status = 422, body = Problem)))]
+              ))]
 pub async fn trial_balance(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<TrialBalanceQuery>,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
-    require(&principal, &[Role::CityFinance, Role::Auditor], &Place::pool(&q.pool))?;
+    let pool = q.pool.to_string();
+    require(&principal, &[Role::CityFinance, Role::Auditor], &Place::pool(&pool))?;
     let month = Month::parse(&q.month)
         .ok_or_else(|| Problem::invalid("month", "a month is YYYY-MM, e.g. 2024-11"))?
         .to_string();
     let mut conn = state.pool.acquire().await?;
-    let rows = crate::read_models::entries_of_month(&mut conn, &q.pool, &month).await?;
+    let rows = crate::read_models::entries_of_month(&mut conn, &pool, &month).await?;
     drop(conn);
     let tb = projections::entries::TrialBalance::of(rows.iter().map(|(a, s)| (a.as_str(), s)));
     let lines: Vec<serde_json::Value> = tb
@@ -198,7 +185,7 @@ pub async fn trial_balance(
         })
         .collect();
     Ok(axum::Json(json!({
-        "pool": q.pool, "month": month, "lines": lines,
+        "pool": pool, "month": month, "lines": lines,
         "total_debit": money(tb.total_debit), "total_credit": money(tb.total_credit),
         "balanced": tb.balanced,
     })))

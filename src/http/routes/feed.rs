@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use crate::http::extract::{require, Place};
+use crate::http::extract::{policy_year, require, Place, Query};
 use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::store::{read_after, read_all, sequence, Position, RecordedEvent};
@@ -69,9 +69,29 @@ fn event_json(e: &RecordedEvent, hash: Option<&Vec<u8>>) -> Value {
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The last position already read (0 for the beginning).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+impl FeedQuery {
+    /// `after` and `limit` (defaults filled in), or the 422 naming the one out of bounds.
+    fn checked(&self) -> Result<(i64, i64), Problem> {
+        let after = self.after.unwrap_or(0);
+        if after < 0 {
+            return Err(Problem::invalid("after", "must be 0 or a position"));
+        }
+        let limit = self.limit.unwrap_or(FEED_LIMIT_DEFAULT);
+        if !(1..=FEED_LIMIT_MAX).contains(&limit) {
+            return Err(Problem::invalid(
+                "limit",
+                format!("must be between 1 and {FEED_LIMIT_MAX}"),
+            ));
+        }
+        Ok((after, limit))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "audit", params(FeedQuery),
@@ -82,14 +102,7 @@ pub async fn events(
     Query(q): Query<FeedQuery>,
 ) -> Result<Json<Value>, Problem> {
     require(&principal, &[Role::Auditor, Role::Admin], &Place::default())?;
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(Problem::invalid("after", "must be 0 or a position"));
-    }
-    let limit = q.limit.unwrap_or(FEED_LIMIT_DEFAULT);
-    if !(1..=FEED_LIMIT_MAX).contains(&limit) {
-        return Err(Problem::invalid("limit", format!("must be between 1 and {FEED_LIMIT_MAX}")));
-    }
+    let (after, limit) = q.checked()?;
     let mut conn = state.pool.acquire().await?;
     // Positions are handed out by the sequencer; running it here means a reader never waits for
     // the background one to see what has committed.
@@ -114,8 +127,10 @@ pub async fn events(
     })))
 }
 
-#[utoipa::path(get, path = "/v1/events/live", tag = "audit", params(FeedQuery),
-    responses((status = 200, description = "text/event-stream: one event per log entry, `id` = position; resumes after `Last-Event-ID` (or `after`)")))]
+#[utoipa::path(get, path = "/v1/events/live", tag = "audit",
+    params(FeedQuery, ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this position (wins over `after`)")),
+    responses((status = 200, content_type = "text/event-stream", body = String, description = "One event per log entry, `id` = position, data = the event as `GET /v1/events` shows it; resumes after `Last-Event-ID` (or `after`)"),
+              (status = 503, description = "too_many_live_readers")))]
 pub async fn live(
     State(state): State<AppState>,
     principal: Principal,
@@ -133,10 +148,9 @@ pub async fn live(
                 .ok_or_else(|| Problem::invalid("Last-Event-ID", "must be a log position"))
         })
         .transpose()?;
-    let after = resume.or(q.after).unwrap_or(0);
-    if after < 0 {
-        return Err(Problem::invalid("after", "must be 0 or a position"));
-    }
+    // Bounds as for a page: a limit out of them is refused, not clamped.
+    let (after, page_limit) = q.checked()?;
+    let after = resume.unwrap_or(after);
     // Each live reader holds a listening connection: bound them, so auditors cannot starve
     // the county offices of database connections.
     let permit = state
@@ -156,7 +170,6 @@ pub async fn live(
     // (`LiveHead`) wakes them, and each reads its next page on a pooled connection it
     // releases at once. Every second a reader checks that its token still stands; the stream
     // ends when the token is revoked or the server shuts down.
-    let page_limit = q.limit.unwrap_or(FEED_LIMIT_DEFAULT).clamp(1, FEED_LIMIT_MAX);
     let follower = LiveReader {
         state: state.clone(),
         token: principal.token_id,
@@ -258,7 +271,7 @@ fn sse(
 pub async fn verify(
     State(state): State<AppState>,
     principal: Principal,
-    axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
+    Query(q): Query<VerifyQuery>,
 ) -> Result<Json<crate::audit::Verification>, Problem> {
     require(&principal, &[Role::Auditor], &Place::default())?;
     let mut conn = state.pool.acquire().await?;
@@ -289,51 +302,61 @@ pub async fn verify(
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// First position of the window (default 1).
+    #[param(minimum = 1)]
     pub from: Option<i64>,
     /// Positions in the window (default and most: 1,000,000).
+    #[param(minimum = 1, maximum = 1000000)]
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SpendingQuery {
-    pub pool: String,
+    pub pool: policy::DivisionCode,
+    #[param(value_type = crate::http::openapi::PolicyYear)]
     pub year: i32,
     /// `json` (default), `csv` (UTF-8 with a byte-order mark, for spreadsheet programs) or
     /// `xlsx`. CSV and XLSX carry Chinese headers, county names and a totals row.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<ReportFormat>,
+}
+
+/// What `GET /v1/reports/spending` answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    Xlsx,
 }
 
 #[utoipa::path(get, path = "/v1/reports/spending", tag = "reports", params(SpendingQuery),
-    responses((status = 200, description = "Rows by month, county, program and funding source, totals and the year's quota (JSON; CSV with `format=csv`; XLSX with `format=xlsx`)")))]
+    responses((status = 200, description = "Rows by month, county, program and funding source, totals and the year's quota (JSON; CSV with `format=csv`; XLSX with `format=xlsx`)",
+        content((Object = "application/json"), (String = "text/csv"), (crate::http::openapi::Binary = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))))]
 pub async fn spending(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<SpendingQuery>,
 ) -> Result<Response, Problem> {
-    require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&q.pool))?;
-    let format = match q.format.as_deref() {
-        None | Some("json") => "json",
-        Some("csv") => "csv",
-        Some("xlsx") => "xlsx",
-        Some(other) => {
-            return Err(Problem::invalid(
-                "format",
-                format!("`{other}` is not a format; use json, csv or xlsx"),
-            ))
-        }
+    let pool = q.pool.to_string();
+    require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&pool))?;
+    policy_year("year", q.year)?;
+    let format = match q.format.unwrap_or(ReportFormat::Json) {
+        ReportFormat::Json => "json",
+        ReportFormat::Csv => "csv",
+        ReportFormat::Xlsx => "xlsx",
     };
     let mut conn = state.pool.acquire().await?;
     let rows: Vec<(Value,)> = sqlx::query_as(
         "SELECT to_jsonb(s) FROM spending s WHERE pool = $1 AND month LIKE $2 || '-%' \
          ORDER BY month, county, program, funding",
     )
-    .bind(&q.pool)
+    .bind(&pool)
     .bind(format!("{:04}", q.year))
     .fetch_all(&mut *conn)
     .await?;
     let rows: Vec<Value> = rows.into_iter().map(|(r,)| report_row(r)).collect();
-    let quota = crate::read_models::quota(&mut conn, &q.pool, q.year).await?;
+    let quota = crate::read_models::quota(&mut conn, &pool, q.year).await?;
     let codes = rows.iter().filter_map(|r| r["county"].as_str().map(str::to_string)).collect();
     let counties = crate::reports::county_names(&mut conn, &codes).await?;
     drop(conn);
@@ -345,7 +368,7 @@ pub async fn spending(
     });
     if format == "json" {
         return Ok(Json(json!({
-            "pool": q.pool, "year": q.year, "rows": rows, "totals": totals, "quota": quota_json,
+            "pool": pool, "year": q.year, "rows": rows, "totals": totals, "quota": quota_json,
             "county_names": counties,
         }))
         .into_response());
@@ -360,7 +383,7 @@ pub async fn spending(
         }
         (out.into_bytes(), "text/csv; charset=utf-8", "csv")
     } else {
-        let bytes = crate::reports::xlsx(&table, quota.as_ref(), &q.pool, q.year)
+        let bytes = crate::reports::xlsx(&table, quota.as_ref(), &pool, q.year)
             .map_err(|e| Problem::internal(&e))?;
         (bytes, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
     };

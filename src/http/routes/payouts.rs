@@ -20,6 +20,7 @@ use crate::tokens::{Principal, Role};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotice {
+    #[schema(value_type = policy::DivisionCode)]
     pub county: String,
     pub starts_on: NaiveDate,
     pub application_ids: Vec<String>,
@@ -30,6 +31,7 @@ pub struct NewNotice {
 #[serde(deny_unknown_fields)]
 pub struct NewObjection {
     pub application_id: String,
+    #[schema(pattern = "\\S")]
     pub summary: String,
     /// The day the office received it (on paper, entered later); default: today in
     /// Asia/Shanghai. Must lie within the notice period and not in the future.
@@ -42,6 +44,7 @@ pub struct NewObjection {
 #[serde(deny_unknown_fields)]
 pub struct Resolution {
     pub upheld: bool,
+    #[schema(pattern = "\\S")]
     pub note: String,
 }
 
@@ -58,14 +61,51 @@ pub struct NewPayouts {
     pub paid_on: NaiveDate,
 }
 
-/// `POST /v1/payouts/{id}/settlement`
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/payouts/{id}/settlement`: `{"status":"settled","bank_reference"}` or
+/// `{"status":"failed","reason"}` (documented as that union: [`settlement_schema`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettlementBody {
     /// `settled` or `failed`.
     pub status: String,
     pub bank_reference: Option<String>,
     pub reason: Option<String>,
+}
+
+/// The two forms `settle` accepts, and nothing else: a settled payout with the bank's
+/// reference, a failed one with the bank's reason.
+impl utoipa::PartialSchema for SettlementBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        settlement_schema().into()
+    }
+}
+
+impl ToSchema for SettlementBody {}
+
+fn settlement_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    let form = |status: &str, field: &str, what: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "status",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some([status])),
+            )
+            .required("status")
+            .property(
+                field,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("\\S"))
+                    .description(Some(what)),
+            )
+            .required(field)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .item(form("settled", "bank_reference", "The bank's reference of the transfer"))
+        .item(form("failed", "reason", "The bank's reason"))
+        .into()
 }
 
 /// `POST /v1/payouts/{id}/reissue`
@@ -81,8 +121,10 @@ pub struct Reissue {
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// 开户行, e.g. "中国农业银行聊城分行".
+    #[schema(pattern = "\\S")]
     pub bank: String,
-    /// 8 to 32 digits; stored encrypted, shown as `****1234`.
+    /// 8 to 32 digits (spaces between them allowed); stored encrypted, shown as `****1234`.
+    #[schema(pattern = "^ *([0-9] *){8,32}$")]
     pub number: String,
 }
 
@@ -90,8 +132,8 @@ pub struct Account {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRecovery {
-    #[schema(value_type = String, example = "1500.00")]
     pub amount: policy::Money,
+    #[schema(pattern = "\\S")]
     pub reason: String,
     /// The day the money came back; default: today in Asia/Shanghai. Not in the future, and
     /// not in a sealed month (409 `period_sealed`).
@@ -104,7 +146,8 @@ fn notice_stream(id: &str) -> String {
 }
 
 #[utoipa::path(post, path = "/v1/notices", tag = "payouts", request_body = NewNotice,
-    responses((status = 201, description = "`{id, ends_on, lines}`"), (status = 409, body = Problem, description = "not_approved")))]
+    responses((status = 201, description = "`{id, ends_on, lines}`"), (status = 409, description = "not_approved"),
+              (status = 422, description = "no_policy_in_force: no holiday calendar covers the notice period")))]
 pub async fn open_notice(
     State(state): State<AppState>,
     principal: Principal,
@@ -147,8 +190,8 @@ pub(crate) const NOTICE_READERS: [Role; 5] =
     [Role::Admin, Role::Auditor, Role::CityFinance, Role::CountyClerk, Role::CountyReviewer];
 
 #[utoipa::path(get, path = "/v1/notices/{id}", tag = "payouts",
-    params(("id" = String, Path, description = "notice id")),
-    responses((status = 200, description = "The published list, names and ID numbers masked"), (status = 404, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
+    responses((status = 200, description = "The published list, names and ID numbers masked"), (status = 404, description = "not_found")))]
 pub async fn get_notice(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -206,8 +249,8 @@ pub async fn get_notice(
 }
 
 #[utoipa::path(get, path = "/v1/payouts/{id}", tag = "payouts",
-    params(("id" = String, Path, description = "payout id")),
-    responses((status = 200, description = "The payout: application, amount, paid_on, status, and the bank's result"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "payout id")),
+    responses((status = 200, description = "The payout: application, amount, paid_on, status, and the bank's result"), (status = 404, description = "not_found")))]
 pub async fn get_payout(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -246,8 +289,8 @@ pub async fn get_payout(
 }
 
 #[utoipa::path(post, path = "/v1/notices/{id}/objections", tag = "payouts", request_body = NewObjection,
-    params(("id" = String, Path, description = "notice id")),
-    responses((status = 201, description = "`{id}` of the objection"), (status = 409, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
+    responses((status = 201, description = "`{id}` of the objection"), (status = 409, description = "objection_period_ended, not_on_notice, notice_already_closed")))]
 pub async fn file_objection(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -277,8 +320,8 @@ pub async fn file_objection(
 }
 
 #[utoipa::path(post, path = "/v1/objections/{id}/resolve", tag = "payouts", request_body = Resolution,
-    params(("id" = String, Path, description = "objection id")),
-    responses((status = 200, description = "Resolved; upheld rejects the application"), (status = 409, body = Problem)))]
+    params(("id" = uuid::Uuid, Path, description = "objection id")),
+    responses((status = 200, description = "Resolved; upheld rejects the application"), (status = 409, description = "objection_already_resolved")))]
 pub async fn resolve_objection(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -303,9 +346,9 @@ pub async fn resolve_objection(
 }
 
 #[utoipa::path(post, path = "/v1/notices/{id}/close", tag = "payouts", request_body = Close,
-    params(("id" = String, Path, description = "notice id")),
+    params(("id" = uuid::Uuid, Path, description = "notice id")),
     responses((status = 200, description = "Closed: the applications cleared for payout"),
-              (status = 409, body = Problem, description = "notice_period_not_ended")))]
+              (status = 409, description = "notice_period_not_ended, notice_already_closed")))]
 pub async fn close_notice(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -324,8 +367,7 @@ pub async fn close_notice(
 
 #[utoipa::path(post, path = "/v1/payouts", tag = "payouts", request_body = NewPayouts,
     responses((status = 201, description = "One payout per application; per payee line where the decision splits it (labour dispatch)"),
-              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
-              (status = 409, body = Problem, description = "not_cleared, already_paid")))]
+              (status = 409, description = "not_cleared, already_paid, period_sealed")))]
 pub async fn issue_payouts(
     State(state): State<AppState>,
     principal: Principal,
@@ -382,9 +424,8 @@ async fn authorise_payout(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/settlement", tag = "payouts", request_body = SettlementBody,
-    params(("id" = String, Path, description = "payout id")),
-    responses((status = 200, description = "Recorded"), (status = 409, body = Problem, description = "payout_already_settled"),
-              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
+    params(("id" = uuid::Uuid, Path, description = "payout id")),
+    responses((status = 200, description = "Recorded"), (status = 409, description = "payout_already_settled, period_sealed")))]
 pub async fn settle(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -429,10 +470,9 @@ pub async fn settle(
 }
 
 #[utoipa::path(post, path = "/v1/payouts/{id}/reissue", tag = "payouts", request_body = Reissue,
-    params(("id" = String, Path, description = "the failed payout's id")),
+    params(("id" = uuid::Uuid, Path, description = "the failed payout's id")),
     responses((status = 201, description = "A new payout of the same amount to the corrected account; the quota is unchanged"),
-              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key"),
-              (status = 409, body = Problem, description = "payout_not_failed")))]
+              (status = 409, description = "payout_not_failed, period_sealed")))]
 pub async fn reissue(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -464,9 +504,8 @@ pub async fn reissue(
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/recoveries", tag = "payouts", request_body = NewRecovery,
-    params(("id" = String, Path, description = "application id")),
-    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, body = Problem, description = "not_recoverable"),
-              (status = 428, body = Problem, description = "idempotency_key_required: send an Idempotency-Key")))]
+    params(("id" = uuid::Uuid, Path, description = "application id")),
+    responses((status = 201, description = "Recorded; recovered quota money is freed"), (status = 409, description = "not_recoverable, period_sealed")))]
 pub async fn record_recovery(
     State(state): State<AppState>,
     Path(id): Path<String>,

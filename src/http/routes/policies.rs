@@ -2,13 +2,14 @@
 //! each makes of its notice, so that a bureau can see them (and publish a policy that reads a
 //! sentence otherwise).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
+use crate::http::extract::Query;
 use crate::http::problem::Problem;
 use crate::http::{today, AppState};
 use crate::publishing::policies_cached;

@@ -20,9 +20,8 @@ use crate::tokens::{Principal, Role};
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
     /// 6-digit division code of the pool (统筹地区), e.g. "370800".
-    #[schema(value_type = String, example = "370800")]
     pub code: policy::DivisionCode,
-    #[schema(example = "济宁市")]
+    #[schema(example = "济宁市", pattern = "\\S")]
     pub name: String,
 }
 
@@ -30,11 +29,9 @@ pub struct NewPool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCounty {
-    #[schema(value_type = String, example = "370811")]
     pub code: policy::DivisionCode,
-    #[schema(example = "任城区")]
+    #[schema(example = "任城区", pattern = "\\S")]
     pub name: String,
-    #[schema(value_type = String, example = "370800")]
     pub pool: policy::DivisionCode,
 }
 
@@ -44,8 +41,8 @@ pub struct NewCounty {
 pub struct NewBalance {
     pub as_of: NaiveDate,
     /// Money as a string with at most 2 decimals.
-    #[schema(value_type = String, example = "100000000.00")]
     pub amount: policy::Amount,
+    #[schema(pattern = "\\S")]
     pub document: String,
 }
 
@@ -53,9 +50,10 @@ pub struct NewBalance {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewQuota {
+    #[schema(value_type = crate::http::openapi::PolicyYear)]
     pub year: i32,
-    #[schema(value_type = String, example = "0.15")]
     pub ratio: policy::Ratio,
+    #[schema(pattern = "\\S")]
     pub filing_document: String,
 }
 
@@ -63,12 +61,15 @@ pub struct NewQuota {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNoticePeriod {
+    /// 1 to `NOTICE_WORKING_DAYS_MAX` working days.
+    #[schema(minimum = 1, maximum = 30)]
     pub working_days: u32,
+    #[schema(pattern = "\\S")]
     pub document: String,
 }
 
 #[utoipa::path(post, path = "/v1/pools", tag = "setup", request_body = NewPool,
-    responses((status = 201, description = "Registered"), (status = "4XX", body = Problem)))]
+    responses((status = 201, description = "Registered"), (status = 409, description = "pool_already_registered")))]
 pub async fn create_pool(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,7 +85,8 @@ pub async fn create_pool(
 }
 
 #[utoipa::path(post, path = "/v1/counties", tag = "setup", request_body = NewCounty,
-    responses((status = 201, description = "Registered"), (status = "4XX", body = Problem)))]
+    responses((status = 201, description = "Registered"), (status = 409, description = "county_already_registered"),
+              (status = 422, description = "pool_not_found")))]
 pub async fn create_county(
     State(state): State<AppState>,
     principal: Principal,
@@ -102,8 +104,9 @@ pub async fn create_county(
 }
 
 #[utoipa::path(post, path = "/v1/pools/{pool}/historical-balance", tag = "setup",
-    request_body = NewBalance, params(("pool" = String, Path, description = "pool code")),
-    responses((status = 201, description = "Locked"), (status = 409, body = Problem, description = "balance_already_locked")))]
+    request_body = NewBalance, params(("pool" = policy::DivisionCode, Path, description = "pool code")),
+    responses((status = 201, description = "Locked"), (status = 409, description = "balance_already_locked"),
+              (status = 422, description = "pool_not_found, balance_date_mismatch, no_policy_in_force")))]
 pub async fn lock_balance(
     State(state): State<AppState>,
     Path(pool): Path<String>,
@@ -131,8 +134,10 @@ pub async fn lock_balance(
 }
 
 #[utoipa::path(post, path = "/v1/pools/{pool}/quotas", tag = "setup", request_body = NewQuota,
-    params(("pool" = String, Path, description = "pool code")),
-    responses((status = 201, description = "The cap, rounded down to the fen"), (status = "4XX", body = Problem)))]
+    params(("pool" = policy::DivisionCode, Path, description = "pool code")),
+    responses((status = 201, description = "The cap, rounded down to the fen"),
+              (status = 409, description = "quota_already_set, balance_not_locked"),
+              (status = 422, description = "pool_not_found, no_policy_in_force, ratio_above_ceiling")))]
 pub async fn set_quota(
     State(state): State<AppState>,
     Path(pool): Path<String>,
@@ -163,8 +168,8 @@ pub async fn set_quota(
 }
 
 #[utoipa::path(post, path = "/v1/pools/{pool}/notice-period", tag = "setup",
-    request_body = NewNoticePeriod, params(("pool" = String, Path, description = "pool code")),
-    responses((status = 201, description = "Set"), (status = "4XX", body = Problem)))]
+    request_body = NewNoticePeriod, params(("pool" = policy::DivisionCode, Path, description = "pool code")),
+    responses((status = 201, description = "Set"), (status = 422, description = "pool_not_found")))]
 pub async fn set_notice_period(
     State(state): State<AppState>,
     Path(pool): Path<String>,
@@ -187,6 +192,7 @@ pub async fn set_notice_period(
 pub struct AsOfQuery {
     /// The quota as it stood at this moment: an RFC 3339 time, or a date (its end, in
     /// Asia/Shanghai). Rebuilt from the log alone.
+    #[param(value_type = Option<crate::http::openapi::AsOf>)]
     pub as_of: Option<String>,
 }
 
@@ -221,13 +227,13 @@ fn as_of_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Problem> {
 }
 
 #[utoipa::path(get, path = "/v1/pools/{pool}/quotas/{year}", tag = "setup",
-    params(("pool" = String, Path, description = "pool code"), ("year" = i32, Path, description = "policy year"), AsOfQuery),
-    responses((status = 200, description = "pool, year, cap, committed, paid, recovered, remaining (with `as_of` and `position` when asked as of a moment)"), (status = 404, body = Problem)))]
+    params(("pool" = policy::DivisionCode, Path, description = "pool code"), ("year" = crate::http::openapi::PolicyYear, Path, description = "policy year"), AsOfQuery),
+    responses((status = 200, description = "pool, year, cap, committed, paid, recovered, remaining (with `as_of` and `position` when asked as of a moment)"), (status = 404, description = "not_found: the pool has no quota for the year")))]
 pub async fn get_quota(
     State(state): State<AppState>,
     Path((pool, year)): Path<(String, i32)>,
     principal: Principal,
-    axum::extract::Query(q): axum::extract::Query<AsOfQuery>,
+    crate::http::extract::Query(q): crate::http::extract::Query<AsOfQuery>,
 ) -> Result<Json<Value>, Problem> {
     require(&principal, &[Role::Admin, Role::Auditor, Role::CityFinance], &Place::pool(&pool))?;
     let mut conn = state.pool.acquire().await?;
