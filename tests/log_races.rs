@@ -210,6 +210,82 @@ async fn writers_on_unrelated_tags_never_conflict() {
     assert_eq!(all_positions(&db.pool).await, (1..=WRITERS as i64).collect::<Vec<_>>());
 }
 
+/// Commands only conditioned on a tag (every submission on the policies' tag) hold it together:
+/// sixteen of them append and then all wait, uncommitted, for each other (with the exclusive
+/// lock of migrations before 0017 the second append waits for the first commit, which waits
+/// for the second: the barrier times out). A writer of the tag (an event carrying it) still
+/// waits for every one of them, and a reader whose read came before that writer's commit
+/// fails its condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_of_a_tag_run_together_and_its_writer_still_excludes_them() {
+    const READERS: usize = 16;
+    let db = TestDatabase::new().await;
+    let policies = Tag::parse("policies").unwrap();
+    let barrier = Arc::new(Barrier::new(READERS + 1));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let tasks: Vec<_> = (0..READERS)
+        .map(|i| {
+            let (pool, barrier, release, policies) =
+                (db.pool.clone(), barrier.clone(), release.clone(), policies.clone());
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.unwrap();
+                let read = read_tagged(&mut tx, std::slice::from_ref(&policies)).await.unwrap();
+                let a = Append {
+                    events: vec![event(&format!("application-{i}"), &[])],
+                    expected: vec![],
+                    condition: Some(AppendCondition {
+                        tags: vec![policies],
+                        after: read.read_point,
+                    }),
+                };
+                let released = release.notified();
+                append(&mut tx, &a).await.unwrap();
+                barrier.wait().await;
+                released.await;
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(20), barrier.wait())
+        .await
+        .expect("readers of one tag were serialised: not all appended before any committed");
+
+    // The writer of the tag, meanwhile, waits for all of them.
+    let mut late = db.pool.begin().await.unwrap();
+    let late_read = read_tagged(&mut late, std::slice::from_ref(&policies)).await.unwrap();
+    let writer = {
+        let (pool, policies) = (db.pool.clone(), policies.clone());
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let a = Append {
+                events: vec![event("policy-1", &[&policies])],
+                expected: vec![],
+                condition: None,
+            };
+            append(&mut tx, &a).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the tag's writer appended while its readers held it");
+    release.notify_waiters();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    writer.await.unwrap();
+
+    // A reader that read before the writer committed fails its condition.
+    let a = Append {
+        events: vec![event("application-late", &[])],
+        expected: vec![],
+        condition: Some(AppendCondition { tags: vec![policies], after: late_read.read_point }),
+    };
+    match append(&mut late, &a).await {
+        Err(AppendError::TagConflict { .. }) => {}
+        other => panic!("a read from before the writer's commit must fail, got {other:?}"),
+    }
+}
+
 /// Many writers, of which some hold their transaction open before and after appending and some
 /// roll back, race a live reader. The reader's sequence must equal the final log exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

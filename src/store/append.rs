@@ -262,26 +262,38 @@ pub async fn lock_read(
 
 /// The advisory lock keys of every stream and tag the append touches or is conditioned on,
 /// sorted and distinct: every writer takes its locks in the same order, so none deadlock.
+/// The streams and the tags its events carry are locked exclusively; a tag it is only
+/// conditioned on is locked shared (odd key: migration 0017), so commands that only read a
+/// tag (every submission reads the policies') do not queue behind each other, while its
+/// writers still wait for them and they for its writers.
 /// Two names hashing alike only make their writers queue; correctness does not depend on it.
 fn lock_keys(append: &Append) -> Vec<i64> {
     let streams = append.events.iter().map(|e| ("stream:", e.stream_id.as_str()));
     let tags = append.events.iter().flat_map(|e| e.tags.iter()).map(|t| ("tag:", t.as_str()));
-    let conditions =
-        append.condition.iter().flat_map(|c| c.tags.iter()).map(|t| ("tag:", t.as_str()));
-    let mut keys: Vec<i64> =
-        streams.chain(tags).chain(conditions).map(|(kind, name)| lock_key(kind, name)).collect();
+    let written: std::collections::BTreeSet<i64> =
+        streams.chain(tags).map(|(kind, name)| lock_key(kind, name)).collect();
+    let read_only = append
+        .condition
+        .iter()
+        .flat_map(|c| c.tags.iter())
+        .map(|t| lock_key("tag:", t.as_str()))
+        .filter(|k| !written.contains(k))
+        .map(|k| k | 1);
+    let mut keys: Vec<i64> = written.iter().copied().chain(read_only).collect();
+    // Even keys and their odd (shared) forms sort next to each other: one global order.
     keys.sort_unstable();
     keys.dedup();
     keys
 }
 
-/// FNV-1a, 64 bits: stable across processes and releases, unlike `std`'s hasher.
+/// FNV-1a, 64 bits: stable across processes and releases, unlike `std`'s hasher. The lowest
+/// bit is cleared: it carries the lock's mode to `fundledger_append` (odd = shared).
 fn lock_key(kind: &str, name: &str) -> i64 {
     let hash = kind
         .bytes()
         .chain(name.bytes())
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    i64::from_ne_bytes((hash & !1).to_ne_bytes())
 }
 
 /// Turns the SQLSTATEs raised by `fundledger_append` into typed conflicts.

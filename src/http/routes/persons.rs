@@ -23,7 +23,7 @@ use projections::applications::Applications;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseBody {
-    #[schema(example = "370811199001011236")]
+    #[schema(value_type = Option<policy::IdNumber>, example = "370811199001011236")]
     pub id_number: Option<String>,
     /// The person key (64 hex characters) as the auditors' feed shows it.
     pub person_key: Option<String>,
