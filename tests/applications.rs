@@ -344,7 +344,7 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
 /// `sqlx::query` log events, on the current thread. `BEGIN` is sent without that log, so a
 /// transaction costs one round trip more than counted.
 #[derive(Clone, Default)]
-struct StatementCounter(Arc<std::sync::Mutex<Vec<String>>>);
+struct StatementCounter(Arc<std::sync::Mutex<Vec<String>>>, Option<std::thread::ThreadId>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
     fn on_event(
@@ -352,7 +352,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        if event.metadata().target() == "sqlx::query" {
+        if event.metadata().target() == "sqlx::query"
+            && self.1 == Some(std::thread::current().id())
+        {
             struct Summary(String);
             impl tracing::field::Visit for Summary {
                 fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
@@ -376,11 +378,14 @@ async fn a_submission_takes_four_round_trips_on_a_warm_connection() {
     // Warm: the pool's connection is open and the published policies are cached.
     submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
 
-    let counter = StatementCounter::default();
+    // The process-wide subscriber, not a thread's: a thread-scoped one loses events to the
+    // interest other tests' threads cached for sqlx's log call sites (it counted zero now and
+    // then). It keeps only this test's thread (a current-thread runtime runs all of it there).
+    let counter = StatementCounter(Default::default(), Some(std::thread::current().id()));
     let subscriber = tracing_subscriber::registry().with(counter.clone());
-    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("no other test sets one");
+    counter.0.lock().unwrap().clear();
     submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
-    drop(guard);
     let statements = counter.0.lock().unwrap().clone();
     // BEGIN (not logged); the person's lock with the person's, the county's and the policies'
     // read; the append with the read models' changes; COMMIT.
