@@ -352,8 +352,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        if event.metadata().target() == "sqlx::query"
-            && self.1 == Some(std::thread::current().id())
+        if event.metadata().target() == "sqlx::query" && self.1 == Some(std::thread::current().id())
         {
             struct Summary(String);
             impl tracing::field::Visit for Summary {
