@@ -351,19 +351,22 @@ fn without_values(message: &str) -> String {
 
 /// Parses a JSON value into `T`, naming the bad field.
 pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut error = field_error(e);
-        if is_personal(&error.field) {
-            error.message = without_values(&error.message);
-        }
-        let detail = if error.field.is_empty() {
-            error.message.clone()
-        } else {
-            format!("{}: {}", error.field, error.message)
-        };
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
-            .with_errors(vec![error])
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| validation_failed(field_error(e)))
+}
+
+/// The one answer to a body or query that does not parse: 422 `validation_failed` naming the
+/// field, without the value where the field is personal (an ID number in a query, too).
+fn validation_failed(mut error: FieldError) -> Problem {
+    if is_personal(&error.field) {
+        error.message = without_values(&error.message);
+    }
+    let detail = if error.field.is_empty() {
+        error.message.clone()
+    } else {
+        format!("{}: {}", error.field, error.message)
+    };
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+        .with_errors(vec![error])
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
@@ -454,16 +457,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             return Err(Problem::invalid(&key, "must not contain the NUL character (U+0000)"));
         }
         let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(pairs).map(Query).map_err(|e| {
-            let error = field_error(e);
-            let detail = if error.field.is_empty() {
-                error.message.clone()
-            } else {
-                format!("{}: {}", error.field, error.message)
-            };
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
-                .with_errors(vec![error])
-        })
+        serde_path_to_error::deserialize(pairs)
+            .map(Query)
+            .map_err(|e| validation_failed(field_error(e)))
     }
 }
 
