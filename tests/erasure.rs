@@ -89,6 +89,19 @@ async fn figures(api: &Api) -> Value {
 
 async fn export(api: &Api) -> Vec<fundledger::audit::ExportLine> {
     let mut conn = api.db.pool.acquire().await.unwrap();
+    // The export holds positioned events only: wait until every committed one is positioned
+    // (the sequencer waits for the cluster's open writers, other tests' too).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *conn).await.unwrap();
+        let head = fundledger::store::sequence(&mut conn).await.unwrap();
+        if head.is_some_and(|p| p.0 == total) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log was never fully positioned");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut lines = Vec::new();
     fundledger::audit::export(&mut conn, 1, |l| {
         lines.push(l);
