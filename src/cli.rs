@@ -155,6 +155,24 @@ pub enum Command {
     /// Persons' personal data: erasure (README "Erasure").
     #[command(subcommand)]
     Persons(PersonsCommand),
+    /// Back the database up into DIR (new or empty): a `pg_dump` archive taken from one
+    /// snapshot (safe while `serve` runs) and a manifest with the chain's head hash and the
+    /// signed checkpoints. The keys are not in it: back them up apart with `keys backup`.
+    Backup { dir: PathBuf },
+    /// Restore a backup into an empty database (a new --data-dir, or DATABASE_URL naming an
+    /// empty database), migrate it, check the key files, and verify the chain to the backup's
+    /// head hash and checkpoints.
+    Restore {
+        dir: PathBuf,
+        /// The key backup (`keys backup`) to put in place first; without it the key files
+        /// must already be where --key-dir says.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// The checkpoint public key the auditor trusts (hex); without it, the key the backup's
+        /// newest checkpoint names.
+        #[arg(long, env = "FUNDLEDGER_CHECKPOINT_PUBLIC_KEY")]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +224,9 @@ pub enum KeysCommand {
     /// the old keys stay in the file and keep opening what they sealed. Back the file up
     /// again afterwards.
     Rotate,
+    /// Copy the key files, checked against the database, into DIR (new or empty, mode 0700):
+    /// keep it apart from the data backups.
+    Backup { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -763,12 +784,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => close_with(db, anyhow::anyhow!("{} ({})", e, e.code())).await,
             }
         }
+        Command::Backup { dir } => backup(&site, &dir).await,
+        Command::Restore { dir, keys, public_key } => {
+            restore(&site, &dir, keys.as_deref(), public_key.as_deref()).await
+        }
+        Command::Keys(KeysCommand::Backup { dir }) => {
+            let paths = KeyPaths::of(&site)?;
+            let db = one_connection(&site).await?;
+            let checked = async {
+                crate::key_checks::personal(&db.owner, &paths.personal).await?;
+                if paths.checkpoint.is_file() {
+                    crate::key_checks::checkpoint(&db.owner, &paths.checkpoint).await?;
+                }
+                Ok::<_, crate::key_checks::KeyCheckError>(())
+            }
+            .await;
+            db.close().await;
+            checked?;
+            if dir.join(crate::backup::MANIFEST).exists() {
+                anyhow::bail!(
+                    "{} holds a data backup: keep the keys apart from the data",
+                    dir.display()
+                );
+            }
+            let copied = crate::backup::backup_keys(&[paths.personal, paths.checkpoint], &dir)?;
+            for file in &copied {
+                println!("{}", file.display());
+            }
+            println!(
+                "copied {} key files, checked against the database; keep them apart from the \
+                 data backups (another medium, another place)",
+                copied.len()
+            );
+            Ok(())
+        }
         Command::Keys(command) => {
             let path = KeyPaths::of(&site)?.personal;
             let db = one_connection(&site).await?;
             let outcome = match command {
                 KeysCommand::Check => crate::key_checks::personal(&db.owner, &path).await,
                 KeysCommand::Rotate => crate::key_checks::rotate(&db.owner, &path).await,
+                KeysCommand::Backup { .. } => unreachable!("handled above"),
             };
             db.close().await;
             let keys = outcome?;
@@ -786,6 +842,125 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fundledger backup DIR`, with a progress bar of the archive's size.
+async fn backup(site: &Site, dir: &std::path::Path) -> anyhow::Result<()> {
+    let key_dir = key_dir(site).ok();
+    let db = one_connection(site).await?;
+    let url = match &site.database_url {
+        Some(url) => url.clone(),
+        None => {
+            crate::postgres::Cluster::new(&site.data_dir)?.url(crate::postgres::PRIVATE_DATABASE)
+        }
+    };
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} 备份 backing up: {bytes} ({bytes_per_sec}) {elapsed}",
+        )
+        .expect("a valid template"),
+    );
+    let taken =
+        crate::backup::backup(&db.owner, &url, dir, key_dir.as_deref(), |b| bar.set_position(b))
+            .await;
+    bar.finish_and_clear();
+    db.close().await;
+    let m = taken?;
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    eprintln!(
+        "backed up {} events (chain head {} at position {}, {} signed checkpoints) into {}; \
+         the keys are not in it: `fundledger keys backup DIR` copies them, to keep apart",
+        m.events,
+        m.head_hash.as_deref().unwrap_or("-"),
+        m.head_position,
+        m.checkpoints,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `fundledger restore DIR`: the archive into an empty database, then the same opening every
+/// command does (migrations, the service's role, the key checks), then the chain verified
+/// against the manifest.
+async fn restore(
+    site: &Site,
+    dir: &std::path::Path,
+    keys: Option<&std::path::Path>,
+    public_key: Option<&str>,
+) -> anyhow::Result<()> {
+    let manifest = crate::backup::read_backup(dir)?;
+    let trusted =
+        match public_key.or(manifest.last_checkpoint.as_ref().map(|c| c.public_key.as_str())) {
+            Some(k) => Some(
+                crate::checkpoints::public_key(k)
+                    .ok_or_else(|| anyhow::anyhow!("--public-key: not a hex Ed25519 public key"))?,
+            ),
+            None => None,
+        };
+    let paths = KeyPaths::of(site)?;
+    match keys {
+        Some(from) => {
+            crate::backup::restore_keys(from, &[paths.personal.clone(), paths.checkpoint.clone()])?
+        }
+        None if !paths.personal.is_file() => anyhow::bail!(
+            "{} is missing: the keys are not in a data backup; give --keys DIR (where `fundledger \
+             keys backup` put them) or put the files where --key-dir says",
+            paths.personal.display()
+        ),
+        None => {}
+    }
+    let reached =
+        crate::postgres::Reached::start(site.database_url.as_deref(), &site.data_dir).await?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} 恢复 restoring: {msg} {elapsed}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let loaded = crate::backup::load(&reached.owner, &reached.owner_url, dir, &manifest, |step| {
+        bar.set_message(step.to_string())
+    })
+    .await;
+    bar.finish_and_clear();
+    if let Err(e) = loaded {
+        reached.stop().await;
+        return Err(e.into());
+    }
+    let login = crate::postgres::ServiceLogin::new(
+        site.database_url.as_deref(),
+        site.service_url.as_deref(),
+    )?;
+    let settings = PoolSettings { max_connections: 1, ..PoolSettings::default() };
+    let db = Database::open_reached(reached, &login, &settings).await?;
+    let checked = async {
+        crate::key_checks::personal(&db.owner, &paths.personal).await?;
+        if manifest.checkpoints > 0 {
+            crate::key_checks::checkpoint(&db.owner, &paths.checkpoint).await?;
+        }
+        let mut conn = db.pool.acquire().await?;
+        Ok::<_, anyhow::Error>(
+            crate::backup::check_restored(&mut conn, &manifest, trusted.as_ref()).await?,
+        )
+    }
+    .await;
+    db.close().await;
+    let r = checked.map_err(|e| {
+        anyhow::anyhow!("{e}\n(the archive is loaded; mend the cause and run `fundledger verify` and `fundledger keys check`)")
+    })?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    eprintln!(
+        "restored {} events; the chain verifies to position {} with the backup's head hash {}; \
+         {} signed checkpoints verified{}",
+        r.events,
+        r.head_position,
+        r.head_hash.as_deref().unwrap_or("-"),
+        r.checkpoints_verified,
+        match (&r.public_key, public_key) {
+            (Some(k), None) => format!(" against the key the backup names ({k}); give --public-key to use the one you trust"),
+            (Some(k), Some(_)) => format!(" against {k}"),
+            (None, _) => String::new(),
+        }
+    );
+    Ok(())
 }
 
 /// The database for a one-shot administrative command: one connection is all it uses.

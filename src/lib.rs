@@ -5,6 +5,7 @@
 //! [`cli`] is the command line.
 
 pub mod audit;
+pub mod backup;
 pub mod checkpoints;
 pub mod cli;
 pub mod commands;

@@ -199,7 +199,12 @@ impl Keys {
 pub(crate) fn write_new(path: &Path, text: &str) -> Result<(), KeyError> {
     let io = |source| KeyError::Io { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+        // Only the key directory itself is private: its parents may be the data directory,
+        // which the PostgreSQL server's own account must be able to pass through.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(io)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)

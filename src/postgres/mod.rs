@@ -110,40 +110,25 @@ impl Database {
         settings: &PoolSettings,
     ) -> Result<Self, DatabaseError> {
         let login = ServiceLogin::new(url, service_url)?;
-        let (owner, cluster) = match url {
-            Some(url) => (PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?, None),
-            None => {
-                let cluster = Cluster::new(data_dir)?;
-                let fresh = !cluster.is_initialized();
-                if fresh {
-                    tracing::info!(data_dir = %cluster.root().display(), "creating a private PostgreSQL cluster");
-                }
-                cluster.init(Durability::Durable)?;
-                let started = cluster.start()?;
-                tracing::info!(
-                    pgdata = %cluster.pgdata().display(),
-                    socket = %cluster.socket_dir().display(),
-                    reused = !fresh,
-                    "private PostgreSQL cluster is up"
-                );
-                (cluster.connect_options(PRIVATE_DATABASE), Some((cluster, started)))
-            }
-        };
+        let reached = Reached::start(url, data_dir).await?;
+        Self::open_reached(reached, &login, settings).await
+    }
+
+    /// Migrates the reached database and connects the service's pool; stops a cluster this
+    /// process started if that fails.
+    pub async fn open_reached(
+        reached: Reached,
+        login: &ServiceLogin,
+        settings: &PoolSettings,
+    ) -> Result<Self, DatabaseError> {
         let ready = async {
-            if let Some((cluster, _)) = &cluster {
-                create_database_if_missing(&cluster.connect_options("postgres"), PRIVATE_DATABASE)
-                    .await?;
-            }
-            migrate(&owner).await?;
-            service_pool(&owner, &login, settings).await
+            migrate(&reached.owner).await?;
+            service_pool(&reached.owner, login, settings).await
         };
         match ready.await {
-            Ok(pool) => Ok(Self { pool, owner, cluster }),
+            Ok(pool) => Ok(Self { pool, owner: reached.owner, cluster: reached.cluster }),
             Err(e) => {
-                // Nobody else will stop a cluster we started for a database we cannot use.
-                if let Some((cluster, true)) = cluster {
-                    let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
-                }
+                reached.stop().await;
                 Err(e)
             }
         }
@@ -152,6 +137,58 @@ impl Database {
     /// Closes the pool and stops the private cluster if this process started it.
     pub async fn close(self) {
         self.pool.close().await;
+        Reached { owner: self.owner, owner_url: String::new(), cluster: self.cluster }.stop().await;
+    }
+}
+
+/// The database reached as its owner, not yet migrated: `DATABASE_URL`, or the private
+/// cluster under the data directory (created and started on first use, its database created).
+/// `restore` fills such a database before anything migrates it.
+#[derive(Debug)]
+pub struct Reached {
+    pub owner: PgConnectOptions,
+    /// The same place as a libpq URL, for `pg_dump` and `pg_restore`.
+    pub owner_url: String,
+    cluster: Option<(Cluster, bool)>,
+}
+
+impl Reached {
+    pub async fn start(url: Option<&str>, data_dir: &Path) -> Result<Self, DatabaseError> {
+        let Some(url) = url else {
+            let cluster = Cluster::new(data_dir)?;
+            let fresh = !cluster.is_initialized();
+            if fresh {
+                tracing::info!(data_dir = %cluster.root().display(), "creating a private PostgreSQL cluster");
+            }
+            cluster.init(Durability::Durable)?;
+            let started = cluster.start()?;
+            tracing::info!(
+                pgdata = %cluster.pgdata().display(),
+                socket = %cluster.socket_dir().display(),
+                reused = !fresh,
+                "private PostgreSQL cluster is up"
+            );
+            let reached = Self {
+                owner: cluster.connect_options(PRIVATE_DATABASE),
+                owner_url: cluster.url(PRIVATE_DATABASE),
+                cluster: Some((cluster, started)),
+            };
+            let admin = reached.cluster.as_ref().map(|(c, _)| c.connect_options("postgres"));
+            if let Err(e) =
+                create_database_if_missing(&admin.expect("a cluster"), PRIVATE_DATABASE).await
+            {
+                // Nobody else will stop a cluster we started for a database we cannot use.
+                reached.stop().await;
+                return Err(e);
+            }
+            return Ok(reached);
+        };
+        let owner = PgConnectOptions::from_str(url).map_err(DatabaseError::BadUrl)?;
+        Ok(Self { owner, owner_url: url.to_string(), cluster: None })
+    }
+
+    /// Stops the private cluster if this process started it.
+    pub async fn stop(self) {
         if let Some((cluster, true)) = self.cluster {
             tracing::info!("stopping the private PostgreSQL cluster");
             if let Err(e) =
@@ -252,7 +289,7 @@ impl ServiceLogin {
 }
 
 /// `%XX` escapes of a URL's password, as the server will receive it.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

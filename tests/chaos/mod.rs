@@ -55,8 +55,9 @@ pub async fn tokens_for(url: &str) -> HashMap<&'static str, String> {
     out
 }
 
-/// `fundledger serve` on `port` over the database at `url`, its keys in `dir/keys`, its log
-/// appended to `dir/serve.log` (each start adds to it).
+/// `fundledger serve` on `port` over the database at `url` (empty: the private cluster under
+/// `dir/data`), its keys in `dir/keys`, its log appended to `dir/serve.log` (each start adds
+/// to it).
 pub struct Server {
     pub url: String,
     pub dir: PathBuf,
@@ -82,7 +83,13 @@ impl Server {
             .append(true)
             .open(self.dir.join("serve.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fundledger"));
+        if self.url.is_empty() {
+            command.env_remove("DATABASE_URL");
+        } else {
+            command.env("DATABASE_URL", &self.url);
+        }
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--checkpoint-every", "0", "--token-rate", "0"])
             .args(["--request-timeout", &REQUEST_TIMEOUT.as_secs().to_string()])
@@ -90,7 +97,6 @@ impl Server {
             .arg(self.dir.join("data"))
             .arg("--key-dir")
             .arg(self.dir.join("keys"))
-            .env("DATABASE_URL", &self.url)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -110,6 +116,14 @@ impl Server {
             }
             assert!(Instant::now() < deadline, "serve did not come up in 60 s:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, and waits: the server finishes, and stops a private cluster it started.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            child.wait().unwrap();
         }
     }
 
@@ -449,7 +463,7 @@ pub async fn set_up(port: u16, tokens: &HashMap<&'static str, String>) {
 }
 
 /// Every read-model table as sorted JSON rows.
-async fn tables(conn: &mut PgConnection) -> BTreeMap<&'static str, Vec<String>> {
+pub async fn tables(conn: &mut PgConnection) -> BTreeMap<&'static str, Vec<String>> {
     let mut out = BTreeMap::new();
     for table in fundledger::read_models::TABLES {
         let rows: Vec<String> =
