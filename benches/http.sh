@@ -11,48 +11,14 @@ SECS=${FUNDLEDGER_BENCH_SECS:-20}
 PORT=${FUNDLEDGER_BENCH_PORT:-18181}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-# Every way out (the end, an error, Ctrl-C, SIGTERM, SIGHUP) stops what this script started:
-# the server, the command running in the foreground, and the private clusters it created or
-# found stopped (the server's under $DATA; `cargo bench`'s, shared, only if it was stopped).
+# Every way out stops what this script started: the server, the command running in the
+# foreground, and the private clusters it created or found stopped (the server's under $DATA;
+# `cargo bench`'s, shared, only if it was stopped).
 DATA=$(mktemp -d /tmp/fundledger-http-bench.XXXXXX)
 chmod 755 "$DATA"
-SERVER=
-CHILD=
+source benches/lib/cluster.sh
 BENCH_CLUSTER=${TMPDIR:-/tmp}/fundledger-bench-cluster/pg
-pg_ctl_bin() { ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1 || command -v pg_ctl; }
-as_owner() { # as_owner PGDATA cmd…: PostgreSQL tools run as the cluster's owner
-    local owner
-    owner=$(stat -c %U "$1")
-    shift
-    if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi
-}
-cluster_running() { [ -f "$1/postmaster.pid" ] && as_owner "$1" "$(pg_ctl_bin)" status -D "$1" >/dev/null 2>&1; }
-stop_cluster() { if cluster_running "$1"; then as_owner "$1" "$(pg_ctl_bin)" stop -D "$1" -m fast >/dev/null 2>&1 || true; fi; }
-kill_tree() { # the process and its descendants, by parent id: nothing this script did not start
-    local child
-    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
-    kill "$1" 2>/dev/null || true
-}
-bench_cluster_was_running=no
-if cluster_running "$BENCH_CLUSTER"; then bench_cluster_was_running=yes; fi
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$CHILD" ]; then kill_tree "$CHILD"; wait "$CHILD" 2>/dev/null || true; fi
-    # SIGTERM: the server finishes its requests and stops its own cluster.
-    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-    stop_cluster "$DATA/pg"
-    if [ "$bench_cluster_was_running" = no ]; then stop_cluster "$BENCH_CLUSTER"; fi
-    rm -rf "$DATA"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-# Long commands run in the background and are waited for: a trapped signal interrupts `wait`
-# at once, where it would wait for a foreground command to end first.
-run() { "$@" & CHILD=$!; wait "$CHILD"; CHILD=; }
+cluster_running "$BENCH_CLUSTER" || STOP_CLUSTERS+=("$BENCH_CLUSTER")
 
 run cargo build --release -q
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fundledger
@@ -61,7 +27,10 @@ fl policy publish policies/*.toml >/dev/null
 ADMIN=$(fl token create --role admin --person bench-admin --label bench-admin | tail -1)
 CLERK=$(fl token create --role county_clerk --county 371502 --person bench-clerk --label bench-clerk | tail -1)
 # The binary itself, not through `fl`: $SERVER must be the server, not a subshell around it.
-"$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 2>"$DATA/serve.log" &
+# No per-token rate limit: the load is a few tokens standing for many clerks (tests/http_access.rs
+# tests the limiter).
+"$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 --token-rate 0 \
+    2>"$DATA/serve.log" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 post() { curl -sf -X POST "http://127.0.0.1:$PORT$1" -H "Authorization: Bearer $ADMIN" \

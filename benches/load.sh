@@ -19,32 +19,9 @@ done
 
 DATA=$(mktemp -d /tmp/fundledger-load.XXXXXX)
 chmod 755 "$DATA"
-SERVER=
-PIDS=()
-pg_ctl_bin() { ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1 || command -v pg_ctl; }
-stop_cluster() {
-    local pg=$1 owner
-    [ -f "$pg/postmaster.pid" ] || return 0
-    owner=$(stat -c %U "$pg")
-    if [ "$(id -un)" = "$owner" ]; then "$(pg_ctl_bin)" stop -D "$pg" -m fast >/dev/null 2>&1 || true
-    else runuser -u "$owner" -- "$(pg_ctl_bin)" stop -D "$pg" -m fast >/dev/null 2>&1 || true; fi
-}
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM HUP
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-    stop_cluster "$DATA/pg"
-    rm -rf "$DATA"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+source benches/lib/cluster.sh
 
-cargo build --release -q
+run cargo build --release -q
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fundledger
 fl() { "$BIN" "$@" --data-dir "$DATA"; }
 ADMIN=$(fl token create --role admin --person load-admin --label load-admin | tail -1)
@@ -52,7 +29,10 @@ CLERK=$(fl token create --role county_clerk --county 371502 --person load-clerk 
 REVIEWER=$(fl token create --role county_reviewer --county 371502 --person load-reviewer --label load-reviewer | tail -1)
 FINANCE=$(fl token create --role city_finance --pool 371500 --person load-finance --label load-finance | tail -1)
 AUDITOR=$(fl token create --role auditor --person load-auditor --label load-auditor | tail -1)
-"$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 2>"$DATA/serve.log" &
+# No per-token rate limit: the load is a few tokens standing for many clerks (tests/http_access.rs
+# tests the limiter).
+"$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --db-connections 32 --token-rate 0 \
+    2>"$DATA/serve.log" &
 SERVER=$!
 URL="http://127.0.0.1:$PORT"
 for _ in $(seq 1 150); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
@@ -122,8 +102,13 @@ echo "-- reads (wrk, 4 connections):"
 grep -E 'Requests/sec|requests in|Non-2xx|Socket errors|^ +50%|^ +99%' "$DATA/read.out" || true
 echo "-- $(cat "$DATA/payer.out")"
 echo "-- feed readers: events received $(for i in 1 2 3 4; do grep -c '^data:' "$DATA/feed$i.out" || true; done | tr '\n' ' ')"
+echo "-- answers other than 2xx in the server log, by route and status:"
+grep -oE 'route=[^ ]+}?: fundledger::http: request status=[0-9]+' "$DATA/serve.log" | grep -v 'status=2' |
+    sed -E 's/}?: fundledger::http: request / /' | sort | uniq -c | sort -rn | head -10 || true
 echo "-- server log: 5xx $(grep -cE 'status=5[0-9][0-9]' "$DATA/serve.log" || true), 4xx $(grep -cE 'status=4[0-9][0-9]' "$DATA/serve.log" || true)"
-echo "-- samples (RSS of the server in kB, PostgreSQL backends):"
+echo "-- samples every 10 s (RSS of the server in kB, PostgreSQL backends; the pool holds at most 32):"
 awk 'NR == 1 { next } { if (!f) { f = $2; fb = $3 } l = $2; lb = $3; if ($2 > m) m = $2; if ($3 > mb) mb = $3 }
      END { printf "   rss first %d last %d max %d kB; backends first %d last %d max %d\n", f, l, m, fb, lb, mb }' "$DATA/samples"
-fl verify | tail -1
+awk 'NR > 1 { printf "%s%s", sep, $2; sep = " " } END { print "" }' "$DATA/samples" | fold -s -w 100 | sed 's/^/   rss: /'
+awk 'NR > 1 { printf "%s%s", sep, $3; sep = " " } END { print "" }' "$DATA/samples" | fold -s -w 100 | sed 's/^/   backends: /'
+echo "-- the chain: $(fl verify 2>/dev/null | jq -c '{ok, events_checked, head_position}')"

@@ -17,51 +17,15 @@ SECS=${FUNDLEDGER_BENCH_SECS:-10}
 CLIENTS=16
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 PEER_TARGET="$CARGO_TARGET_DIR/peer"
-# Background jobs in their own process groups, so a stop reaches cargo's children too.
-set -m
-
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/fl-ratios.XXXXXX")
 FIGURES="$ROOT/figures"
-child=
-
-stop_everything() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$child" ]; then
-        kill -TERM -- "-$child" 2>/dev/null || true
-        wait "$child" 2>/dev/null || true
-    fi
-    local pgdata="$ROOT/pg"
-    if [ -f "$pgdata/postmaster.pid" ]; then
-        local pg_ctl owner
-        pg_ctl=$(ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1 || command -v pg_ctl)
-        owner=$(stat -c %U "$pgdata")
-        if [ "$(id -un)" = "$owner" ]; then
-            "$pg_ctl" stop -D "$pgdata" -m fast >/dev/null 2>&1 || true
-        else
-            runuser -u "$owner" -- "$pg_ctl" stop -D "$pgdata" -m fast >/dev/null 2>&1 || true
-        fi
-    fi
+# Every way out stops what this script started; the benches' cluster lives under $ROOT/pg.
+DATA=$ROOT
+source benches/lib/cluster.sh
+before_exit() {
     local sock
     sock=$(cat "$ROOT/socket.path" 2>/dev/null || true)
-    [ -n "$sock" ] && rm -rf "$sock"
-    rm -rf "$ROOT"
-    exit "$rc"
-}
-trap stop_everything EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Runs a command in the background (its own process group) and waits for it, so a signal to
-# this script is handled at once and the trap stops the command.
-run() {
-    "$@" &
-    child=$!
-    local rc=0
-    wait "$child" || rc=$?
-    child=
-    return "$rc"
+    if [ -n "$sock" ]; then rm -rf "$sock"; fi
 }
 
 echo "== building (release): the benches, and the peer (benches/peer, its own workspace)" >&2

@@ -3,7 +3,7 @@
 -- Usage: wrk ... -s read.lua URL -- TOKEN
 local paths = {
   "/v1/applications?county=371502&limit=20",
-  "/v1/applications?county=371502&status=paid&limit=20",
+  "/v1/applications?county=371502&status=payout_issued&limit=20",
   "/v1/reports/spending?pool=371500&year=2024",
   "/healthz",
 }

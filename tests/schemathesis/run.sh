@@ -19,47 +19,17 @@ command -v "$SCHEMATHESIS" >/dev/null ||
     { echo "schemathesis is needed: pip install schemathesis (or set SCHEMATHESIS=…)" >&2; exit 1; }
 for tool in curl jq; do command -v $tool >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
-# Every way out (the end, an error, Ctrl-C, SIGTERM, SIGHUP) stops what this script started:
-# the command running in the foreground, the server, and the private cluster under $DATA.
+# Every way out stops what this script started: the command running in the foreground, the
+# server, and the private cluster under $DATA.
 DATA=$(mktemp -d /tmp/fundledger-schemathesis.XXXXXX)
 chmod 755 "$DATA"
-SERVER=
-CHILD=
-pg_ctl_bin() { ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1 || command -v pg_ctl; }
-as_owner() { # as_owner PGDATA cmd…: PostgreSQL tools run as the cluster's owner
-    local owner
-    owner=$(stat -c %U "$1")
-    shift
-    if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi
-}
-cluster_running() { [ -f "$1/postmaster.pid" ] && as_owner "$1" "$(pg_ctl_bin)" status -D "$1" >/dev/null 2>&1; }
-stop_cluster() { if cluster_running "$1"; then as_owner "$1" "$(pg_ctl_bin)" stop -D "$1" -m fast >/dev/null 2>&1 || true; fi; }
-kill_tree() { # the process and its descendants, by parent id: nothing this script did not start
-    local child
-    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
-    kill "$1" 2>/dev/null || true
-}
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$CHILD" ]; then kill_tree "$CHILD"; wait "$CHILD" 2>/dev/null || true; fi
-    # SIGTERM: the server finishes its requests and stops its own cluster.
-    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-    stop_cluster "$DATA/pg"
-    if [ "$status" -ne 0 ] && [ -f "$DATA/serve.log" ]; then
+source benches/lib/cluster.sh
+before_exit() {
+    if [ "$1" -ne 0 ] && [ -f "$DATA/serve.log" ]; then
         echo "== last lines of the server's log:" >&2
         tail -5 "$DATA/serve.log" >&2
     fi
-    rm -rf "$DATA"
-    exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-# Long commands run in the background and are waited for: a trapped signal interrupts `wait`
-# at once, where it would wait for a foreground command to end first.
-run() { "$@" & CHILD=$!; wait "$CHILD"; local status=$?; CHILD=; return $status; }
 
 run cargo build --release -q
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fundledger
