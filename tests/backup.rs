@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos::{free_port, set_up, tables, tokens_for, training, Client, Seen, Server};
+use chaos::{free_port, set_up, tables, tokens_for, training, url_of, Client, Seen, Server};
 use fundledger::postgres::testing::TestDatabase;
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
@@ -60,21 +60,6 @@ fn refused(out: &Output, what: &str, says: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{what} was accepted");
     assert!(stderr.contains(says), "{what}: expected `{says}` in: {stderr}");
-}
-
-/// URL of the test database `name` as its owner (as tests/crash.rs).
-fn url_of(name: &str) -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let (base, query) =
-                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-            format!("{base}/{name}{}", query.map_or(String::new(), |q| format!("?{q}")))
-        }
-        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
-            .unwrap()
-            .url(name),
-    }
 }
 
 /// (position, hash) of the chain up to `head`.

@@ -21,24 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaos::{check, drive, free_port, set_up, tokens_for, Client, Seen, Server};
+use chaos::{check, drive, free_port, set_up, tokens_for, url_of, Client, Seen, Server};
 use fundledger::postgres::testing::TestDatabase;
 use rand::Rng;
-
-/// URL of the test database `name` as its owner.
-fn url_of(name: &str) -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let (base, query) =
-                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-            format!("{base}/{name}{}", query.map_or(String::new(), |q| format!("?{q}")))
-        }
-        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
-            .unwrap()
-            .url(name),
-    }
-}
 
 /// Removes the server's directory (keys, log) however the test ends.
 struct RemoveOnDrop(std::path::PathBuf);

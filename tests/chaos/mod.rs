@@ -31,6 +31,22 @@ const TOKENS: [(&str, &str, Option<&str>, Option<&str>); 4] = [
 /// an answer longer than this (plus the time to connect).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// URL of the test database `name` as its owner: on the server of `DATABASE_URL`, or in the
+/// tests' private cluster.
+pub fn url_of(name: &str) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (base, query) =
+                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+            format!("{base}/{name}{}", query.map_or(String::new(), |q| format!("?{q}")))
+        }
+        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
+            .unwrap()
+            .url(name),
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
