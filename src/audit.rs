@@ -68,36 +68,58 @@ pub const GENESIS: [u8; 32] = [0; 32];
 
 /// A string as jsonb prints it: JSON escapes for `"`, `\` and control characters (`\b \f
 /// \n \r \t`, otherwise `\u00XX`), everything else as UTF-8. serde_json escapes the same way.
-fn string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
+fn string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("strings serialise into memory");
 }
 
-/// The canonical bytes of an event at a position (migration 0005 documents the format).
+/// Appends the canonical bytes of an event at a position to `out` (migration 0005 documents
+/// the format). Written piece by piece into one buffer: verification builds one per event,
+/// and allocating each piece cost more than hashing it.
+pub fn canonical_into(row: &ChainRow, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let io = "writing into memory";
+    write!(out, "[{}, ", row.position).expect(io);
+    string(out, &row.stream_id);
+    write!(out, ", {}, ", row.stream_version).expect(io);
+    string(out, &row.event_type);
+    write!(out, ", {}, ", row.schema_version).expect(io);
+    match row.business_date {
+        Some(d) => write!(out, "\"{}\"", d.format("%Y-%m-%d")).expect(io),
+        None => out.extend_from_slice(b"null"),
+    }
+    write!(out, ", \"{}\", [", row.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")).expect(io);
+    for (i, t) in row.tags.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        string(out, t);
+    }
+    out.extend_from_slice(b"], ");
+    out.extend_from_slice(row.data.as_bytes());
+    out.extend_from_slice(b", ");
+    out.extend_from_slice(row.metadata.as_bytes());
+    out.push(b']');
+}
+
+/// The canonical bytes of an event at a position.
 pub fn canonical(row: &ChainRow) -> Vec<u8> {
-    let date =
-        row.business_date.map_or("null".to_string(), |d| string(&d.format("%Y-%m-%d").to_string()));
-    let recorded = string(&row.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
-    let tags: Vec<String> = row.tags.iter().map(|t| string(t)).collect();
-    format!(
-        "[{}, {}, {}, {}, {}, {}, {}, [{}], {}, {}]",
-        row.position,
-        string(&row.stream_id),
-        row.stream_version,
-        string(&row.event_type),
-        row.schema_version,
-        date,
-        recorded,
-        tags.join(", "),
-        row.data,
-        row.metadata
-    )
-    .into_bytes()
+    let mut out = Vec::with_capacity(row.data.len() + row.metadata.len() + 160);
+    canonical_into(row, &mut out);
+    out
 }
 
 pub fn chain_hash(prev: &[u8], row: &ChainRow) -> [u8; 32] {
+    chain_hash_with(prev, row, &mut Vec::new())
+}
+
+/// [`chain_hash`] building the canonical text in `buffer` (emptied first), so a walk over
+/// many rows allocates once.
+fn chain_hash_with(prev: &[u8], row: &ChainRow, buffer: &mut Vec<u8>) -> [u8; 32] {
+    buffer.clear();
+    canonical_into(row, buffer);
     let mut h = Sha256::new();
     h.update(prev);
-    h.update(canonical(row));
+    h.update(&buffer[..]);
     h.finalize().into()
 }
 
@@ -109,6 +131,7 @@ pub fn check(
     mut prev: [u8; 32],
     signed: &HashMap<i64, String>,
 ) -> Result<[u8; 32], Break> {
+    let mut buffer = Vec::new();
     for row in rows {
         if row.position != expected_position {
             return Err(Break {
@@ -125,7 +148,7 @@ pub fn check(
                 problem: "its event row is missing (deleted after it was recorded)".into(),
             });
         }
-        let computed = chain_hash(&prev, row);
+        let computed = chain_hash_with(&prev, row, &mut buffer);
         if row.prev_hash.as_deref() != Some(&prev[..]) {
             return Err(Break {
                 position: row.position,
@@ -312,20 +335,27 @@ pub async fn verify(
             first_bad: Some(Break { position, problem }),
         });
     }
-    let signed: HashMap<i64, String> =
-        checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect();
+    let signed: std::sync::Arc<HashMap<i64, String>> =
+        std::sync::Arc::new(checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect());
     let mut prev = GENESIS;
     let mut next = 1;
     let mut head_hash = None;
+    let mut rows = page(conn, 0).await?;
     loop {
-        let rows = page(conn, next - 1).await?;
         if rows.is_empty() {
             break;
         }
-        match check(&rows, next, prev, &signed) {
+        // The next page is read while this one is checked on another thread: the database
+        // and the hashing then take turns on neither side's time.
+        let count = rows.len() as i64;
+        let signed_here = signed.clone();
+        let checking = tokio::task::spawn_blocking(move || check(&rows, next, prev, &signed_here));
+        let (following, checked) = tokio::join!(page(conn, next - 1 + count), checking);
+        rows = following?;
+        match checked.expect("the check does not panic") {
             Ok(last) => {
                 prev = last;
-                next += rows.len() as i64;
+                next += count;
                 head_hash = Some(hex::encode(last));
                 progress(next - 1);
             }
