@@ -290,6 +290,20 @@ async fn an_export_of_100000_events_verifies_offline_and_a_changed_line_is_named
     dropped.remove(76_542);
     let v = fundledger::audit::verify_export(dropped.into_iter().map(Ok), None).unwrap();
     assert_eq!(v.first_bad.map(|b| b.position), Some(76_543));
+
+    // The same change in the database, five pages in (the verifier reads a page while it
+    // checks the one before): named by its position, the chain intact up to it.
+    drop(conn);
+    tamper(
+        &db,
+        "UPDATE events SET data = jsonb_set(data, '{amount}', '\"6000.00\"') \
+          WHERE id = (SELECT event_id FROM log WHERE position = 42000)",
+    )
+    .await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let v = verify(&mut conn, None, |_| {}).await.unwrap();
+    assert_eq!(v.first_bad.map(|b| b.position), Some(42_000));
+    assert_eq!(v.events_checked, 41_999);
 }
 
 /// `GET /v1/audit/verify` trusts the public key it was configured with, never the signing key
