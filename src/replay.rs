@@ -39,35 +39,65 @@ pub enum ReplayError {
 }
 
 /// Folds the log from the beginning up to `as_of`. `progress` is called after each page with
-/// the position reached.
+/// the position reached. The next page is read while this one is folded on another thread, so
+/// the database and the folds work at the same time.
 pub async fn replay(
     conn: &mut PgConnection,
     as_of: AsOf,
+    progress: impl FnMut(i64),
+) -> Result<Replayed, ReplayError> {
+    replay_in_pages(conn, as_of, PAGE, progress).await
+}
+
+/// [`replay`] reading `page_size` events per round trip (tests use small pages to cross many
+/// page boundaries on a short log).
+pub async fn replay_in_pages(
+    conn: &mut PgConnection,
+    as_of: AsOf,
+    page_size: i64,
     mut progress: impl FnMut(i64),
 ) -> Result<Replayed, ReplayError> {
     let mut out = Replayed::default();
+    let mut page = read_all(conn, Position(0), page_size).await?;
     loop {
-        let page = read_all(conn, Position(out.position), PAGE).await?;
-        if page.is_empty() {
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        let after = last.position.map_or(out.position + page.len() as i64, |p| p.0);
+        let folding = tokio::task::spawn_blocking(move || fold_page(out, &page, as_of));
+        let (next, folded) = tokio::join!(read_all(conn, Position(after), page_size), folding);
+        let (folded, reached_end) = folded.expect("a fold does not panic")?;
+        out = folded;
+        if reached_end {
             return Ok(out);
         }
-        for e in &page {
-            let position = e.position.map_or(out.position + 1, |p| p.0);
-            let past = match as_of {
-                AsOf::Head => false,
-                AsOf::Position(n) => position > n,
-                AsOf::Time(t) => e.recorded_at > t,
-            };
-            if past {
-                return Ok(out);
-            }
-            out.models
-                .apply(&e.event_type, &e.data)
-                .map_err(|source| ReplayError::Projection { position, source })?;
-            out.position = position;
-        }
         progress(out.position);
+        page = next?;
     }
+}
+
+/// Folds one page into `out`; `true` when `as_of` was reached inside it.
+fn fold_page(
+    mut out: Replayed,
+    page: &[crate::store::RecordedEvent],
+    as_of: AsOf,
+) -> Result<(Replayed, bool), ReplayError> {
+    for e in page {
+        let position = e.position.map_or(out.position + 1, |p| p.0);
+        let past = match as_of {
+            AsOf::Head => false,
+            AsOf::Position(n) => position > n,
+            AsOf::Time(t) => e.recorded_at > t,
+        };
+        if past {
+            return Ok((out, true));
+        }
+        out.models
+            .apply(&e.event_type, &e.data)
+            .map_err(|source| ReplayError::Projection { position, source })?;
+        out.position = position;
+    }
+    Ok((out, false))
 }
 
 /// What [`replay_of`] folded: the models of the events it read, the last position among

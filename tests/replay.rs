@@ -117,6 +117,23 @@ async fn replay_as_of_past_moments_matches_what_was_shown_then_and_at_the_head_e
     // As of a position: a prefix.
     let early = replay(&mut conn, AsOf::Position(3), |_| {}).await.unwrap();
     assert_eq!(early.position, 3);
+    // Pages of 3 (read ahead while the one before is folded) give the same models at the head
+    // and as of a position inside a page, and report each page's end.
+    let mut reported = Vec::new();
+    let paged = fundledger::replay::replay_in_pages(&mut conn, AsOf::Head, 3, |p| reported.push(p))
+        .await
+        .unwrap();
+    assert_eq!(paged.position, total);
+    assert!(paged.models == head.models, "pages of 3 folded differently");
+    assert_eq!(reported.first(), Some(&3));
+    assert!(reported.windows(2).all(|w| w[1] - w[0] <= 3 && w[1] > w[0]), "{reported:?}");
+    let inside = total - 4;
+    let paged = fundledger::replay::replay_in_pages(&mut conn, AsOf::Position(inside), 3, |_| {})
+        .await
+        .unwrap();
+    let whole = replay(&mut conn, AsOf::Position(inside), |_| {}).await.unwrap();
+    assert_eq!(paged.position, inside);
+    assert!(paged.models == whole.models, "pages of 3 folded differently as of {inside}");
 }
 
 /// `?as_of=` folds only the pool's events (its stream and its year's quota tag): on a random
