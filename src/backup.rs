@@ -103,6 +103,24 @@ fn libpq_target(url: &str) -> (String, Option<String>) {
     }
 }
 
+/// PostgreSQL's tool `name` from the server's own binaries, pointed at `url` (its password, if
+/// any, in the environment), reporting on stderr, stopped if this process drops it.
+fn pg_tool(binaries: &ServerBinaries, name: &str, url: &str) -> tokio::process::Command {
+    let (target, password) = libpq_target(url);
+    let mut c = tokio::process::Command::new(binaries.path(name));
+    c.arg("--no-password")
+        .arg("--dbname")
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    c
+}
+
 /// A directory that must be new or empty, created with mode 0700.
 fn fresh_dir(dir: &Path, what: &str) -> Result<(), BackupError> {
     if dir.exists() {
@@ -230,22 +248,8 @@ pub async fn backup(
         sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut conn).await?;
     let mut manifest = figures(&mut conn).await?;
 
-    let (target, password) = libpq_target(owner_url);
-    let mut dump = tokio::process::Command::new(binaries.path("pg_dump"));
-    dump.arg("--format=custom")
-        .arg(format!("--snapshot={snapshot}"))
-        .arg("--no-password")
-        .arg("--file")
-        .arg(&archive)
-        .arg("--dbname")
-        .arg(&target)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(p) = password {
-        dump.env("PGPASSWORD", p);
-    }
+    let mut dump = pg_tool(&binaries, "pg_dump", owner_url);
+    dump.arg("--format=custom").arg(format!("--snapshot={snapshot}")).arg("--file").arg(&archive);
     let mut child = dump.spawn().map_err(io(&binaries.path("pg_dump")))?;
     let mut stderr = child.stderr.take().expect("piped");
     let errors = tokio::spawn(async move {
@@ -413,21 +417,9 @@ pub async fn load(
     conn.execute(ROLES).await?;
     conn.close().await?;
 
-    let (target, password) = libpq_target(owner_url);
     let archive = dir.join(&manifest.archive);
-    let mut load = tokio::process::Command::new(binaries.path("pg_restore"));
-    load.args(["--no-owner", "--exit-on-error", "--single-transaction", "--no-password"])
-        .arg("--verbose")
-        .arg("--dbname")
-        .arg(&target)
-        .arg(&archive)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(p) = password {
-        load.env("PGPASSWORD", p);
-    }
+    let mut load = pg_tool(&binaries, "pg_restore", owner_url);
+    load.args(["--no-owner", "--exit-on-error", "--single-transaction", "--verbose"]).arg(&archive);
     let mut child = load.spawn().map_err(io(&binaries.path("pg_restore")))?;
     let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut said = Vec::new();

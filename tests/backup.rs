@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos::{free_port, set_up, tables, tokens_for, training, url_of, Client, Seen, Server};
-use fundledger::postgres::testing::TestDatabase;
+use chaos::{free_port, set_up, tables, tokens_for, training, Client, Seen, Server};
+use fundledger::postgres::testing::{url_of, TestDatabase};
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
@@ -93,13 +93,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster_with_the_same_chain_and
     set_up(port, &tokens).await;
     let seen = Arc::new(Seen::default());
     let done = Arc::new(AtomicBool::new(false));
-    let client = Client {
-        port,
-        tokens: Arc::new(tokens.clone()),
-        seen: seen.clone(),
-        forgets_keys: false,
-        drop_answers: 0.0,
-    };
+    let client = Client::new(port, &tokens, seen.clone());
     let clients = chaos::drive(&client, 4, 1, &done).await;
 
     // Mid-load: a signed checkpoint, then the backup, then the keys apart.

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaos::{check, drive, free_port, set_up, tokens_for, url_of, Client, Seen, Server};
-use fundledger::postgres::testing::TestDatabase;
+use chaos::{check, drive, free_port, set_up, tokens_for, Client, Seen, Server};
+use fundledger::postgres::testing::{url_of, TestDatabase};
 use rand::Rng;
 
 /// Removes the server's directory (keys, log) however the test ends.
@@ -56,11 +56,9 @@ async fn sigkill_mid_load_loses_nothing_and_records_nothing_twice() {
     let seen = Arc::new(Seen::default());
     let done = Arc::new(AtomicBool::new(false));
     let client = Client {
-        port,
-        tokens: Arc::new(tokens.clone()),
-        seen: seen.clone(),
         forgets_keys: forgetful,
         drop_answers: 0.05,
+        ..Client::new(port, &tokens, seen.clone())
     };
     let clients = drive(&client, 4, 2, &done).await;
     let mut rng = rand::thread_rng();

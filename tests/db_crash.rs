@@ -72,13 +72,7 @@ async fn postgres_stopped_immediately_mid_load_gives_503_then_recovers_with_noth
 
     let seen = Arc::new(Seen::default());
     let done = Arc::new(AtomicBool::new(false));
-    let client = Client {
-        port,
-        tokens: Arc::new(tokens.clone()),
-        seen: seen.clone(),
-        forgets_keys: false,
-        drop_answers: 0.0,
-    };
+    let client = Client::new(port, &tokens, seen.clone());
     let clients = drive(&client, 4, 2, &done).await;
     let mut probes_503 = 0;
     for stop in 0..stops {

@@ -376,21 +376,6 @@ async fn the_policies_in_force_are_listed_with_their_interpretations() {
     }
 }
 
-/// The connection URL of a test database, for a `serve` process of its own.
-fn url_of(database: &str) -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let (base, query) =
-                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-            format!("{base}/{database}{}", query.map_or(String::new(), |q| format!("?{q}")))
-        }
-        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
-            .unwrap()
-            .url(database),
-    }
-}
-
 /// `fundledger serve` itself, on an empty log: it publishes the shipped policies as `system`
 /// before answering; with `--no-default-policies` it publishes nothing.
 #[tokio::test]
@@ -411,7 +396,7 @@ async fn serve_publishes_the_shipped_policies_on_an_empty_log_unless_told_not_to
             .arg(&data_dir)
             .arg("--key-dir")
             .arg(data_dir.join("keys"))
-            .env("DATABASE_URL", url_of(&db.name))
+            .env("DATABASE_URL", fundledger::postgres::testing::url_of(&db.name))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if no_default {

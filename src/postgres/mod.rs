@@ -137,7 +137,7 @@ impl Database {
     /// Closes the pool and stops the private cluster if this process started it.
     pub async fn close(self) {
         self.pool.close().await;
-        Reached { owner: self.owner, owner_url: String::new(), cluster: self.cluster }.stop().await;
+        stop_if_started(self.cluster).await;
     }
 }
 
@@ -189,13 +189,18 @@ impl Reached {
 
     /// Stops the private cluster if this process started it.
     pub async fn stop(self) {
-        if let Some((cluster, true)) = self.cluster {
-            tracing::info!("stopping the private PostgreSQL cluster");
-            if let Err(e) =
-                tokio::task::spawn_blocking(move || cluster.stop()).await.expect("stop task")
-            {
-                tracing::error!(error = %e, "stopping the private PostgreSQL cluster failed");
-            }
+        stop_if_started(self.cluster).await;
+    }
+}
+
+/// Stops a private cluster this process started (`true`); one it found running stays up.
+async fn stop_if_started(cluster: Option<(Cluster, bool)>) {
+    if let Some((cluster, true)) = cluster {
+        tracing::info!("stopping the private PostgreSQL cluster");
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || cluster.stop()).await.expect("stop task")
+        {
+            tracing::error!(error = %e, "stopping the private PostgreSQL cluster failed");
         }
     }
 }

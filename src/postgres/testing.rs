@@ -109,3 +109,17 @@ impl Drop for TestDatabase {
         .join();
     }
 }
+
+/// The owner's URL of the test database `name`, for a process of its own (`serve`, the CLI):
+/// on the server of `DATABASE_URL`, or in the tests' private cluster.
+pub fn url_of(name: &str) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (base, query) =
+                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+            format!("{base}/{name}{}", query.map_or(String::new(), |q| format!("?{q}")))
+        }
+        _ => super::Cluster::new(&test_cluster_dir()).expect("the tests' cluster").url(name),
+    }
+}

@@ -31,22 +31,6 @@ const TOKENS: [(&str, &str, Option<&str>, Option<&str>); 4] = [
 /// an answer longer than this (plus the time to connect).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// URL of the test database `name` as its owner: on the server of `DATABASE_URL`, or in the
-/// tests' private cluster.
-pub fn url_of(name: &str) -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let (base, query) =
-                url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-            format!("{base}/{name}{}", query.map_or(String::new(), |q| format!("?{q}")))
-        }
-        _ => fundledger::postgres::Cluster::new(&fundledger::postgres::testing::test_cluster_dir())
-            .unwrap()
-            .url(name),
-    }
-}
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -313,6 +297,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// A well-behaved client: keeps its keys, throws no answer away.
+    pub fn new(port: u16, tokens: &HashMap<&'static str, String>, seen: Arc<Seen>) -> Self {
+        Client {
+            port,
+            tokens: Arc::new(tokens.clone()),
+            seen,
+            forgets_keys: false,
+            drop_answers: 0.0,
+        }
+    }
+
     /// Sends until an answer other than 503 arrives, always with the same Idempotency-Key.
     pub async fn call(&self, who: &'static str, path: &str, body: &Value) -> Reply {
         let mut key = uuid::Uuid::new_v4().to_string();
@@ -462,13 +457,7 @@ pub async fn drive(
 
 /// Pools and counties, as the admin registers them.
 pub async fn set_up(port: u16, tokens: &HashMap<&'static str, String>) {
-    let client = Client {
-        port,
-        tokens: Arc::new(tokens.clone()),
-        seen: Arc::new(Seen::default()),
-        forgets_keys: false,
-        drop_answers: 0.0,
-    };
+    let client = Client::new(port, tokens, Arc::new(Seen::default()));
     for (path, body) in [
         ("/v1/pools", json!({"code": "371500", "name": "聊城市"})),
         ("/v1/counties", json!({"code": "371502", "name": "东昌府区", "pool": "371500"})),
