@@ -191,8 +191,11 @@ impl ApplicationError {
 }
 
 impl CommandError for ApplicationError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, ApplicationError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&AppendError> {
+        match self {
+            ApplicationError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

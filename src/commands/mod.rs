@@ -5,6 +5,7 @@
 
 pub mod applications;
 pub mod batches;
+pub mod group;
 pub mod payouts;
 pub mod periods;
 pub mod persons;
@@ -29,8 +30,13 @@ use crate::store::{Append, AppendError, LockedRead, RecordedEvent, TaggedRead};
 /// An error a command can end in: it carries the store's and the database's errors, and
 /// knows which of them another attempt may cure.
 pub(crate) trait CommandError: From<AppendError> + From<sqlx::Error> {
+    /// The store's error this one carries, if any.
+    fn store(&self) -> Option<&AppendError>;
+
     /// A conflict with a concurrent writer: read again, decide again.
-    fn is_conflict(&self) -> bool;
+    fn is_conflict(&self) -> bool {
+        self.store().is_some_and(AppendError::is_conflict)
+    }
 }
 
 /// One attempt of a command: its transaction (or savepoint) and every event it read, which
@@ -42,16 +48,19 @@ pub(crate) struct Attempt<'t> {
     issuer: Option<Issuer>,
     /// Persons' data keys made by this attempt, recorded with its events.
     new_data_keys: Vec<NewDataKey>,
+    /// The attempt runs in a group's transaction ([`group`]).
+    grouped: bool,
 }
 
 impl<'t> Attempt<'t> {
     pub(crate) async fn begin(db: &'t mut Db<'_>) -> Result<Self, sqlx::Error> {
-        let issuer = db.issuer.clone();
+        let (issuer, grouped) = (db.issuer.clone(), db.grouped);
         Ok(Attempt {
             tx: db.begin().await?,
             read: BTreeMap::new(),
             issuer,
             new_data_keys: Vec::new(),
+            grouped,
         })
     }
 
@@ -213,9 +222,10 @@ pub(crate) async fn finish<T, E: CommandError>(
     a: Attempt<'_>,
     decided: Result<Decided<T>, E>,
 ) -> Step<T, E> {
+    let grouped = a.grouped;
     let decided = match decided {
         Ok(d) => d,
-        Err(e) if e.is_conflict() => return Step::Again,
+        Err(e) if e.is_conflict() => return again(grouped, e.store()),
         Err(e) => return Step::Done(Err(e)),
     };
     let Some(appending) = decided.append else {
@@ -223,9 +233,19 @@ pub(crate) async fn finish<T, E: CommandError>(
     };
     match commit(a, &appending).await {
         Ok(()) => Step::Done(Ok(decided.answer)),
-        Err(e) if e.is_conflict() => Step::Again,
+        Err(e) if e.is_conflict() => again(grouped, Some(&e)),
         Err(e) => Step::Done(Err(e.into())),
     }
+}
+
+/// After a conflict: another attempt, except for a lock cycle met inside a group, which
+/// another attempt in the same group would meet again (the locks the members before it took
+/// stay held): that command ends at once, contended ([`group`]).
+fn again<T, E: CommandError>(grouped: bool, error: Option<&AppendError>) -> Step<T, E> {
+    if grouped && matches!(error, Some(AppendError::Deadlock)) {
+        return Step::Done(Err(AppendError::Contended.into()));
+    }
+    Step::Again
 }
 
 /// The last step of every command: appends, writes what the appended events change in the
@@ -271,6 +291,8 @@ pub struct Db<'a> {
     /// The database's name: the key of per-database caches (published policies).
     database: String,
     issuer: Option<Issuer>,
+    /// Runs in a group's transaction ([`group`]).
+    grouped: bool,
 }
 
 /// The API token a command came with, and the person it stands for: stamped on the metadata of
@@ -290,14 +312,24 @@ enum Target<'a> {
 impl<'a> From<&'a PgPool> for Db<'a> {
     fn from(pool: &'a PgPool) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").to_string();
-        Db { target: Target::Pool(pool), database, issuer: None }
+        Db { target: Target::Pool(pool), database, issuer: None, grouped: false }
     }
 }
 
 impl<'a> Db<'a> {
     /// Runs the command inside `conn`'s open transaction, as savepoints.
     pub fn within(conn: &'a mut PgConnection, database: &str) -> Self {
-        Db { target: Target::Within(conn), database: database.to_string(), issuer: None }
+        Db {
+            target: Target::Within(conn),
+            database: database.to_string(),
+            issuer: None,
+            grouped: false,
+        }
+    }
+
+    /// Runs the command in a group member's seat ([`group::Seat`]), as savepoints.
+    pub fn in_group(seat: &'a mut group::Seat, database: &str) -> Self {
+        Db { grouped: true, ..Db::within(seat.conn(), database) }
     }
 
     /// Records `issuer` on every event the command appends.

@@ -159,8 +159,11 @@ pub(crate) async fn read_payout(
 }
 
 impl CommandError for PayoutError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, PayoutError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&AppendError> {
+        match self {
+            PayoutError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

@@ -149,8 +149,11 @@ impl PeriodError {
 }
 
 impl CommandError for PeriodError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, PeriodError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&AppendError> {
+        match self {
+            PeriodError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

@@ -67,8 +67,11 @@ impl ErasureError {
 }
 
 impl CommandError for ErasureError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, ErasureError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&AppendError> {
+        match self {
+            ErasureError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

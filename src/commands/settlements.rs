@@ -653,8 +653,11 @@ pub async fn import(
 }
 
 impl super::CommandError for ImportError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, ImportError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&crate::store::AppendError> {
+        match self {
+            ImportError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

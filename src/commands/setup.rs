@@ -69,8 +69,11 @@ impl SetupError {
 }
 
 impl CommandError for SetupError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, SetupError::Store(e) if e.is_conflict())
+    fn store(&self) -> Option<&AppendError> {
+        match self {
+            SetupError::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 

@@ -92,6 +92,8 @@ pub struct AppState {
     /// The log's head, followed by one task for every live reader of this process.
     pub live_head: crate::store::LiveHead,
     pub rate: Arc<rate::RateLimiter>,
+    /// Commands sharing a commit: one pool's approvals ([`crate::commands::group`]).
+    pub groups: Arc<crate::commands::group::Groups>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -100,7 +102,9 @@ impl AppState {
     pub fn new(pool: PgPool, keys: Keys, limits: Limits) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").into();
         let live_head = crate::store::LiveHead::new(pool.clone());
+        let groups = crate::commands::group::Groups::new(pool.clone());
         AppState {
+            groups,
             pool,
             database,
             keys: Arc::new(keys),

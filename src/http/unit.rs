@@ -6,11 +6,12 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::extract::Command;
 use super::problem::Problem;
 use super::AppState;
+use crate::commands::group::{GroupError, Seat};
 use crate::commands::{Db, Issuer};
 use crate::tokens::Principal;
 
@@ -31,11 +32,77 @@ pub enum Begun {
 
 #[derive(Debug)]
 pub struct Unit {
-    tx: Transaction<'static, Postgres>,
+    work: Work,
     database: String,
     /// The (token, Idempotency-Key) this request holds.
     claim: Option<(uuid::Uuid, String)>,
     issuer: Issuer,
+}
+
+/// Where a unit's work is recorded.
+#[derive(Debug)]
+enum Work {
+    /// Its own transaction.
+    Own(Transaction<'static, Postgres>),
+    /// A seat in a group of commands sharing one commit ([`crate::commands::group`]).
+    Seat(Seat),
+}
+
+/// What the Idempotency-Key's row says.
+enum Claimed {
+    /// Claimed for this request (or no key given).
+    Fresh(Option<(uuid::Uuid, String)>),
+    /// A request already made with this key: its stored response (in a group, possibly one
+    /// an earlier member stored, answered once the group has committed).
+    Stored(Response),
+}
+
+/// Claims the request's Idempotency-Key in `conn`'s transaction. Waits while another
+/// transaction holds the same key; then either inserts (that one rolled back) or finds its
+/// committed row.
+async fn claim<T>(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    command: &Command<T>,
+) -> Result<Claimed, Problem> {
+    let Some(key) = &command.idempotency_key else {
+        return Ok(Claimed::Fresh(None));
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (token_id, key, fingerprint, status, response) \
+         VALUES ($1, $2, $3, 0, 'null') ON CONFLICT DO NOTHING",
+    )
+    .bind(principal.token_id)
+    .bind(key)
+    .bind(&command.fingerprint)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claimed::Fresh(Some((principal.token_id, key.clone()))));
+    }
+    let (fingerprint, status, body): (String, i16, serde_json::Value) = sqlx::query_as(
+        "SELECT fingerprint, status, response FROM idempotency_keys WHERE token_id = $1 AND key = $2",
+    )
+    .bind(principal.token_id)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    if fingerprint != command.fingerprint {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            format!(
+                "Idempotency-Key `{key}` was used for a different request; use a new key for a new request"
+            ),
+        ));
+    }
+    // A claim and its response are written in one transaction (in a group, by one member
+    // while it holds the seat): a row without a response is never seen.
+    if status == 0 {
+        return Err(Problem::internal(&format!("Idempotency-Key `{key}` has no response")));
+    }
+    Ok(Claimed::Stored(stored_response(status, body, true)))
 }
 
 fn stored_response(status: i16, body: serde_json::Value, replayed: bool) -> Response {
@@ -64,51 +131,71 @@ impl Unit {
             return Err(Problem::idempotency_key_required());
         }
         let mut tx = state.pool.begin().await?;
-        let mut claim = None;
-        if let Some(key) = &command.idempotency_key {
-            // Waits while another transaction holds the same key; then either inserts (that
-            // one rolled back) or finds its committed row.
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (token_id, key, fingerprint, status, response) \
-                 VALUES ($1, $2, $3, 0, 'null') ON CONFLICT DO NOTHING",
-            )
-            .bind(principal.token_id)
-            .bind(key)
-            .bind(&command.fingerprint)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                let (fingerprint, status, body): (String, i16, serde_json::Value) =
-                    sqlx::query_as(
-                        "SELECT fingerprint, status, response FROM idempotency_keys WHERE token_id = $1 AND key = $2",
-                    )
-                    .bind(principal.token_id)
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+        let claim = match claim(&mut tx, principal, command).await? {
+            Claimed::Fresh(claim) => claim,
+            Claimed::Stored(response) => {
                 tx.rollback().await?;
-                if fingerprint != command.fingerprint {
-                    return Err(Problem::new(
-                        StatusCode::CONFLICT,
-                        "idempotency_conflict",
-                        format!(
-                            "Idempotency-Key `{key}` was used for a different request; use a new key for a new request"
-                        ),
-                    ));
-                }
-                return Ok(Begun::Replay(stored_response(status, body, true)));
+                return Ok(Begun::Replay(response));
             }
-            claim = Some((principal.token_id, key.clone()));
-        }
-        let issuer =
-            Issuer { token_id: principal.token_id.to_string(), person: principal.person.clone() };
-        Ok(Begun::Fresh(Unit { tx, database: state.database.to_string(), claim, issuer }))
+        };
+        Ok(Begun::Fresh(Unit::new(state, principal, Work::Own(tx), claim)))
     }
 
-    /// Where the command runs: savepoints in this transaction.
+    /// [`Unit::begin`] in the group of `group_key` ([`crate::commands::group`]): the request
+    /// shares its commit with the concurrent requests of the same key. Run it in a task of its
+    /// own (`tokio::spawn`), so a closed connection cannot cancel it half way and roll back
+    /// the others' work with its own.
+    pub async fn begin_grouped<T>(
+        state: &AppState,
+        principal: &Principal,
+        command: &Command<T>,
+        group_key: &str,
+    ) -> Result<Begun, Problem> {
+        if command.key_required && command.idempotency_key.is_none() {
+            return Err(Problem::idempotency_key_required());
+        }
+        let mut seat = state.groups.seat(group_key).await.map_err(group_problem)?;
+        match claim(seat.conn(), principal, command).await {
+            Ok(Claimed::Fresh(claim)) => {
+                Ok(Begun::Fresh(Unit::new(state, principal, Work::Seat(seat), claim)))
+            }
+            // Answered once the group has committed what it replays.
+            Ok(Claimed::Stored(response)) => {
+                seat.discard().await.map_err(group_problem)?;
+                Ok(Begun::Replay(response))
+            }
+            Err(p) => {
+                seat.discard().await.map_err(group_problem)?;
+                Err(p)
+            }
+        }
+    }
+
+    fn new(
+        state: &AppState,
+        principal: &Principal,
+        work: Work,
+        claim: Option<(uuid::Uuid, String)>,
+    ) -> Self {
+        let issuer =
+            Issuer { token_id: principal.token_id.to_string(), person: principal.person.clone() };
+        Unit { work, database: state.database.to_string(), claim, issuer }
+    }
+
+    /// Where the command runs: savepoints in this unit's transaction.
     pub fn db(&mut self) -> Db<'_> {
-        Db::within(&mut self.tx, &self.database).issued_by(self.issuer.clone())
+        let db = match &mut self.work {
+            Work::Own(tx) => Db::within(tx, &self.database),
+            Work::Seat(seat) => Db::in_group(seat, &self.database),
+        };
+        db.issued_by(self.issuer.clone())
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        match &mut self.work {
+            Work::Own(tx) => tx,
+            Work::Seat(seat) => seat.conn(),
+        }
     }
 
     /// Records the response with the key and commits. Refusals (4xx) are kept like successes,
@@ -124,34 +211,57 @@ impl Unit {
             Err(e) => {
                 let problem: Problem = e.into();
                 if problem.status().is_server_error() {
-                    drop(self.tx);
+                    if let Work::Seat(seat) = self.work {
+                        if let Err(e) = seat.discard().await {
+                            tracing::warn!(error = %e, "a group member's savepoint was not undone");
+                        }
+                    }
+                    // (Its own transaction rolls back as it is dropped.)
                     return problem.into_response();
                 }
                 (problem.status(), serde_json::to_value(&problem).expect("problems serialise"))
             }
         };
-        let stored = async {
-            if let Some((token, key)) = &self.claim {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET status = $3, response = $4 WHERE token_id = $1 AND key = $2",
-                )
-                .bind(token)
-                .bind(key)
-                .bind(status.as_u16() as i16)
-                .bind(&body)
-                .execute(&mut *self.tx)
-                .await?;
+        if let Some((token, key)) = self.claim.clone() {
+            let recorded = sqlx::query(
+                "UPDATE idempotency_keys SET status = $3, response = $4 WHERE token_id = $1 AND key = $2",
+            )
+            .bind(token)
+            .bind(key)
+            .bind(status.as_u16() as i16)
+            .bind(&body)
+            .execute(self.conn())
+            .await;
+            if let Err(e) = recorded {
+                if let Work::Seat(seat) = self.work {
+                    let _ = seat.discard().await;
+                }
+                return Problem::from(e).into_response();
             }
-            self.tx.commit().await
-        };
-        match stored.await {
-            Ok(()) => stored_response(status.as_u16() as i16, body, false),
-            Err(e) => {
+        }
+        let committed = match self.work {
+            Work::Own(tx) => tx.commit().await.map_err(|e| {
                 // The COMMIT may have reached the database and succeeded before the error
                 // (a connection lost while the answer travelled back): nobody here can know.
                 tracing::error!(error = %e, "the unit of work did not commit cleanly");
-                Problem::outcome_unknown().into_response()
-            }
+                Problem::outcome_unknown()
+            }),
+            Work::Seat(seat) => seat.keep().await.map_err(group_problem),
+        };
+        match committed {
+            Ok(()) => stored_response(status.as_u16() as i16, body, false),
+            Err(p) => p.into_response(),
         }
+    }
+}
+
+/// What a request answers when its commit (its own, or its group's) did not end cleanly.
+fn group_problem(e: GroupError) -> Problem {
+    match e {
+        GroupError::RolledBack => Problem::from(crate::store::AppendError::Contended),
+        // The COMMIT may have reached the database and succeeded before the error (a
+        // connection lost while the answer travelled back): nobody here can know.
+        GroupError::CommitUnknown => Problem::outcome_unknown(),
+        GroupError::Database(e) => Problem::from(e),
     }
 }

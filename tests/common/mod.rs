@@ -22,6 +22,8 @@ pub struct Api {
     pub tokens: HashMap<&'static str, String>,
     /// The personal-data keys the server holds (the key file's, in a real deployment).
     pub keys: Keys,
+    /// The server's groups of commands sharing a commit.
+    pub groups: std::sync::Arc<fundledger::commands::group::Groups>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,11 +101,12 @@ impl Api {
         drop(conn);
         let keys = Keys::generate();
         let state = AppState::new(db.pool.clone(), keys.clone(), limits);
+        let groups = state.groups.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api { addr, db, tokens, keys }
+        Api { addr, db, tokens, keys, groups }
     }
 
     pub async fn get(&self, who: &str, path: &str) -> Reply {

@@ -15,6 +15,7 @@ use crate::commands::applications::{
 };
 use crate::http::extract::{parse, policy_year, require, require_role, Command, Place, Query};
 use crate::http::problem::Problem;
+use crate::http::unit::{Begun, Unit};
 use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
 use crate::store::{read_stream, read_tagged};
@@ -324,12 +325,21 @@ pub async fn review(
             ))
         }
     };
-    authorise_application(&state, &principal, &[Role::CountyReviewer], &id).await?;
-    let mut unit = begin_unit!(state, principal, command);
-    let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
-        .await
-        .map(|a| application_json(&a));
-    Ok(unit.finish(StatusCode::OK, outcome).await)
+    let place = authorise_application(&state, &principal, &[Role::CountyReviewer], &id).await?;
+    // One pool's reviews share a commit (they queue on its quota lock): in a task of its own,
+    // so a client that hangs up cannot cancel a member half way and roll back the others.
+    let group = format!("review:{}", place.pool.as_deref().unwrap_or_default());
+    let work = async move {
+        let mut unit = match Unit::begin_grouped(&state, &principal, &command, &group).await? {
+            Begun::Fresh(unit) => unit,
+            Begun::Replay(response) => return Ok(response),
+        };
+        let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
+            .await
+            .map(|a| application_json(&a));
+        Ok(unit.finish(StatusCode::OK, outcome).await)
+    };
+    tokio::spawn(work).await.map_err(|e| Problem::internal(&e))?
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,

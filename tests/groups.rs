@@ -1,0 +1,262 @@
+//! Commands that share a commit (`commands::group`): one pool's approvals in one transaction,
+//! each under its own savepoint. The quota cap, "each key answered once" and "a refusal sinks
+//! nothing else" hold in a group as they do one at a time, and a lock cycle between a group
+//! and another transaction costs one member a quick 503, not the group.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use common::{events, set_up, training, Api};
+use fundledger::commands::applications::{review, ApplicationError, Review};
+use fundledger::commands::group::Groups;
+use fundledger::commands::Db;
+use fundledger::store::AppendError;
+use serde_json::json;
+use sqlx::Executor;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 11, 20).unwrap()
+}
+
+async fn submitted(api: &Api, persons: std::ops::Range<u32>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for person in persons {
+        let r = api.post("clerk", "/v1/applications", &training(person)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+async fn approved_events(api: &Api) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApplicationApproved'")
+        .fetch_one(&api.db.pool)
+        .await
+        .unwrap()
+}
+
+fn database(api: &Api) -> String {
+    api.db.pool.connect_options().get_database().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn one_pools_concurrent_approvals_share_commits_never_pass_the_cap_and_answer_each_key_once()
+{
+    let api = Arc::new(Api::start().await);
+    set_up(&api).await;
+    // The cap is 15000.00 and each training 600.00: after 15 approvals one at a time, 10 of
+    // the next 20 fit.
+    for id in submitted(&api, 300..315).await {
+        let path = format!("/v1/applications/{id}/review");
+        let r = api.post("reviewer", &path, &json!({"decision": "approve"})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let ids = submitted(&api, 315..335).await;
+    let before = api.groups.stats();
+
+    // Hold the first member at its key claim, so that the others pile up behind it: 30
+    // requests, one group (GROUP_MEMBERS_MAX is 32), as large as groups get under load.
+    let mut holder = api.db.pool.begin().await.unwrap();
+    holder.execute("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE").await.unwrap();
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        // The first ten are sent twice at once with the same key (a county system retrying):
+        // in one group, the second copy finds the first's stored answer, not yet committed,
+        // and replays it once the group has committed.
+        for copy in 0..if i < 10 { 2 } else { 1 } {
+            let (api, id) = (api.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/v1/applications/{id}/review");
+                let key = format!("approve-{id}");
+                let r =
+                    api.post_keyed("reviewer", &path, &key, &json!({"decision": "approve"})).await;
+                (i, copy, r)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.rollback().await.unwrap();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+
+    let (mut approved, mut exceeded) = (0, 0);
+    for (i, copy, r) in &replies {
+        if *copy == 1 {
+            continue;
+        }
+        match (r.status, r.code().as_str()) {
+            (200, _) => approved += 1,
+            (409, "quota_exceeded") => exceeded += 1,
+            other => panic!("approval {i}: {other:?} {}", r.text),
+        }
+    }
+    assert_eq!((approved, exceeded), (10, 10));
+    // Both copies of a key get the same answer, and one of them is the stored one replayed.
+    for i in 0..10 {
+        let copies: Vec<_> =
+            replies.iter().filter(|(j, _, _)| *j == i).map(|(_, _, r)| r).collect();
+        assert_eq!(copies.len(), 2);
+        assert_eq!((copies[0].status, copies[0].json()), (copies[1].status, copies[1].json()));
+        let replayed =
+            copies.iter().filter(|r| r.header("idempotent-replayed") == Some("true")).count();
+        assert_eq!(replayed, 1, "{} / {}", copies[0].text, copies[1].text);
+    }
+    assert_eq!(approved_events(&api).await, 25);
+    let q = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
+    assert_eq!(q["committed"], "15000.00", "{q}");
+    // They did share commits.
+    let after = api.groups.stats();
+    let (groups, members) = (after.groups - before.groups, after.members - before.members);
+    assert!(members == 30 && groups <= 2, "{groups} groups of {members} members");
+}
+
+#[tokio::test]
+async fn a_refusal_in_a_group_rolls_back_only_its_own_savepoint() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let ids = submitted(&api, 400..402).await;
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    let groups = Groups::new(api.db.pool.clone());
+    let db = database(&api);
+
+    let mut first = groups.seat("review:371500").await.unwrap();
+    // Two more members join while the first holds the seat: A again (refused, already
+    // approved by then) and B.
+    let member = |id: String| {
+        let (groups, db) = (groups.clone(), db.clone());
+        tokio::spawn(async move {
+            let mut seat = groups.seat("review:371500").await.unwrap();
+            let r =
+                review(Db::in_group(&mut seat, &db), &id, &Review::Approve, "reviewer", today())
+                    .await;
+            match &r {
+                Ok(_) => seat.keep().await.unwrap(),
+                Err(_) => seat.discard().await.unwrap(),
+            }
+            r
+        })
+    };
+    let again = member(a.clone());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = member(b.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = events(&api).await;
+    review(Db::in_group(&mut first, &db), &a, &Review::Approve, "reviewer", today()).await.unwrap();
+    assert_eq!(events(&api).await, before, "nothing is visible before the group commits");
+    first.keep().await.unwrap();
+
+    let refused = again.await.unwrap().unwrap_err();
+    assert!(matches!(refused, ApplicationError::NotReviewable { .. }), "{refused:?}");
+    other.await.unwrap().unwrap();
+    assert_eq!(approved_events(&api).await, 2);
+    let stats = groups.stats();
+    assert_eq!((stats.groups, stats.members), (1, 3));
+    let app = api.get("clerk", &format!("/v1/applications/{b}")).await.json();
+    assert_eq!(app["status"], "approved", "{app}");
+}
+
+#[tokio::test]
+async fn a_lock_cycle_with_another_transaction_ends_one_member_contended_and_commits_the_rest() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let ids = submitted(&api, 500..502).await;
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    let groups = Groups::new(api.db.pool.clone());
+    let db = database(&api);
+
+    // The first member approves A: the group now holds the pool's quota row.
+    let mut first = groups.seat("review:371500").await.unwrap();
+    review(Db::in_group(&mut first, &db), &a, &Review::Approve, "reviewer", today()).await.unwrap();
+    // Another transaction holds B's row, which the second member will need.
+    let mut other = api.db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM application_status WHERE application = $1 FOR UPDATE")
+        .bind(&b)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let second = {
+        let (groups, db, b) = (groups.clone(), db.clone(), b.clone());
+        tokio::spawn(async move {
+            let mut seat = groups.seat("review:371500").await.unwrap();
+            let started = Instant::now();
+            let r = review(Db::in_group(&mut seat, &db), &b, &Review::Approve, "reviewer", today())
+                .await;
+            seat.discard().await.unwrap();
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = tokio::spawn(first.keep());
+    // The second member now waits for B's row; the other transaction waits for the quota row
+    // the group holds: a cycle, which PostgreSQL breaks by failing the one waiting longest.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cycle = tokio::spawn(async move {
+        let r = sqlx::query("UPDATE quota_usage SET committed = committed WHERE pool = '371500'")
+            .execute(&mut *other)
+            .await;
+        other.rollback().await.unwrap();
+        r
+    });
+
+    let (r, took) = second.await.unwrap();
+    match r {
+        Err(ApplicationError::Store(AppendError::Contended)) => {}
+        other => panic!("the member in the cycle ends contended: {other:?}"),
+    }
+    // At once, not after retrying into the same cycle again and again.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    first.await.unwrap().unwrap();
+    cycle.await.unwrap().unwrap();
+    assert_eq!(approved_events(&api).await, 1);
+    let app = api.get("clerk", &format!("/v1/applications/{a}")).await.json();
+    assert_eq!(app["status"], "approved", "{app}");
+    let app = api.get("clerk", &format!("/v1/applications/{b}")).await.json();
+    assert_eq!(app["status"], "submitted", "{app}");
+}
+
+#[tokio::test]
+async fn a_member_dropped_half_way_rolls_the_group_back_and_nothing_is_recorded() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let ids = submitted(&api, 600..602).await;
+    let groups = Groups::new(api.db.pool.clone());
+    let db = database(&api);
+    let before = events(&api).await;
+
+    let mut first = groups.seat("review:371500").await.unwrap();
+    let second = {
+        let (groups, db, id) = (groups.clone(), db.clone(), ids[1].clone());
+        tokio::spawn(async move {
+            let mut seat = groups.seat("review:371500").await?;
+            review(Db::in_group(&mut seat, &db), &id, &Review::Approve, "reviewer", today())
+                .await
+                .unwrap();
+            seat.keep().await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    review(Db::in_group(&mut first, &db), &ids[0], &Review::Approve, "reviewer", today())
+        .await
+        .unwrap();
+    // Cancelled (a panic, a dropped task) before it ended: its work is in the transaction,
+    // neither kept nor undone.
+    drop(first);
+    let second = second.await.unwrap();
+    assert!(
+        matches!(second, Err(fundledger::commands::group::GroupError::RolledBack)),
+        "{second:?}"
+    );
+    assert_eq!(events(&api).await, before);
+    // The next group works.
+    let mut seat = groups.seat("review:371500").await.unwrap();
+    review(Db::in_group(&mut seat, &db), &ids[0], &Review::Approve, "reviewer", today())
+        .await
+        .unwrap();
+    seat.keep().await.unwrap();
+    assert_eq!(approved_events(&api).await, 1);
+}
