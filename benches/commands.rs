@@ -7,6 +7,9 @@
 //!
 //! In the same run, pgbench runs the hot-row limit of approvals against the same server: every
 //! client on one counter row (lock it, insert an event-sized row, update it, commit).
+//! Approvals are measured twice, on half the submissions each: one at a time (each in its own
+//! transaction) and sharing commits (`commands::group`, as `POST /v1/applications/{id}/review`
+//! runs them).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{review, submit, PersonApplication, Review};
+use fundledger::commands::group::Groups;
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::commands::Db;
 use fundledger::personal::Keys;
 use fundledger::postgres::{migrate, writer_pool, Cluster, PoolSettings};
 use fundledger::publishing::{load_policy_file, publish};
@@ -93,8 +98,8 @@ fn main() {
 
 async fn run(duration: Duration, prefills: Vec<u64>) {
     let (cluster, ours_to_stop) = common::bench_cluster();
-    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool (16 clients) | p50 ms | p99 ms | pgbench hot row tx/s (16 clients, one row) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool, one at a time (16 clients) | p50 ms | p99 ms | approvals/s sharing commits | p50 ms | p99 ms | pgbench hot row tx/s (16 clients, one row) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for prefill in prefills {
         let db = format!("bench_commands_{}", uuid::Uuid::new_v4().simple());
         let admin = cluster.connect_options("postgres");
@@ -118,7 +123,10 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
         let keys = Arc::new(Keys::generate());
 
         let (submitted, subs) = submissions(&pool, &keys, duration).await;
-        let approvals = approvals(&pool, submitted, duration).await;
+        // Half the submissions for each way of approving.
+        let (alone, together) = submitted.split_at(submitted.len() / 2);
+        let grouped = approvals(&pool, together.to_vec(), duration, true).await;
+        let approvals = approvals(&pool, alone.to_vec(), duration, false).await;
         let shape = pgbench_hot_row(&cluster, &db, duration);
         common::figure(&format!("submissions_{prefill}"), subs.per_s, subs.p50_ms, subs.p99_ms);
         common::figure(
@@ -128,19 +136,28 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             approvals.p99_ms,
         );
         common::figure(
+            &format!("approvals_grouped_{prefill}"),
+            grouped.per_s,
+            grouped.p50_ms,
+            grouped.p99_ms,
+        );
+        common::figure(
             &format!("hot_row_pgbench_{prefill}"),
             shape.per_s,
             shape.p50_ms,
             shape.p99_ms,
         );
         println!(
-            "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
+            "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
             subs.per_s,
             subs.p50_ms,
             subs.p99_ms,
             approvals.per_s,
             approvals.p50_ms,
             approvals.p99_ms,
+            grouped.per_s,
+            grouped.p50_ms,
+            grouped.p99_ms,
             shape.per_s
         );
         pool.close().await;
@@ -253,27 +270,33 @@ async fn submissions(pool: &PgPool, keys: &Arc<Keys>, duration: Duration) -> (Ve
     (ids, r)
 }
 
-async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration) -> Rate {
+/// Approvals of one pool by 16 clients until `ids` or the time runs out: one at a time (each
+/// its own transaction), or sharing commits (`commands::group`, as `POST .../review` does).
+async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration, grouped: bool) -> Rate {
     let deadline = Instant::now() + duration;
     let queue = Arc::new(tokio::sync::Mutex::new(ids));
+    let groups = Groups::new(pool.clone());
+    let database = pool.connect_options().get_database().unwrap().to_string();
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (pool, queue) = (pool.clone(), queue.clone());
+            let (pool, queue, groups, database) =
+                (pool.clone(), queue.clone(), groups.clone(), database.clone());
             tokio::spawn(async move {
                 let mut lat = Vec::new();
+                let reviewer = format!("reviewer {c}");
                 while Instant::now() < deadline {
                     let Some(id) = queue.lock().await.pop() else { break };
                     let t0 = Instant::now();
-                    review(
-                        &pool,
-                        &id,
-                        &Review::Approve,
-                        &format!("reviewer {c}"),
-                        date("2024-11-20"),
-                    )
-                    .await
-                    .unwrap();
+                    let today = date("2024-11-20");
+                    if grouped {
+                        let mut seat = groups.seat("review:371500").await.unwrap();
+                        let db = Db::in_group(&mut seat, &database);
+                        review(db, &id, &Review::Approve, &reviewer, today).await.unwrap();
+                        seat.keep().await.unwrap();
+                    } else {
+                        review(&pool, &id, &Review::Approve, &reviewer, today).await.unwrap();
+                    }
                     lat.push(t0.elapsed().as_micros() as u64);
                 }
                 lat
