@@ -260,3 +260,50 @@ async fn a_member_dropped_half_way_rolls_the_group_back_and_nothing_is_recorded(
     seat.keep().await.unwrap();
     assert_eq!(approved_events(&api).await, 1);
 }
+
+#[tokio::test]
+async fn a_batch_is_one_group_its_refusals_sink_nothing_and_a_resent_batch_records_nothing_twice() {
+    let api = Arc::new(Api::start().await);
+    set_up(&api).await;
+    let before = api.groups.stats();
+    let count = events(&api).await;
+    let items: Vec<_> = (0..20)
+        .map(|i| {
+            // Item 7 is refused (no applicant): its savepoint alone is undone.
+            let mut body = training(700 + i);
+            if i == 7 {
+                body.as_object_mut().unwrap().remove("applicant");
+            }
+            json!({"path": "/v1/applications", "idempotency_key": format!("g-{i}"), "body": body})
+        })
+        .collect();
+    let batch = json!({ "requests": items });
+    // The same batch sent twice at once (a county system retrying after a timeout): the
+    // second's items wait on the first's claims and replay its answers once it has committed.
+    let send = |api: Arc<Api>, batch: serde_json::Value| {
+        tokio::spawn(async move { api.post_keyed("clerk", "/v1/batch", "batch-1", &batch).await })
+    };
+    let (first, second) = (send(api.clone(), batch.clone()), send(api.clone(), batch.clone()));
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!((first.status, second.status), (200, 200), "{} / {}", first.text, second.text);
+    let (first, second) = (first.json(), second.json());
+    for i in 0..20 {
+        let (a, b) = (&first["results"][i], &second["results"][i]);
+        let want = if i == 7 { 422 } else { 201 };
+        assert_eq!(
+            (a["status"].as_u64(), b["status"].as_u64()),
+            (Some(want), Some(want)),
+            "{a} {b}"
+        );
+        assert_eq!(a["body"], b["body"], "item {i}");
+        if i != 7 {
+            let replayed = [a, b].iter().filter(|r| r["idempotent_replayed"] == true).count();
+            assert_eq!(replayed, 1, "item {i}: {a} {b}");
+        }
+    }
+    assert_eq!(events(&api).await, count + 19);
+    // Each batch was one group: its hold and its 19 items that reached their unit of work
+    // (item 7 is refused by the route's checks, before it).
+    let after = api.groups.stats();
+    assert_eq!((after.groups - before.groups, after.members - before.members), (2, 40));
+}

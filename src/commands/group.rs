@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{watch, OwnedMutexGuard};
 
-/// Most members one group takes: bounds how long the first member waits for the commit.
+/// Most members one group takes: bounds how long the first member waits for the commit. (A
+/// held group, [`Groups::hold`], is bounded by its holder: a batch's items.)
 pub const GROUP_MEMBERS_MAX: usize = 32;
 
 /// The groups open in this process, by key.
@@ -74,6 +75,8 @@ struct Count {
     closed: bool,
     /// A member left its work half done: the group rolls back.
     poisoned: bool,
+    /// Kept open by a [`Hold`]: takes any number of members.
+    held: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +123,11 @@ impl Groups {
     /// Joins the open group of `key` (or opens one) and waits for this member's seat: the
     /// group's transaction, with a savepoint of this member's own open.
     pub async fn seat(self: &Arc<Self>, key: &str) -> Result<Seat, GroupError> {
-        let group = self.join(key);
-        let mut seat =
-            Seat { groups: self.clone(), key: key.to_string(), group, guard: None, done: false };
+        let group = self.join(key, false);
+        // In a held group, the holder learns the outcome for every member.
+        let waits = !group.count.lock().expect("not poisoned").held;
+        let (groups, key) = (self.clone(), key.to_string());
+        let mut seat = Seat { groups, key, group, guard: None, done: false, waits };
         let mut guard = seat.group.seat.clone().lock_owned().await;
         if seat.group.count.lock().expect("not poisoned").poisoned {
             seat.guard = Some(guard);
@@ -153,13 +158,23 @@ impl Groups {
         Ok(seat)
     }
 
-    fn join(&self, key: &str) -> Arc<Group> {
+    /// Opens a group under `key` (a key of its own, such as a batch's) and keeps it open
+    /// until [`Hold::release`]: the commands run under the key in the meantime, one after
+    /// another, all share its commit, however far apart they come.
+    pub fn hold(self: &Arc<Self>, key: &str) -> Hold {
+        let group = self.join(key, true);
+        let (groups, key) = (self.clone(), key.to_string());
+        Hold(Seat { groups, key, group, guard: None, done: false, waits: true })
+    }
+
+    /// Joins the open group of `key`, or opens one (always, for a holder).
+    fn join(&self, key: &str, hold: bool) -> Arc<Group> {
         let mut open = self.open.lock().expect("not poisoned");
-        if let Some(group) = open.get(key) {
+        if let Some(group) = open.get(key).filter(|_| !hold) {
             let mut count = group.count.lock().expect("not poisoned");
             if !count.closed {
                 count.joined += 1;
-                if count.joined == GROUP_MEMBERS_MAX {
+                if count.joined == GROUP_MEMBERS_MAX && !count.held {
                     count.closed = true;
                 }
                 return group.clone();
@@ -167,7 +182,7 @@ impl Groups {
         }
         let group = Arc::new(Group {
             seat: Arc::new(tokio::sync::Mutex::new(None)),
-            count: Mutex::new(Count { joined: 1, ..Count::default() }),
+            count: Mutex::new(Count { joined: 1, held: hold, ..Count::default() }),
             outcome: watch::channel(None).0,
         });
         open.insert(key.to_string(), group.clone());
@@ -184,6 +199,8 @@ pub struct Seat {
     group: Arc<Group>,
     guard: Option<OwnedMutexGuard<Option<Transaction<'static, Postgres>>>>,
     done: bool,
+    /// Whether ending waits for the group's outcome (not in a held group: its holder waits).
+    waits: bool,
 }
 
 impl Seat {
@@ -194,7 +211,7 @@ impl Seat {
     }
 
     /// Keeps this member's work (releases its savepoint) and waits until the group has
-    /// committed it.
+    /// committed it (in a held group, the holder waits instead: [`Hold::release`]).
     pub async fn keep(mut self) -> Result<(), GroupError> {
         let released =
             sqlx::query("RELEASE SAVEPOINT fundledger_member").execute(self.conn()).await;
@@ -227,12 +244,10 @@ impl Seat {
     async fn end(&mut self) -> Result<(), GroupError> {
         let mut outcome = self.group.outcome.subscribe();
         if let Some(tx) = self.finish() {
-            let result = tx.commit().await;
-            let o = if result.is_ok() { Outcome::Committed } else { Outcome::CommitUnknown };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "a group's commit did not complete cleanly");
-            }
-            self.group.outcome.send_replace(Some(o));
+            self.commit(tx).await;
+        }
+        if !self.waits {
+            return Ok(());
         }
         let o = loop {
             if let Some(o) = *outcome.borrow_and_update() {
@@ -247,6 +262,16 @@ impl Seat {
             Outcome::RolledBack => Err(GroupError::RolledBack),
             Outcome::CommitUnknown => Err(GroupError::CommitUnknown),
         }
+    }
+
+    /// Commits for the group and publishes the outcome.
+    async fn commit(&self, tx: Transaction<'static, Postgres>) {
+        let result = tx.commit().await;
+        let o = if result.is_ok() { Outcome::Committed } else { Outcome::CommitUnknown };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a group's commit did not complete cleanly");
+        }
+        self.group.outcome.send_replace(Some(o));
     }
 
     /// Marks this member finished and gives up its seat. For the last member of the group,
@@ -284,7 +309,12 @@ impl Seat {
         };
         match (poisoned, guard.take()) {
             (false, Some(tx)) => Some(tx),
-            (_, tx) => {
+            // No member began: nothing to commit.
+            (false, None) => {
+                self.group.outcome.send_replace(Some(Outcome::Committed));
+                None
+            }
+            (true, tx) => {
                 // Dropping the transaction rolls it back (sqlx queues the ROLLBACK).
                 drop(tx);
                 self.group.outcome.send_replace(Some(Outcome::RolledBack));
@@ -303,5 +333,18 @@ impl Drop for Seat {
             let rolled_back = self.finish();
             debug_assert!(rolled_back.is_none(), "a poisoned group is not committed");
         }
+    }
+}
+
+/// A group kept open by its holder ([`Groups::hold`]). Dropped without
+/// [`Hold::release`], it rolls the group back.
+#[derive(Debug)]
+pub struct Hold(Seat);
+
+impl Hold {
+    /// Lets the group commit (when its last member has ended) and waits for the outcome: the
+    /// outcome of every member, which did not wait for it.
+    pub async fn release(mut self) -> Result<(), GroupError> {
+        self.0.end().await
     }
 }

@@ -259,6 +259,9 @@ pub struct Command<T> {
     /// SHA-256 of method, path and the body's canonical JSON: the same request, whatever its
     /// whitespace or key order.
     pub fingerprint: String,
+    /// The group whose commit the command shares, when one is held open for it (a batch's
+    /// items: [`crate::http::unit::InGroup`]).
+    pub group: Option<String>,
 }
 
 /// Keys sorted at every level, so the fingerprint does not depend on key order.
@@ -375,6 +378,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
+        let group = req.extensions().get::<crate::http::unit::InGroup>().map(|g| g.0.clone());
         let idempotency_key =
             req.headers().get(IDEMPOTENCY_KEY).map(idempotency_key).transpose()?;
         let content_type = req
@@ -434,7 +438,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Command<T> {
         let fingerprint = fingerprint(&method, &path, &value);
         let body = parse(value)?;
         let key_required = method == "POST" && idempotency_required(&path);
-        Ok(Command { body, idempotency_key, key_required, fingerprint })
+        Ok(Command { body, idempotency_key, key_required, fingerprint, group })
     }
 }
 

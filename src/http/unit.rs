@@ -30,6 +30,11 @@ pub enum Begun {
     Replay(Response),
 }
 
+/// A request extension: the request runs in the held group of this key (`POST /v1/batch`
+/// holds one for its items), whatever group its route would choose.
+#[derive(Debug, Clone)]
+pub struct InGroup(pub String);
+
 #[derive(Debug)]
 pub struct Unit {
     work: Work,
@@ -76,7 +81,12 @@ async fn claim<T>(
     .bind(key)
     .bind(&command.fingerprint)
     .execute(&mut *conn)
-    .await?
+    .await
+    .map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        // Two groups claiming the same keys in opposite orders: nothing recorded, retry.
+        Some("40P01") => Problem::from(crate::store::AppendError::Contended),
+        _ => Problem::from(e),
+    })?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claimed::Fresh(Some((principal.token_id, key.clone()))));
@@ -127,6 +137,9 @@ impl Unit {
         principal: &Principal,
         command: &Command<T>,
     ) -> Result<Begun, Problem> {
+        if let Some(group) = &command.group {
+            return Unit::begin_grouped(state, principal, command, group).await;
+        }
         if command.key_required && command.idempotency_key.is_none() {
             return Err(Problem::idempotency_key_required());
         }
@@ -154,6 +167,8 @@ impl Unit {
         if command.key_required && command.idempotency_key.is_none() {
             return Err(Problem::idempotency_key_required());
         }
+        // A held group (a batch's) comes before the route's choice.
+        let group_key = command.group.as_deref().unwrap_or(group_key);
         let mut seat = state.groups.seat(group_key).await.map_err(group_problem)?;
         match claim(seat.conn(), principal, command).await {
             Ok(Claimed::Fresh(claim)) => {
@@ -256,7 +271,7 @@ impl Unit {
 }
 
 /// What a request answers when its commit (its own, or its group's) did not end cleanly.
-fn group_problem(e: GroupError) -> Problem {
+pub(crate) fn group_problem(e: GroupError) -> Problem {
     match e {
         GroupError::RolledBack => Problem::from(crate::store::AppendError::Contended),
         // The COMMIT may have reached the database and succeeded before the error (a

@@ -1,10 +1,11 @@
 //! `POST /v1/batch`: many commands in one request, as county systems send them. Each item is
-//! an ordinary POST run through the same router (the same checks, its own transaction and
-//! Idempotency-Key), so one bad item does not block the others.
+//! an ordinary POST run through the same router (the same checks, its own Idempotency-Key, its
+//! own savepoint), so one bad item does not block the others; and the items share one commit
+//! (`commands::group`, held open for the batch), answered when it is durable.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::http::extract::{Command, IDEMPOTENCY_KEY};
 use crate::http::problem::Problem;
-use crate::http::unit::REPLAYED;
+use crate::http::unit::{InGroup, REPLAYED};
 use crate::http::AppState;
 use crate::tokens::Principal;
 
@@ -58,10 +59,30 @@ pub async fn batch(
     request_headers: axum::http::HeaderMap,
     command: Command<Batch>,
 ) -> Result<Json<Value>, Problem> {
-    let items = &command.body.requests;
-    if items.is_empty() || items.len() > BATCH_MAX {
+    if command.body.requests.is_empty() || command.body.requests.len() > BATCH_MAX {
         return Err(Problem::invalid("requests", format!("give 1 to {BATCH_MAX} requests")));
     }
+    // In a task of its own: a client hanging up must not cancel an item half way (which would
+    // roll back the items before it).
+    let work = async move {
+        let group = format!("batch:{}", uuid::Uuid::new_v4());
+        let hold = state.groups.hold(&group);
+        let results = run_items(&state, &principal, &request_headers, &command, &group).await;
+        hold.release().await.map_err(crate::http::unit::group_problem)?;
+        Ok(Json(json!({ "results": results? })))
+    };
+    tokio::spawn(work).await.map_err(|e| Problem::internal(&e))?
+}
+
+/// Runs the items one after another in the held group `group`.
+async fn run_items(
+    state: &AppState,
+    principal: &Principal,
+    request_headers: &axum::http::HeaderMap,
+    command: &Command<Batch>,
+    group: &str,
+) -> Result<Vec<Value>, Problem> {
+    let items = &command.body.requests;
     let router = state.router();
     let mut results = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -112,6 +133,7 @@ pub async fn batch(
             .body(Body::from(serde_json::to_vec(&item.body).expect("values serialise")))
             .map_err(|e| Problem::invalid(&format!("requests[{i}].path"), e.to_string()))?;
         request.extensions_mut().insert(principal.clone());
+        request.extensions_mut().insert(InGroup(group.to_string()));
         let response: Response = router.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
         let replayed = response.headers().contains_key(REPLAYED);
@@ -123,6 +145,5 @@ pub async fn batch(
             json!({ "status": status.as_u16(), "body": body, "idempotent_replayed": replayed }),
         );
     }
-    let _ = StatusCode::OK;
-    Ok(Json(json!({ "results": results })))
+    Ok(results)
 }

@@ -67,7 +67,8 @@ pub async fn import_settlements(
         ]
         .concat(),
     ));
-    let command = Command { body: (), idempotency_key, key_required: true, fingerprint };
+    let command =
+        Command { body: (), idempotency_key, key_required: true, fingerprint, group: None };
     let mut unit = begin_unit!(state, principal, command);
     let mut db = unit.db();
     let outcome =
