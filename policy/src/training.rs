@@ -879,6 +879,7 @@ mod tests {
     #[test]
     fn codes_of_the_annex_are_taken_as_the_notice_writes_them() {
         let policy = policy();
+        assert!(policy.interpretations.iter().any(|i| i.setting == "catalog"));
         let pays = |kind, code: &str| {
             let d = decide(&graded(kind, code, "5", "2024-09-10"), &[], &policy)
                 .unwrap_or_else(|e| panic!("{code}: {e:?}"));
