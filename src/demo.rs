@@ -359,3 +359,19 @@ async fn notice_and_pay(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::classification::Classification;
+
+    /// The demo's certificates and trainings name occupations of the 2022 classification
+    /// (an invalid code would be refused, and `serve --demo` would stop).
+    #[test]
+    fn the_demo_uses_occupations_of_the_2022_classification() {
+        for code in OCCUPATIONS.into_iter().chain(["4-10-01-05"]) {
+            let code = policy::OccupationCode::parse(code).unwrap();
+            Classification::shipped().check(&code, "occupation_code").unwrap();
+        }
+    }
+}

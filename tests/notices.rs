@@ -174,7 +174,9 @@ async fn review_applies_the_policy_crates_quota_check_inclusive() {
     assert!(r.text.contains("0.00 remains"), "{}", r.text);
 }
 
-/// Occupation codes of the national classification (2022 edition, 8 major groups).
+/// Occupation codes of the national classification (2022 edition: 8 major, 79 middle,
+/// 450 small groups, 1,639 occupations); a code the policy's own annex lists is taken as the
+/// notice writes it.
 #[tokio::test]
 async fn an_occupation_code_in_no_classification_is_refused() {
     let api = Api::start().await;
@@ -195,7 +197,33 @@ async fn an_occupation_code_in_no_classification_is_refused() {
     let r = api.post("clerk", "/v1/applications", &training).await;
     assert_eq!((r.status, r.code().as_str()), (422, "unknown_occupation"), "{}", r.text);
     assert_eq!(r.json()["errors"][0]["field"], "training.occupation_code", "{}", r.text);
+    // The message names the first level that does not exist.
+    for (code, problem) in [
+        (
+            "6-18-02-99",
+            "occupation 6-18-02-99 does not exist in small group 6-18-02 (机械热加工人员)",
+        ),
+        ("6-18-09-01", "small group 6-18-09 does not exist in middle group 6-18"),
+        // Listed by Liaocheng's training annex, not a 2022 occupation: no annex of a
+        // skill-upgrade policy lists it.
+        ("2-02-10-09", "occupation 2-02-10-09 does not exist in small group 2-02-10"),
+    ] {
+        let mut body = skill.clone();
+        body["certificate"]["occupation_code"] = json!(code);
+        let r = api.post("clerk", "/v1/applications", &body).await;
+        assert_eq!((r.status, r.code().as_str()), (422, "unknown_occupation"), "{}", r.text);
+        let message = r.json()["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains("中华人民共和国职业分类大典（2022年版）"), "{message}");
+        assert!(message.contains(problem), "{code}: {message}");
+    }
     assert_eq!(events(&api).await, n);
+    // The same 2-02-10-09, 人工智能算法测试员 as Liaocheng's annex writes it: a training under
+    // that notice is decided, 初级 600 yuan.
+    let mut tester = common::training(10);
+    tester["training"]["occupation_code"] = json!("2-02-10-09");
+    let r = api.post("clerk", "/v1/applications", &tester).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["amount"], "600.00");
     // 6-18-02-04 (焊工) is a code of the classification: 中级 1500 yuan.
     let mut welder = skill.clone();
     welder["certificate"]["occupation_code"] = json!("6-18-02-04");
@@ -359,6 +387,10 @@ async fn the_policies_in_force_are_listed_with_their_interpretations() {
         .unwrap_or_else(|| panic!("{training}"));
     assert!(funding["sentence"].as_str().unwrap().contains("领取失业保险金期间参加培训"));
     assert!(readings.iter().any(|i| i["setting"] == "hours_below_standard"));
+    // The annex's codes as the notice writes them, 6 of them not the 2022 classification's.
+    let codes =
+        readings.iter().find(|i| i["setting"] == "catalog").unwrap_or_else(|| panic!("{training}"));
+    assert!(codes["reading"].as_str().unwrap().contains("6-08-01-01"), "{codes}");
     let jining = api.get("auditor", "/v1/policies").await.json();
     let jining = jining["policies"]
         .as_array()

@@ -392,8 +392,11 @@ pub fn decide(
     if let Some(r) = checks::in_force(policy, &app.county, app.submitted_on) {
         return Err(vec![r]);
     }
+    // A code the notice's own annex (the urgent list) lists is taken as the notice writes
+    // it; any other must be an occupation of the 2022 classification.
+    let annex = rules.extra.as_ref().map(|extra| &extra.urgent_catalog.catalog);
     Classification::shipped()
-        .check(&cert.occupation_code, "certificate.occupation_code")
+        .check_under_annex(&cert.occupation_code, "certificate.occupation_code", annex)
         .map_err(|r| vec![r])?;
 
     let standard = rules.amounts.get(cert.level);
@@ -944,6 +947,51 @@ pub(crate) mod tests {
         let a = app("371002", "2024-08-01", BARBER, "4", "2024-05-01");
         let r = decide(&a, &[], &other).unwrap_err();
         assert_eq!(r[0].code, RejectionCode::NoPolicyInForce);
+    }
+
+    /// A certificate's code must be a 2022 occupation, unless the policy's own annex (the
+    /// urgent list) lists it as the notice writes it. Liaocheng's training annex lists
+    /// 2-02-10-09 人工智能算法测试员 and 3-02-02-00 保卫管理员, which the 2022 table does not
+    /// have; that annex is not a skill-upgrade policy's, so here they are refused.
+    #[test]
+    fn a_code_outside_the_2022_classification_needs_the_policys_own_annex() {
+        for (county, submitted) in [("371002", "2024-08-01"), ("370811", "2025-06-01")] {
+            for (code, problem) in [
+                ("2-02-10-09", "occupation 2-02-10-09 does not exist in small group 2-02-10"),
+                ("3-02-02-00", "occupation 3-02-02-00 does not exist in small group 3-02-02"),
+                ("9-99-99-99", "major group 9 does not exist"),
+                ("6-98-01-01", "middle group 6-98 does not exist"),
+                ("6-18-09-01", "small group 6-18-09 does not exist"),
+            ] {
+                let a = app(county, submitted, code, "4", submitted);
+                let e = run(&a, &[]).unwrap_err();
+                assert_eq!(
+                    (e[0].code, e[0].field.as_str()),
+                    (RejectionCode::UnknownOccupation, "certificate.occupation_code"),
+                    "{county} {code}"
+                );
+                assert!(e[0].message.contains(problem), "{county} {code}: {}", e[0].message);
+            }
+            // 3-02-02-01 is 保卫管理员 in the 2022 table; 4-07-03-02 劳动关系协调师.
+            for code in ["3-02-02-01", "4-07-03-02", "4-04-05-05"] {
+                let a = app(county, submitted, code, "4", submitted);
+                assert!(run(&a, &[]).is_ok(), "{county} {code}: {:?}", run(&a, &[]));
+            }
+        }
+        // A Jining urgent list that lists 2-02-10-09 (in place of 焊工): then it is
+        // accepted under that policy, as its annex writes it, and takes an extra slot.
+        let mut texts = CatalogTexts::new();
+        let urgent = JINING_URGENT.replacen("code = \"6-18-02-04\"", "code = \"2-02-10-09\"", 1);
+        assert_ne!(urgent, JINING_URGENT);
+        texts.insert("catalogs/jining-2025-urgent.toml".into(), urgent);
+        let listing = Policy::from_toml_with_catalogs(JINING, &texts).unwrap();
+        let a = app("370811", "2025-06-01", "2-02-10-09", "4", "2025-05-01");
+        assert!(decide(&a, &[], &listing).is_ok(), "{:?}", decide(&a, &[], &listing));
+        let history = [su(BARBER, "4", "2025-04-20", Status::Paid)];
+        let slot = decide(&a, &history, &listing).unwrap().slot.unwrap();
+        assert_eq!(slot.value.kind, SlotKind::Extra);
+        let real = &policies()[1];
+        assert_eq!(decide(&a, &[], real).unwrap_err()[0].code, RejectionCode::UnknownOccupation);
     }
 
     /// 在发证日期12个月以内: the window's end day is a setting.

@@ -471,10 +471,14 @@ pub fn decide(
         return Err(vec![r]);
     }
 
-    if let Some(code) = t.occupation_code.as_ref().filter(|_| t.catalog.is_graded()) {
-        Classification::shipped().check(code, target.field).map_err(|r| vec![r])?;
-    }
     let catalog = &rules.catalog.catalog;
+    // A code the notice's annex lists is taken as the notice writes it; any other must be
+    // an occupation of the 2022 classification (then refused below as not in the catalog).
+    if let Some(code) = t.occupation_code.as_ref().filter(|_| t.catalog.is_graded()) {
+        Classification::shipped()
+            .check_under_annex(code, target.field, Some(catalog))
+            .map_err(|r| vec![r])?;
+    }
     let Some(item) = catalog.find(Some(t.catalog), &target.key) else {
         return Err(vec![Rejection::new(
             RejectionCode::UnknownOccupation,
@@ -866,6 +870,50 @@ mod tests {
                 (_, got) => panic!("{name}: unexpected {got:?}"),
             }
         }
+    }
+
+    /// The annex is the authority on what the notice subsidises: a code it lists is taken
+    /// as the notice writes it, even where the 2022 classification has no such occupation
+    /// (6-08-01-01 is 印前处理和制作员 there, 2-02-10-09 and 3-02-02-00 do not exist); any
+    /// other code must be a 2022 occupation, and then also in the named catalog.
+    #[test]
+    fn codes_of_the_annex_are_taken_as_the_notice_writes_them() {
+        let policy = policy();
+        assert!(policy.interpretations.iter().any(|i| i.setting == "catalog"));
+        let pays = |kind, code: &str| {
+            let d = decide(&graded(kind, code, "5", "2024-09-10"), &[], &policy)
+                .unwrap_or_else(|e| panic!("{code}: {e:?}"));
+            d.amount.value.to_string()
+        };
+        assert_eq!(pays(Urgent, "6-08-01-01"), "600.00"); // 数据标注员
+        assert_eq!(pays(Urgent, "2-02-10-09"), "600.00"); // 人工智能算法测试员
+        assert_eq!(pays(Green, "3-02-02-00"), "600.00"); // 保卫管理员
+        assert_eq!(pays(Green, "4-13-04-01"), "600.00"); // 社会体育指导员
+        assert_eq!(pays(Green, "4-07-03-02"), "600.00"); // 劳动关系协调员
+        assert_eq!(pays(Urgent, "4-14-01-03"), "600.00"); // 健康照护师（长期照护师）
+        let refused = |kind, code: &str| {
+            let e = decide(&graded(kind, code, "5", "2024-09-10"), &[], &policy).unwrap_err();
+            assert_eq!(
+                (e[0].code, e[0].field.as_str()),
+                (RejectionCode::UnknownOccupation, "training.occupation_code"),
+                "{code}"
+            );
+            e[0].message.clone()
+        };
+        // Listed by the annex, in another of its catalogs: refused as not in this one.
+        let m = refused(Urgent, "3-02-02-00");
+        assert!(
+            m.contains("3-02-02-00 is not in the urgent catalog of 聊人社字〔2024〕12号"),
+            "{m}"
+        );
+        // In no catalog of the annex and not a 2022 occupation: the classification refuses.
+        let m = refused(Urgent, "6-18-02-99");
+        assert!(m.contains("occupation 6-18-02-99 does not exist in small group 6-18-02"), "{m}");
+        let m = refused(Manufacturing, "9-99-99-99");
+        assert!(m.contains("major group 9 does not exist"), "{m}");
+        // A 2022 occupation the annex does not list: the catalog refuses.
+        let m = refused(Urgent, "3-03-01-01"); // 仲裁员
+        assert!(m.contains("3-03-01-01 is not in the urgent catalog"), "{m}");
     }
 
     /// The settings that carry interpretations change the decision when set otherwise.
