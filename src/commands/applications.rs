@@ -23,8 +23,8 @@ use super::{execute, CommandError, Decided};
 use crate::personal::{DataKey, Field, Keys, PersonKey};
 use crate::publishing::{policies_cached, policies_of, POLICIES_TAG};
 use crate::store::{
-    lock_tags, read_point, read_stream, Append, AppendCondition, AppendError, ExpectedVersion,
-    NewEvent, RecordedEvent,
+    lock_tags, read_stream, Append, AppendCondition, AppendError, ExpectedVersion, NewEvent,
+    RecordedEvent,
 };
 
 /// An application paid to a person, parsed from a request body.
@@ -556,10 +556,12 @@ pub async fn review(
                 let mut tags = vec![person_tag];
                 if counts {
                     let quota_tag = Tag::pool_year(&app.pool, app.year);
-                    // Forty counties approving against one quota proceed one after another.
-                    lock_tags(a.conn(), std::slice::from_ref(&quota_tag)).await?;
-                    // The read point first: the condition then covers anything after the row read.
-                    let read_at = read_point(a.conn()).await?;
+                    // Forty counties approving against one quota proceed one after another:
+                    // the lock, then the read point (one round trip); the condition then covers
+                    // anything after the row read below.
+                    let locked =
+                        a.lock_read(std::slice::from_ref(&quota_tag), &[], &[], "", &[]).await?;
+                    let read_at = locked.read_point;
                     let not_set =
                         || ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year };
                     let quota = crate::read_models::quota(a.conn(), &app.pool, app.year)
