@@ -4,10 +4,12 @@
 # then the store-level submissions figure of `cargo bench --bench commands` in the same run,
 # so the cost of the HTTP layer shows. Needs wrk (apt-get install wrk), curl and jq.
 #
-# Run: benches/http.sh            (FUNDLEDGER_BENCH_SECS per measurement, default 20)
+# Run: benches/http.sh            (FUNDLEDGER_BENCH_SECS per measurement, default 20;
+#                                  FUNDLEDGER_BENCH_BATCH submissions per batch, default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUNDLEDGER_BENCH_SECS:-20}
+BATCH=${FUNDLEDGER_BENCH_BATCH:-100}
 PORT=${FUNDLEDGER_BENCH_PORT:-18181}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
@@ -43,15 +45,19 @@ echo "== POST /v1/applications, 16 connections, ${SECS}s (each with its own Idem
 run wrk -t2 -c16 -d"${SECS}s" --timeout 30s --latency -s benches/http/submit.lua \
   "http://127.0.0.1:$PORT" -- "$CLERK" 0 single
 echo
-echo "== POST /v1/batch with 100 submissions each, 16 connections, ${SECS}s"
+echo "== POST /v1/batch with $BATCH submissions each, 16 connections, ${SECS}s"
 run wrk -t2 -c16 -d"${SECS}s" --timeout 60s --latency -s benches/http/submit.lua \
-  "http://127.0.0.1:$PORT" -- "$CLERK" 100 batch
+  "http://127.0.0.1:$PORT" -- "$CLERK" "$BATCH" batch
 echo
 echo "== submissions recorded (201) in the server log:"
 grep 'route=/v1/applications' "$DATA/serve.log" | grep -c 'status=201' || true
 echo "== refused or failed requests in the server log (should be 0):"
 # (grep finds nothing when all went well: that must not end the script under pipefail)
 grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | grep -vc 'route=/v1/batch' || true
+# …and which, by route and status, with one example line each.
+grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | grep -oE 'route=[^ ]+ .*status=[0-9]+' |
+    sed -E 's/ .* status=/ status=/' | sort | uniq -c || true
+grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | head -2 || true
 echo
 echo "== store level, same machine: cargo bench --bench commands (submissions, empty log)"
 bench_commands() {

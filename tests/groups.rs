@@ -262,12 +262,14 @@ async fn a_member_dropped_half_way_rolls_the_group_back_and_nothing_is_recorded(
 }
 
 #[tokio::test]
-async fn a_batch_is_one_group_its_refusals_sink_nothing_and_a_resent_batch_records_nothing_twice() {
+async fn a_batchs_items_share_commits_its_refusals_sink_nothing_and_a_resent_batch_records_nothing_twice(
+) {
     let api = Arc::new(Api::start().await);
     set_up(&api).await;
     let before = api.groups.stats();
     let count = events(&api).await;
-    let items: Vec<_> = (0..20)
+    // 40 items: two groups of a batch (GROUP_MEMBERS_MAX is 30).
+    let items: Vec<_> = (0..40)
         .map(|i| {
             // Item 7 is refused (no applicant): its savepoint alone is undone.
             let mut body = training(700 + i);
@@ -287,7 +289,7 @@ async fn a_batch_is_one_group_its_refusals_sink_nothing_and_a_resent_batch_recor
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!((first.status, second.status), (200, 200), "{} / {}", first.text, second.text);
     let (first, second) = (first.json(), second.json());
-    for i in 0..20 {
+    for i in 0..40 {
         let (a, b) = (&first["results"][i], &second["results"][i]);
         let want = if i == 7 { 422 } else { 201 };
         assert_eq!(
@@ -301,9 +303,9 @@ async fn a_batch_is_one_group_its_refusals_sink_nothing_and_a_resent_batch_recor
             assert_eq!(replayed, 1, "item {i}: {a} {b}");
         }
     }
-    assert_eq!(events(&api).await, count + 19);
-    // Each batch was one group: its hold and its 19 items that reached their unit of work
-    // (item 7 is refused by the route's checks, before it).
+    assert_eq!(events(&api).await, count + 39);
+    // Each batch was two groups (items 0-29 and 30-39): their holds and the 39 items that
+    // reached their unit of work (item 7 is refused by the route's checks, before it).
     let after = api.groups.stats();
-    assert_eq!((after.groups - before.groups, after.members - before.members), (2, 40));
+    assert_eq!((after.groups - before.groups, after.members - before.members), (4, 82));
 }

@@ -17,6 +17,9 @@ function init(args)
   token = args[1]
   batch = tonumber(args[2] or "0")
   run = args[3] or tostring(os.time())
+  -- Batches draw persons of their own: the single requests' persons have a submission already
+  -- (a second one is refused, 409), and both runs use the same threads' numbers.
+  if batch > 0 then counter = 200000 end
 end
 
 local function id_number(n)

@@ -1,7 +1,7 @@
 //! `POST /v1/batch`: many commands in one request, as county systems send them. Each item is
 //! an ordinary POST run through the same router (the same checks, its own Idempotency-Key, its
-//! own savepoint), so one bad item does not block the others; and the items share one commit
-//! (`commands::group`, held open for the batch), answered when it is durable.
+//! own savepoint), so one bad item does not block the others; and the items share commits
+//! (`commands::group`, a group held open for every 30 items), answered when they are durable.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use utoipa::ToSchema;
 
+use crate::commands::group::GROUP_MEMBERS_MAX;
 use crate::http::extract::{Command, IDEMPOTENCY_KEY};
 use crate::http::problem::Problem;
 use crate::http::unit::{InGroup, REPLAYED};
@@ -65,27 +66,43 @@ pub async fn batch(
     // In a task of its own: a client hanging up must not cancel an item half way (which would
     // roll back the items before it).
     let work = async move {
-        let group = format!("batch:{}", uuid::Uuid::new_v4());
-        let hold = state.groups.hold(&group);
-        let results = run_items(&state, &principal, &request_headers, &command, &group).await;
-        hold.release().await.map_err(crate::http::unit::group_problem)?;
-        Ok(Json(json!({ "results": results? })))
+        let batch = uuid::Uuid::new_v4();
+        let items = &command.body.requests;
+        let mut results = Vec::with_capacity(items.len());
+        // A group per GROUP_MEMBERS_MAX items (see there why not one for all).
+        for (part, chunk) in items.chunks(GROUP_MEMBERS_MAX).enumerate() {
+            let group = format!("batch:{batch}:{part}");
+            let hold = state.groups.hold(&group);
+            let first = part * GROUP_MEMBERS_MAX;
+            let run =
+                run_items(&state, &principal, &request_headers, &command, first, chunk, &group);
+            let mut answers = run.await?;
+            if let Err(e) = hold.release().await {
+                // Not recorded, or not known to be: each item of this part says so.
+                let p = crate::http::unit::group_problem(e);
+                let answer = json!({ "status": p.status, "body": p, "idempotent_replayed": false });
+                answers.iter_mut().for_each(|a| *a = answer.clone());
+            }
+            results.extend(answers);
+        }
+        Ok(Json(json!({ "results": results })))
     };
     tokio::spawn(work).await.map_err(|e| Problem::internal(&e))?
 }
 
-/// Runs the items one after another in the held group `group`.
+/// Runs `items` (the batch's from index `first`) one after another in the held group `group`.
 async fn run_items(
     state: &AppState,
     principal: &Principal,
     request_headers: &axum::http::HeaderMap,
     command: &Command<Batch>,
+    first: usize,
+    items: &[BatchItem],
     group: &str,
 ) -> Result<Vec<Value>, Problem> {
-    let items = &command.body.requests;
     let router = state.router();
     let mut results = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in (first..).zip(items) {
         let refusal = if item.method != "POST" {
             Some(Problem::invalid(
                 &format!("requests[{i}].method"),
