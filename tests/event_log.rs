@@ -324,7 +324,7 @@ async fn a_commands_read_never_scans_the_whole_log() {
         let read = fundledger::store::lock_read(
             &mut conn,
             std::slice::from_ref(&person),
-            &[person.clone()],
+            std::slice::from_ref(&person),
             &[&format!("s-{}", i * 11)],
             "",
             &[],
