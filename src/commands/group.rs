@@ -26,8 +26,9 @@
 //!   one sorted order); groups can, rarely, and this is their price.
 //! - A member dropped while seated (its task cancelled or panicking) leaves the transaction in
 //!   an unknown state: the group is poisoned and rolled back, and every member ends with
-//!   [`GroupError::RolledBack`] (nothing recorded, retry). Callers run members in tasks of
-//!   their own so a closed HTTP connection does not cancel one.
+//!   [`GroupError::RolledBack`] (nothing recorded, retry). So is a member dropped while it
+//!   waited for its seat (the simple rule: no commit without every member's end). Callers run
+//!   members in tasks of their own so a closed HTTP connection does not cancel one.
 //! - A commit that fails leaves every member not knowing whether its work is durable:
 //!   [`GroupError::CommitUnknown`], as for a single command whose COMMIT was lost.
 
@@ -331,7 +332,8 @@ impl Seat {
 
 impl Drop for Seat {
     /// A member dropped before it ended (cancelled, or panicking) may have left a statement
-    /// half run in the group's transaction: the group is rolled back.
+    /// half run in the group's transaction: the group is rolled back (also for a member that
+    /// was still waiting for its seat).
     fn drop(&mut self) {
         if !self.done {
             self.group.count.lock().expect("not poisoned").poisoned = true;
