@@ -194,16 +194,18 @@ type Row = (
     Option<Vec<u8>>,
 );
 
+/// The columns of a chain row, in [`ChainRow`]'s order: one list for the paged read and the
+/// COPY stream.
+const CHAIN_COLUMNS: &str = "l.position, e.id IS NOT NULL, coalesce(e.stream_id, ''), \
+     coalesce(e.stream_version, 0), coalesce(e.event_type, ''), coalesce(e.schema_version, 0), \
+     e.business_date, coalesce(e.recorded_at, 'epoch'), coalesce(e.tags, '{}'), \
+     coalesce(e.data::text, ''), coalesce(e.metadata::text, ''), l.prev_hash, l.hash";
+
 async fn page(conn: &mut PgConnection, after: i64) -> Result<Vec<ChainRow>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT l.position, e.id IS NOT NULL, coalesce(e.stream_id, ''), \
-                coalesce(e.stream_version, 0), coalesce(e.event_type, ''), \
-                coalesce(e.schema_version, 0), e.business_date, \
-                coalesce(e.recorded_at, 'epoch'), coalesce(e.tags, '{}'), \
-                coalesce(e.data::text, ''), coalesce(e.metadata::text, ''), l.prev_hash, l.hash \
-           FROM log l LEFT JOIN events e ON e.id = l.event_id \
-          WHERE l.position > $1 ORDER BY l.position LIMIT $2",
-    )
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {CHAIN_COLUMNS} FROM log l LEFT JOIN events e ON e.id = l.event_id \
+          WHERE l.position > $1 ORDER BY l.position LIMIT $2"
+    ))
     .bind(after)
     .bind(PAGE)
     .fetch_all(conn)
@@ -226,6 +228,234 @@ async fn page(conn: &mut PgConnection, after: i64) -> Result<Vec<ChainRow>, sqlx
             hash: r.12,
         })
         .collect())
+}
+
+/// Positions per COPY statement of a whole-chain walk: a break found early stops the walk
+/// after this many rows at most (a COPY cannot be abandoned half read on a connection that
+/// goes on being used).
+const COPY_CHUNK: i64 = 100_000;
+
+/// Rows handed to the checking thread at a time.
+const COPY_BATCH: usize = 2_000;
+
+/// Streams the chain rows of positions `after + 1 ..= through`, in order, with one binary
+/// `COPY`: no page boundaries, no round trip per page, no text decoding of numbers, dates
+/// or hashes. They go to `rows` in batches; once its receiver is gone, the rest of the stream
+/// is read and dropped. Returns whether the receiver took every row.
+pub async fn stream_rows(
+    conn: &mut PgConnection,
+    after: i64,
+    through: i64,
+    rows: &tokio::sync::mpsc::Sender<Vec<ChainRow>>,
+) -> Result<bool, sqlx::Error> {
+    use futures_util::StreamExt;
+    // Each event row is found by its id (LATERAL with OFFSET 0, as in migration 0019): a
+    // chunk of a long log must not hash the whole `events` table.
+    let statement = format!(
+        "COPY (SELECT {CHAIN_COLUMNS} FROM log l \
+                 LEFT JOIN LATERAL (SELECT * FROM events x WHERE x.id = l.event_id OFFSET 0) e \
+                   ON true \
+                WHERE l.position > {after} AND l.position <= {through} \
+                ORDER BY l.position) \
+         TO STDOUT (FORMAT binary)"
+    );
+    let mut stream = conn.copy_out_raw(&statement).await?;
+    let mut decoder = copy_binary::Decoder::default();
+    let mut batch = Vec::with_capacity(COPY_BATCH);
+    let mut wanted = true;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if !wanted {
+            continue;
+        }
+        decoder.extend(&chunk);
+        while let Some(row) = decoder.next_row()? {
+            batch.push(row);
+            if batch.len() == COPY_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(COPY_BATCH));
+                wanted = rows.send(full).await.is_ok();
+                if !wanted {
+                    break;
+                }
+            }
+        }
+    }
+    if wanted {
+        decoder.finish()?;
+        if !batch.is_empty() {
+            wanted = rows.send(batch).await.is_ok();
+        }
+    }
+    Ok(wanted)
+}
+
+/// PostgreSQL's binary COPY format, for the columns of [`CHAIN_COLUMNS`] (the format:
+/// <https://www.postgresql.org/docs/15/sql-copy.html#id-1.9.3.55.9.4>; each type's binary
+/// form is its `*_send` function's).
+mod copy_binary {
+    use super::ChainRow;
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    /// 2000-01-01T00:00:00Z, PostgreSQL's epoch for dates and timestamps, in Unix seconds.
+    const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
+
+    fn malformed(what: &str) -> sqlx::Error {
+        sqlx::Error::Protocol(format!("binary COPY of the chain: {what}"))
+    }
+
+    #[derive(Default)]
+    pub(super) struct Decoder {
+        buffer: Vec<u8>,
+        at: usize,
+        header_read: bool,
+        ended: bool,
+    }
+
+    /// A reader over the buffered bytes; `None` when they end before what is asked.
+    struct Cursor<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let piece = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+            self.at += n;
+            Some(piece)
+        }
+        fn i16(&mut self) -> Option<i16> {
+            self.take(2).map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
+        }
+        fn i32(&mut self) -> Option<i32> {
+            self.take(4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+        }
+        /// One field: `Some(None)` is NULL.
+        fn field(&mut self) -> Option<Option<&'a [u8]>> {
+            // A length below -1 reads as never complete: [`Decoder::finish`] then says so.
+            match self.i32()? {
+                -1 => Some(None),
+                n => self.take(usize::try_from(n).ok()?).map(Some),
+            }
+        }
+    }
+
+    fn i64_of(b: &[u8]) -> Result<i64, sqlx::Error> {
+        Ok(i64::from_be_bytes(b.try_into().map_err(|_| malformed("an int8 of the wrong size"))?))
+    }
+    fn i32_of(b: &[u8]) -> Result<i32, sqlx::Error> {
+        Ok(i32::from_be_bytes(b.try_into().map_err(|_| malformed("an int4 of the wrong size"))?))
+    }
+    fn text_of(b: &[u8]) -> Result<String, sqlx::Error> {
+        String::from_utf8(b.to_vec()).map_err(|_| malformed("text that is not UTF-8"))
+    }
+    fn date_of(b: &[u8]) -> Result<NaiveDate, sqlx::Error> {
+        let days = i32_of(b)?;
+        NaiveDate::from_ymd_opt(2000, 1, 1)
+            .and_then(|d| d.checked_add_signed(chrono::Duration::days(days.into())))
+            .ok_or_else(|| malformed("a date out of range"))
+    }
+    fn timestamp_of(b: &[u8]) -> Result<DateTime<Utc>, sqlx::Error> {
+        let micros = i64_of(b)?;
+        micros
+            .checked_add(PG_EPOCH_UNIX_SECS * 1_000_000)
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(|| malformed("a timestamp out of range"))
+    }
+    /// A one-dimensional `text[]` without NULLs (`array_send`).
+    fn text_array_of(b: &[u8]) -> Result<Vec<String>, sqlx::Error> {
+        let bad = || malformed("a text[] that is not one-dimensional text without NULLs");
+        let mut c = Cursor { bytes: b, at: 0 };
+        let dimensions = c.i32().ok_or_else(bad)?;
+        let _has_nulls = c.i32().ok_or_else(bad)?;
+        let _element_type = c.i32().ok_or_else(bad)?;
+        match dimensions {
+            0 => Ok(Vec::new()),
+            1 => {
+                let length = c.i32().ok_or_else(bad)?;
+                let _lower_bound = c.i32().ok_or_else(bad)?;
+                (0..length).map(|_| c.field().flatten().ok_or_else(bad).and_then(text_of)).collect()
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    impl Decoder {
+        pub(super) fn extend(&mut self, bytes: &[u8]) {
+            if self.at > 0 && self.at == self.buffer.len() {
+                self.buffer.clear();
+                self.at = 0;
+            } else if self.at > 1 << 20 {
+                self.buffer.drain(..self.at);
+                self.at = 0;
+            }
+            self.buffer.extend_from_slice(bytes);
+        }
+
+        /// After the last bytes: the stream must have ended with its trailer, not inside a row.
+        pub(super) fn finish(&self) -> Result<(), sqlx::Error> {
+            if self.ended && self.at == self.buffer.len() {
+                Ok(())
+            } else {
+                Err(malformed("the stream ended inside a row, or without its trailer"))
+            }
+        }
+
+        /// The next whole row in the bytes given so far, if there is one.
+        pub(super) fn next_row(&mut self) -> Result<Option<ChainRow>, sqlx::Error> {
+            let mut c = Cursor { bytes: &self.buffer, at: self.at };
+            if !self.header_read {
+                let Some(signature) = c.take(SIGNATURE.len()) else { return Ok(None) };
+                if signature != SIGNATURE {
+                    return Err(malformed("no binary COPY signature"));
+                }
+                let Some(_flags) = c.i32() else { return Ok(None) };
+                let Some(extension) = c.i32() else { return Ok(None) };
+                if c.take(extension.max(0) as usize).is_none() {
+                    return Ok(None);
+                }
+                self.header_read = true;
+                self.at = c.at;
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let Some(fields) = c.i16() else { return Ok(None) };
+            if fields == -1 {
+                self.ended = true;
+                self.at = c.at;
+                return Ok(None);
+            }
+            if fields != 13 {
+                return Err(malformed("a row without the 13 columns of a chain row"));
+            }
+            let mut values = [None; 13];
+            for value in &mut values {
+                match c.field() {
+                    Some(v) => *value = v,
+                    None => return Ok(None),
+                }
+            }
+            let need = |i: usize| values[i].ok_or_else(|| malformed("an unexpected NULL"));
+            let row = ChainRow {
+                position: i64_of(need(0)?)?,
+                present: need(1)?.first() == Some(&1),
+                stream_id: text_of(need(2)?)?,
+                stream_version: i64_of(need(3)?)?,
+                event_type: text_of(need(4)?)?,
+                schema_version: i32_of(need(5)?)?,
+                business_date: values[6].map(date_of).transpose()?,
+                recorded_at: timestamp_of(need(7)?)?,
+                tags: text_array_of(need(8)?)?,
+                data: text_of(need(9)?)?,
+                metadata: text_of(need(10)?)?,
+                prev_hash: values[11].map(<[u8]>::to_vec),
+                hash: values[12].map(<[u8]>::to_vec),
+            };
+            self.at = c.at;
+            Ok(Some(row))
+        }
+    }
 }
 
 /// The most events one windowed verification checks (`GET /v1/audit/verify?from=&limit=`): a
@@ -335,45 +565,59 @@ pub async fn verify(
             first_bad: Some(Break { position, problem }),
         });
     }
-    let signed: std::sync::Arc<HashMap<i64, String>> =
-        std::sync::Arc::new(checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect());
-    let mut prev = GENESIS;
-    let mut next = 1;
-    let mut head_hash = None;
-    let mut rows = page(conn, 0).await?;
-    loop {
-        if rows.is_empty() {
-            break;
-        }
-        // The next page is read while this one is checked on another thread: the database
-        // and the hashing then take turns on neither side's time.
-        let count = rows.len() as i64;
-        let signed_here = signed.clone();
-        let checking = tokio::task::spawn_blocking(move || check(&rows, next, prev, &signed_here));
-        let (following, checked) = tokio::join!(page(conn, next - 1 + count), checking);
-        rows = following?;
-        match checked.expect("the check does not panic") {
-            Ok(last) => {
-                prev = last;
-                next += count;
-                head_hash = Some(hex::encode(last));
-                progress(next - 1);
-            }
-            Err(b) => {
-                let checked = b.position - 1;
-                return Ok(Verification {
-                    ok: false,
-                    checkpoints_verified: 0,
-                    signatures_checked: trusted.is_some(),
-                    signed_through: None,
-                    events_checked: checked,
-                    head_position: checked,
-                    head_hash,
-                    first_bad: Some(b),
-                });
+    let signed: HashMap<i64, String> =
+        checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect();
+    // The positions handed out when the walk starts (`serve` may sequence more meanwhile).
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM log")
+        .fetch_one(&mut *conn)
+        .await?;
+    // The rows stream in (one binary COPY per chunk) while the rows before them are hashed
+    // on another thread: the database, the decoding and the hashing each keep a core busy.
+    let (rows, mut received) = tokio::sync::mpsc::channel::<Vec<ChainRow>>(8);
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let reached_here = reached.clone();
+    let checking = tokio::task::spawn_blocking(move || {
+        let (mut prev, mut next) = (GENESIS, 1);
+        let mut head_hash = None;
+        while let Some(batch) = received.blocking_recv() {
+            let count = batch.len() as i64;
+            match check(&batch, next, prev, &signed) {
+                Ok(last) => {
+                    prev = last;
+                    next += count;
+                    head_hash = Some(hex::encode(last));
+                    reached_here.store(next - 1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(b) => return (next, head_hash, Some(b)),
             }
         }
+        (next, head_hash, None)
+    });
+    let mut after = 0;
+    while after < head {
+        let through = (after + COPY_CHUNK).min(head);
+        if !stream_rows(conn, after, through, &rows).await? {
+            break; // the checker stopped at a break
+        }
+        after = through;
+        progress(reached.load(std::sync::atomic::Ordering::Relaxed));
     }
+    drop(rows);
+    let (next, head_hash, broken) = checking.await.expect("the check does not panic");
+    if let Some(b) = broken {
+        let checked = b.position - 1;
+        return Ok(Verification {
+            ok: false,
+            checkpoints_verified: 0,
+            signatures_checked: trusted.is_some(),
+            signed_through: None,
+            events_checked: checked,
+            head_position: checked,
+            head_hash,
+            first_bad: Some(b),
+        });
+    }
+    progress(next - 1);
     // A checkpoint beyond the head means positions it signed are gone.
     if let Some(c) = checkpoints.iter().find(|c| c.position > next - 1) {
         return Ok(Verification {

@@ -606,16 +606,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = one_connection(&site).await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
+            let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM log")
+                .fetch_one(&mut *conn)
+                .await?;
+            let bar = indicatif::ProgressBar::new(head as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "校验 verifying [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
             let result = crate::audit::verify(&mut conn, trusted.as_ref(), |at| {
-                eprint!("\rverifying: {at} events checked");
+                bar.set_position(at as u64);
             })
             .await;
+            bar.finish_and_clear();
             drop(conn);
             db.close().await;
             let v = result?;
             let secs = started.elapsed().as_secs_f64().max(1e-6);
             eprintln!(
-                "\r{} events in {:.1} s ({:.0} events/s)",
+                "{} events in {:.1} s ({:.0} events/s)",
                 v.events_checked,
                 secs,
                 v.events_checked as f64 / secs
