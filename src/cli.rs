@@ -266,9 +266,10 @@ pub enum TokenCommand {
         label: String,
         /// The person the token stands for: an identifier unique to one person (a staff
         /// number). Several tokens may stand for one person; maker-checker compares persons,
-        /// and every event records it with the token id.
+        /// and every event records it with the token id. Default: the label, so tokens with
+        /// the same label are one person (maker-checker then errs on the side of refusing).
         #[arg(long)]
-        person: String,
+        person: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -1050,6 +1051,8 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
                 policy::DivisionCode::parse(code)
                     .map_err(|e| anyhow::anyhow!("--pool/--county: {e}"))?;
             }
+            // API.md's synopsis has no --person: without one, the label names the person.
+            let person = person.unwrap_or_else(|| label.clone());
             let token = tokens::create(&mut conn, &roles, &scope, &label, &person).await?;
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             println!(

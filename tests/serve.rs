@@ -140,8 +140,13 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
         token.starts_with("fl_") && !token.contains(' '),
         "the token alone on the last line: {out}"
     );
+    // As API.md's synopsis writes it, with no --person: the label names the person.
+    let plain = cli(&data_dir, &["token", "create", "--role", "auditor", "--label", "审计 王五"]);
+    assert!(plain.contains("(person `审计 王五`)"), "{plain}");
+    let auditor = plain.lines().last().unwrap().trim().to_string();
     let listed = cli(&data_dir, &["token", "list"]);
     assert!(listed.contains("管理员 李四") && !listed.contains(&token[20..]), "{listed}");
+    assert!(listed.lines().any(|l| l.contains("审计 王五\t审计 王五")), "{listed}");
     // The pruning job keeps keys at least 30 days, whatever it is asked.
     let pruned = cli(&data_dir, &["idempotency", "prune"]);
     assert!(pruned.contains("forgot 0 idempotency keys older than 35 days"), "{pruned}");
@@ -183,6 +188,12 @@ async fn a_token_from_the_cli_works_over_http_until_revoked_and_logs_never_show_
     )
     .await;
     assert!(moved.starts_with("HTTP/1.1 410"), "{moved}");
+    let audited = request(
+        port,
+        format!("GET /v1/audit/verify HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: Bearer {auditor}\r\n\r\n"),
+    )
+    .await;
+    assert!(audited.starts_with("HTTP/1.1 200"), "{audited}");
 
     let id = listed
         .lines()
