@@ -7,6 +7,9 @@
 #   - floor: sha256sum over the canonical text of the same events (the bytes the chain hashes);
 # and prints events/s beside each floor and the ratio (issue 11's goal: 0.50 of sha256sum).
 #
+# FUNDLEDGER_BENCH_COMPARE=/path/to/an/older/fundledger measures that binary's verify too, in
+# the same run (a before and after).
+#
 # Run: benches/verify.sh      (CARGO_TARGET_DIR is honoured; needs jq)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +75,9 @@ measure() { # measure NAME CMD…: the better of two runs, in events/s
 }
 echo "== measuring (each twice)" >&2
 measure verify fl verify
+if [ -n "${FUNDLEDGER_BENCH_COMPARE:-}" ]; then
+    measure before "$FUNDLEDGER_BENCH_COMPARE" verify --data-dir "$DATA"
+fi
 measure read sql -c "COPY (SELECT $columns FROM log l LEFT JOIN events e ON e.id = l.event_id ORDER BY l.position) TO STDOUT" -o /dev/null
 measure sha256sum sha256sum "$DATA/canonical.txt"
 fl verify 2>/dev/null | jq -e '.ok' >/dev/null || { echo "the chain did not verify" >&2; exit 1; }
@@ -85,3 +91,7 @@ echo "|---|---:|---|---:|---:|---:|"
 row() { awk -v l="$1" -v f="$2" -v ll="$3" -v lf="$4" -v g="$5" 'BEGIN { printf "| %s | %d | %s | %d | %.2f | %s |\n", l, f, ll, lf, f / lf, g }'; }
 row '`fundledger verify`' "${best[verify]}" 'sha256sum over the canonical text' "${best[sha256sum]}" '>= 0.50'
 row '`fundledger verify`' "${best[verify]}" 'psql reading the same rows and columns' "${best[read]}" '-'
+if [ -n "${best[before]:-}" ]; then
+    row "\`verify\` of $FUNDLEDGER_BENCH_COMPARE" "${best[before]}" 'sha256sum over the canonical text' "${best[sha256sum]}" '-'
+    row '`fundledger verify`' "${best[verify]}" "\`verify\` of $FUNDLEDGER_BENCH_COMPARE" "${best[before]}" '-'
+fi
