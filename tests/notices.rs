@@ -107,7 +107,11 @@ async fn a_2025_benefit_recipients_training_is_paid_without_a_quota() {
             "unemployment_insurance",
         ),
         (4, json!({"receiving_unemployment_benefit": true}), "expansion_pilot"),
-        (5, json!({"receiving_unemployment_benefit": false}), "expansion_pilot"),
+        (
+            5,
+            json!({"insured_months": 0, "receiving_unemployment_benefit": false}),
+            "expansion_pilot",
+        ),
     ] {
         let mut b = training_2025(person, eligibility);
         b["funding"] = json!(funding);
@@ -116,6 +120,14 @@ async fn a_2025_benefit_recipients_training_is_paid_without_a_quota() {
         assert_eq!(r.json()["errors"][0]["field"], "funding", "{}", r.text);
         assert_eq!(events(&api).await, n);
     }
+
+    // As API.md writes it, with no insured_months: the office's statement vouches that the
+    // trainee is insured, and the claim is the pilot's.
+    let mut vouched = training_2025(6, json!({"receiving_unemployment_benefit": false}));
+    vouched["funding"] = json!("expansion_pilot");
+    let r = api.post("clerk", "/v1/applications", &vouched).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["funding"], "expansion_pilot");
 }
 
 /// 鲁人社发〔2024〕8号 item 六: 封定当地历史结余基金（截至2023年12月31日）.

@@ -163,7 +163,9 @@ impl TrainingFunding {
         document: &str,
     ) -> Result<Funding, Rejection> {
         let on_benefit = eligibility.receiving_unemployment_benefit;
-        let insured = eligibility.insured_months.is_some_and(|m| m > 0);
+        // The office's statement vouches that the trainee is insured (API.md); only a request
+        // that itself says 0 months insured contradicts it.
+        let insured = eligibility.insured_months != Some(0);
         let derived = if on_benefit { self.receiving_unemployment_benefit } else { self.otherwise };
         let Some(stated) = stated.filter(|&s| s != derived) else {
             return Ok(derived);
@@ -178,8 +180,8 @@ impl TrainingFunding {
             )
         } else if self.insured_not_on_benefit_may_state == Some(stated) {
             format!(
-                "{} is for an insured trainee: give eligibility.insured_months (months insured, \
-                 at least 1)",
+                "{} is for an insured trainee, and eligibility.insured_months says 0 months \
+                 insured",
                 stated.as_str()
             )
         } else {
@@ -690,10 +692,24 @@ mod tests {
                 Pays("600.00", "graded_standards", Funding::ExpansionPilot),
             ),
             (
-                "not insured: the pilot cannot be stated",
+                "months insured not given: the office's statement vouches for them",
                 {
                     let mut a = graded(Urgent, nursing, "5", "2024-09-10");
                     a.eligibility.receiving_unemployment_benefit = false;
+                    a.funding = Some(Funding::ExpansionPilot);
+                    a
+                },
+                vec![],
+                Pays("600.00", "graded_standards", Funding::ExpansionPilot),
+            ),
+            (
+                "not insured (0 months): the pilot cannot be stated",
+                {
+                    let mut a = graded(Urgent, nursing, "5", "2024-09-10");
+                    a.eligibility = PersonEligibility {
+                        insured_months: Some(0),
+                        receiving_unemployment_benefit: false,
+                    };
                     a.funding = Some(Funding::ExpansionPilot);
                     a
                 },
