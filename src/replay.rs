@@ -7,8 +7,6 @@ use chrono::{DateTime, Utc};
 use projections::ReadModels;
 use sqlx::PgConnection;
 
-use crate::store::{read_all, Position};
-
 /// Rows read per round trip.
 const PAGE: i64 = 10_000;
 
@@ -58,14 +56,14 @@ pub async fn replay_in_pages(
     mut progress: impl FnMut(i64),
 ) -> Result<Replayed, ReplayError> {
     let mut out = Replayed::default();
-    let mut page = read_all(conn, Position(0), page_size).await?;
+    let mut page = read_page(conn, 0, page_size).await?;
     loop {
         let Some(last) = page.last() else {
             return Ok(out);
         };
-        let after = last.position.map_or(out.position + page.len() as i64, |p| p.0);
+        let after = last.position;
         let folding = tokio::task::spawn_blocking(move || fold_page(out, &page, as_of));
-        let (next, folded) = tokio::join!(read_all(conn, Position(after), page_size), folding);
+        let (next, folded) = tokio::join!(read_page(conn, after, page_size), folding);
         let (folded, reached_end) = folded.expect("a fold does not panic")?;
         out = folded;
         if reached_end {
@@ -76,14 +74,48 @@ pub async fn replay_in_pages(
     }
 }
 
+/// What a fold needs of an event: no stream, metadata or tags to decode.
+struct Folded {
+    position: i64,
+    event_type: String,
+    data: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+}
+
+/// The `limit` positions after `after`, only the columns a fold reads.
+async fn read_page(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Folded>, sqlx::Error> {
+    let rows: Vec<(i64, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT l.position, e.event_type, e.data, e.recorded_at
+           FROM log l JOIN events e ON e.id = l.event_id
+          WHERE l.position > $1 ORDER BY l.position LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(position, event_type, data, recorded_at)| Folded {
+            position,
+            event_type,
+            data,
+            recorded_at,
+        })
+        .collect())
+}
+
 /// Folds one page into `out`; `true` when `as_of` was reached inside it.
 fn fold_page(
     mut out: Replayed,
-    page: &[crate::store::RecordedEvent],
+    page: &[Folded],
     as_of: AsOf,
 ) -> Result<(Replayed, bool), ReplayError> {
     for e in page {
-        let position = e.position.map_or(out.position + 1, |p| p.0);
+        let position = e.position;
         let past = match as_of {
             AsOf::Head => false,
             AsOf::Position(n) => position > n,
