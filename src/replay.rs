@@ -74,11 +74,12 @@ pub async fn replay_in_pages(
     }
 }
 
-/// What a fold needs of an event: no stream, metadata or tags to decode.
+/// What a fold needs of an event: no stream, metadata or tags to decode, and the data as the
+/// jsonb's text, which each fold decodes straight into the event's type.
 struct Folded {
     position: i64,
     event_type: String,
-    data: serde_json::Value,
+    data: String,
     recorded_at: DateTime<Utc>,
 }
 
@@ -88,8 +89,8 @@ async fn read_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Folded>, sqlx::Error> {
-    let rows: Vec<(i64, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT l.position, e.event_type, e.data, e.recorded_at
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT l.position, e.event_type, e.data::text, e.recorded_at
            FROM log l JOIN events e ON e.id = l.event_id
           WHERE l.position > $1 ORDER BY l.position LIMIT $2",
     )
@@ -125,7 +126,7 @@ fn fold_page(
             return Ok((out, true));
         }
         out.models
-            .apply(&e.event_type, &e.data)
+            .apply(&e.event_type, e.data.as_str())
             .map_err(|source| ReplayError::Projection { position, source })?;
         out.position = position;
     }

@@ -249,10 +249,10 @@ pub struct Applications {
 }
 
 impl Applications {
-    pub fn apply(
+    pub fn apply<D: crate::EventData + ?Sized>(
         &mut self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<(), ProjectionError> {
         match event_type {
             ApplicationSubmitted::TYPE => {

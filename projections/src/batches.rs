@@ -137,9 +137,9 @@ impl Batch {
                 }
                 PayoutSettled::TYPE | PayoutFailed::TYPE => {
                     let (payout, answer) = if t == PayoutSettled::TYPE {
-                        (decode::<PayoutSettled>(t, data)?.payout, Answer::Settled)
+                        (decode::<PayoutSettled, _>(t, data)?.payout, Answer::Settled)
                     } else {
-                        (decode::<PayoutFailed>(t, data)?.payout, Answer::Failed)
+                        (decode::<PayoutFailed, _>(t, data)?.payout, Answer::Failed)
                     };
                     if let Some(p) = batch.as_mut().and_then(|b| b.payouts.get_mut(&payout)) {
                         p.1 = answer;

@@ -138,10 +138,10 @@ pub struct Entries {
 impl Entries {
     /// The postings of one event, given the payouts earlier events issued. Pure: it changes
     /// nothing ([`Entries::apply`] books them).
-    pub fn postings(
+    pub fn postings<D: crate::EventData + ?Sized>(
         &self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<Vec<Posting>, ProjectionError> {
         let line = |pool: &str, on: NaiveDate, debit, credit, amount| Posting {
             pool: pool.to_string(),
@@ -187,10 +187,10 @@ impl Entries {
         })
     }
 
-    pub fn apply(
+    pub fn apply<D: crate::EventData + ?Sized>(
         &mut self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<(), ProjectionError> {
         for p in self.postings(event_type, data)? {
             self.side(&p.pool, &p.month, p.debit).debit += p.amount;

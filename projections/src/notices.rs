@@ -101,10 +101,10 @@ impl Notices {
         }
     }
 
-    pub fn apply(
+    pub fn apply<D: crate::EventData + ?Sized>(
         &mut self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<(), ProjectionError> {
         match event_type {
             NoticeOpened::TYPE => {

@@ -77,10 +77,10 @@ pub struct Payouts {
 }
 
 impl Payouts {
-    pub fn apply(
+    pub fn apply<D: crate::EventData + ?Sized>(
         &mut self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<(), ProjectionError> {
         match event_type {
             ApplicationSubmitted::TYPE => self.books.submitted(decode(event_type, data)?),

@@ -107,10 +107,10 @@ impl Quota {
 
 impl Pools {
     /// Folds one event in. Events this read model does not concern are ignored.
-    pub fn apply(
+    pub fn apply<D: crate::EventData + ?Sized>(
         &mut self,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &D,
     ) -> Result<(), ProjectionError> {
         match event_type {
             PoolRegistered::TYPE => {
@@ -189,9 +189,9 @@ impl Pools {
             }
             ApplicationRejected::TYPE | ApplicationWithdrawn::TYPE => {
                 let application = if event_type == ApplicationRejected::TYPE {
-                    decode::<ApplicationRejected>(event_type, data)?.application
+                    decode::<ApplicationRejected, _>(event_type, data)?.application
                 } else {
-                    decode::<ApplicationWithdrawn>(event_type, data)?.application
+                    decode::<ApplicationWithdrawn, _>(event_type, data)?.application
                 };
                 if let Some((pool, year, amount)) = self.reservations.remove(&application) {
                     self.usage_mut(&pool, year).committed -= amount;
