@@ -566,9 +566,7 @@ pub async fn verify(
     let signed: HashMap<i64, String> =
         checkpoints.iter().map(|c| (c.position, c.hash.clone())).collect();
     // The positions handed out when the walk starts (`serve` may sequence more meanwhile).
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM log")
-        .fetch_one(&mut *conn)
-        .await?;
+    let head = crate::store::head(&mut *conn).await?.0;
     // The rows stream in (one binary COPY) while the rows before them are hashed on another
     // thread: the database, the decoding and the hashing each keep a core busy.
     let (rows, mut received) = tokio::sync::mpsc::channel::<Vec<ChainRow>>(8);

@@ -489,17 +489,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = db.pool.acquire().await?;
             crate::store::sequence(&mut conn).await?;
             let head = crate::store::head(&mut conn).await?.0;
-            let replayed = crate::replay::replay(&mut conn, as_of, |at| {
-                let pct = if head > 0 { at * 100 / head } else { 100 };
-                eprint!("\rreplaying: position {at} of {head} ({pct}%)");
-            })
-            .await;
+            let bar = log_progress("重放 replaying", head.max(0) as u64);
+            let replayed =
+                crate::replay::replay(&mut conn, as_of, |at| bar.set_position(at as u64)).await;
+            bar.finish_and_clear();
             drop(conn);
             db.close().await;
             let r = replayed?;
             let secs = started.elapsed().as_secs_f64().max(1e-6);
             eprintln!(
-                "\rreplayed {} events in {secs:.1} s ({:.0} events/s)",
+                "replayed {} events in {secs:.1} s ({:.0} events/s)",
                 r.position,
                 r.position as f64 / secs
             );
@@ -538,24 +537,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut conn = db.pool.acquire().await?;
-            let mut n = 0u64;
+            crate::store::sequence(&mut conn).await?;
+            let head = crate::store::head(&mut conn).await?.0;
+            let bar = log_progress("导出 exporting", (head - from.max(1) + 1).max(0) as u64);
             let written = crate::audit::export(&mut conn, from, |line| {
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
-                n += 1;
-                if n.is_multiple_of(100_000) {
-                    eprint!("\rexported {n} events");
-                }
+                bar.inc(1);
                 Ok(())
             })
             .await;
+            bar.finish_and_clear();
             out.flush()?;
             drop(conn);
             db.close().await;
             let written = written?;
             let secs = started.elapsed().as_secs_f64().max(1e-6);
             eprintln!(
-                "\rexported {written} events in {secs:.1} s ({:.0} events/s)",
+                "exported {written} events in {secs:.1} s ({:.0} events/s)",
                 written as f64 / secs
             );
             Ok(())
@@ -607,16 +606,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = one_connection(&site).await?;
             let started = std::time::Instant::now();
             let mut conn = db.pool.acquire().await?;
-            let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM log")
-                .fetch_one(&mut *conn)
-                .await?;
-            let bar = indicatif::ProgressBar::new(head as u64).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "校验 verifying [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
+            let head = crate::store::head(&mut conn).await?.0;
+            let bar = log_progress("校验 verifying", head.max(0) as u64);
             let result = crate::audit::verify(&mut conn, trusted.as_ref(), |at| {
                 bar.set_position(at as u64);
             })
@@ -976,6 +967,18 @@ async fn restore(
 }
 
 /// The database for a one-shot administrative command: one connection is all it uses.
+/// A progress bar on stderr for a walk over `len` positions of the log, labelled in Chinese
+/// and English (hidden when stderr is not a terminal).
+fn log_progress(label: &str, len: u64) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(len).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{label} [{{bar:40}}] {{human_pos}}/{{human_len}} (剩余 {{eta}})"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    )
+}
+
 async fn one_connection(site: &Site) -> anyhow::Result<Database> {
     open_database(site, &PoolSettings { max_connections: 1, ..PoolSettings::default() }).await
 }

@@ -60,9 +60,10 @@ pub async fn rebuild(
     let mut after = 0i64;
     let mut events = 0u64;
     loop {
-        // In insertion order: for the events of any one aggregate, their order.
-        let page: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
-            "SELECT id, event_type, data FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        // In insertion order: for the events of any one aggregate, their order. The data as
+        // the jsonb's text, which the folds decode straight into each event's type.
+        let page: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, event_type, data::text FROM events WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(PAGE_EVENTS_MAX)
@@ -72,7 +73,7 @@ pub async fn rebuild(
         after = last.0;
         for (id, event_type, data) in &page {
             models
-                .apply(event_type, data)
+                .apply(event_type, data.as_str())
                 .map_err(|source| RebuildError::Projection { id: *id, source })?;
         }
         events += page.len() as u64;
