@@ -327,6 +327,54 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     assert_eq!((r.status, r.code().as_str()), (422, "validation_failed"));
 }
 
+/// Copies of one request sent at once (a county system retrying on a flaky network). The key
+/// is claimed with the response at the end of the unit of work, so every copy runs; one is
+/// recorded, and every other throws its work away and answers with the first's response. A
+/// different request under the same key at the same time is refused and records nothing.
+#[tokio::test]
+async fn copies_of_one_request_sent_at_once_record_it_once_and_answer_alike() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    let applications = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM application_status")
+            .fetch_one(&api.db.pool)
+            .await
+            .unwrap()
+    };
+    let body = training(7);
+    let replies = futures_util::future::join_all(
+        (0..8).map(|_| api.post_keyed("clerk", "/v1/applications", "same", &body)),
+    )
+    .await;
+    for r in &replies {
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.json(), replies[0].json(), "every copy answers alike");
+    }
+    let fresh = replies.iter().filter(|r| r.header("idempotent-replayed").is_none()).count();
+    assert_eq!(fresh, 1, "one copy recorded, the others replayed");
+    assert_eq!(applications().await, 1);
+
+    // Two different requests under one key, four copies of each, at once.
+    let bodies = [training(8), training(9)];
+    let replies = futures_util::future::join_all(
+        (0..8).map(|i| api.post_keyed("clerk", "/v1/applications", "mixed", &bodies[i % 2])),
+    )
+    .await;
+    let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
+    let refused = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (409, "idempotency_conflict".to_string()))
+        .count();
+    assert_eq!(
+        (created.len(), refused),
+        (4, 4),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(created.iter().all(|r| r.json() == created[0].json()));
+    assert_eq!(applications().await, 2, "one of the two recorded, once");
+}
+
 #[tokio::test]
 async fn eight_copies_of_one_request_at_one_instant_record_once() {
     let api = std::sync::Arc::new(Api::start().await);

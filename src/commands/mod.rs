@@ -43,13 +43,66 @@ pub(crate) trait CommandError: From<AppendError> + From<sqlx::Error> {
 /// is the state its changes to the read models start from.
 #[derive(Debug)]
 pub(crate) struct Attempt<'t> {
-    pub(crate) tx: Transaction<'t, Postgres>,
+    pub(crate) tx: AttemptTx<'t>,
     read: BTreeMap<i64, RecordedEvent>,
     issuer: Option<Issuer>,
     /// Persons' data keys made by this attempt, recorded with its events.
     new_data_keys: Vec<NewDataKey>,
     /// The attempt runs in a group's transaction ([`group`]).
     grouped: bool,
+}
+
+/// Where an attempt's statements go.
+#[derive(Debug)]
+pub(crate) enum AttemptTx<'t> {
+    /// A transaction of its own, or a savepoint in the caller's: committed (released) when the
+    /// attempt succeeds, rolled back when it is dropped.
+    Own(Transaction<'t, Postgres>),
+    /// The caller's transaction itself, in which nothing had been done before ([`Db::unit`]):
+    /// no savepoint round trips; the caller commits. A conflict or a refusal rolls the whole
+    /// transaction back and begins the next at once (`ROLLBACK AND CHAIN`, one round trip).
+    Caller(&'t mut PgConnection),
+}
+
+impl std::ops::Deref for AttemptTx<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            AttemptTx::Own(tx) => tx,
+            AttemptTx::Caller(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for AttemptTx<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            AttemptTx::Own(tx) => tx,
+            AttemptTx::Caller(conn) => conn,
+        }
+    }
+}
+
+impl AttemptTx<'_> {
+    /// The attempt succeeded: its transaction commits, its savepoint is released; the
+    /// caller's transaction is the caller's to commit.
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            AttemptTx::Own(tx) => tx.commit().await,
+            AttemptTx::Caller(_) => Ok(()),
+        }
+    }
+
+    /// The attempt ends without effect: a transaction or savepoint rolls back as it is
+    /// dropped; the caller's transaction is rolled back and begun again.
+    async fn undo(self) -> Result<(), sqlx::Error> {
+        match self {
+            AttemptTx::Own(_) => Ok(()),
+            AttemptTx::Caller(conn) => {
+                sqlx::query("ROLLBACK AND CHAIN").execute(conn).await.map(|_| ())
+            }
+        }
+    }
 }
 
 impl<'t> Attempt<'t> {
@@ -66,6 +119,11 @@ impl<'t> Attempt<'t> {
 
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// Ends the attempt without effect ([`AttemptTx::undo`]).
+    pub(crate) async fn undo(self) -> Result<(), sqlx::Error> {
+        self.tx.undo().await
     }
 
     /// Records events read some other way (the same event read twice counts once).
@@ -204,6 +262,7 @@ macro_rules! execute {
                 $crate::commands::Step::Again => continue,
             }
         }
+        db.used();
         outcome.unwrap_or_else(|| Err($crate::store::AppendError::Contended.into()))
     }};
 }
@@ -223,15 +282,24 @@ pub(crate) async fn finish<T, E: CommandError>(
     decided: Result<Decided<T>, E>,
 ) -> Step<T, E> {
     let grouped = a.grouped;
+    let caller = matches!(a.tx, AttemptTx::Caller(_));
     let decided = match decided {
         Ok(d) => d,
-        Err(e) if e.is_conflict() => return again(grouped, e.store()),
-        Err(e) => return Step::Done(Err(e)),
+        Err(e) => {
+            // Nothing of a refused or conflicting attempt stays, not even its locks.
+            if let Err(undone) = a.undo().await {
+                return Step::Done(Err(E::from(undone)));
+            }
+            return match e.is_conflict() {
+                true => again(grouped, e.store()),
+                false => Step::Done(Err(e)),
+            };
+        }
     };
     let Some(appending) = decided.append else {
         return Step::Done(a.tx.commit().await.map(|()| decided.answer).map_err(E::from));
     };
-    match commit(a, &appending).await {
+    match commit(a, &appending, caller).await {
         Ok(()) => Step::Done(Ok(decided.answer)),
         Err(e) if e.is_conflict() => again(grouped, Some(&e)),
         Err(e) => Step::Done(Err(e.into())),
@@ -252,7 +320,7 @@ fn again<T, E: CommandError>(grouped: bool, error: Option<&AppendError>) -> Step
 /// read models ([`Changes`], computed from the folds of what the attempt read, with and
 /// without the new events) and commits, all in the command's transaction. One place, so no
 /// command can append without keeping the read models in step.
-async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendError> {
+async fn commit(mut a: Attempt<'_>, appending: &Append, caller: bool) -> Result<(), AppendError> {
     // Every event a token's command records names the token and its person (one place, so
     // no command can forget it).
     let stamped;
@@ -276,7 +344,17 @@ async fn commit(mut a: Attempt<'_>, appending: &Append) -> Result<(), AppendErro
     let changes = Changes::between(&before, &after);
     // The append, the read models' changes and the new data keys in one statement (one round
     // trip).
-    crate::read_models::append_and_write(&mut a.tx, appending, &changes, &a.new_data_keys).await?;
+    let appended =
+        crate::read_models::append_and_write(&mut a.tx, appending, &changes, &a.new_data_keys)
+            .await;
+    if let Err(e) = appended {
+        // In the caller's transaction a failed statement leaves it aborted: begin it again
+        // for the next attempt (a savepoint or a transaction of its own is dropped instead).
+        if caller {
+            a.tx.undo().await?;
+        }
+        return Err(e);
+    }
     a.tx.commit().await?;
     Ok(())
 }
@@ -293,6 +371,8 @@ pub struct Db<'a> {
     issuer: Option<Issuer>,
     /// Runs in a group's transaction ([`group`]).
     grouped: bool,
+    /// The caller's transaction, nothing done in it yet ([`Db::unit`]).
+    fresh: bool,
 }
 
 /// The API token a command came with, and the person it stands for: stamped on the metadata of
@@ -312,7 +392,7 @@ enum Target<'a> {
 impl<'a> From<&'a PgPool> for Db<'a> {
     fn from(pool: &'a PgPool) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").to_string();
-        Db { target: Target::Pool(pool), database, issuer: None, grouped: false }
+        Db { target: Target::Pool(pool), database, issuer: None, grouped: false, fresh: false }
     }
 }
 
@@ -324,7 +404,22 @@ impl<'a> Db<'a> {
             database: database.to_string(),
             issuer: None,
             grouped: false,
+            fresh: false,
         }
+    }
+
+    /// Runs the command in `conn`'s open transaction, in which nothing has been done yet and
+    /// which the caller commits after it (the HTTP layer's unit of work, which records the
+    /// Idempotency-Key and the response after the command): the first command's attempts run
+    /// in it directly, with no savepoint (two round trips fewer); a conflict or a refusal rolls
+    /// the transaction back and begins it again. Commands after the first run as savepoints.
+    pub fn unit(conn: &'a mut PgConnection, database: &str) -> Self {
+        Db { fresh: true, ..Db::within(conn, database) }
+    }
+
+    /// A command has run: any next one in the caller's transaction runs as savepoints.
+    pub(crate) fn used(&mut self) {
+        self.fresh = false;
     }
 
     /// Runs the command in a group member's seat ([`group::Seat`]), as savepoints.
@@ -342,12 +437,17 @@ impl<'a> Db<'a> {
         self.issuer.as_ref()
     }
 
-    /// Starts one attempt: a transaction, or a savepoint within the caller's.
-    pub(crate) async fn begin(&mut self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
-        match &mut self.target {
-            Target::Pool(pool) => pool.begin().await,
-            Target::Within(conn) => conn.begin().await,
-        }
+    /// Starts one attempt: a transaction, a savepoint within the caller's, or the caller's
+    /// own ([`Db::unit`]).
+    pub(crate) async fn begin(&mut self) -> Result<AttemptTx<'_>, sqlx::Error> {
+        let fresh = self.fresh;
+        Ok(match &mut self.target {
+            Target::Pool(pool) => AttemptTx::Own(pool.begin().await?),
+            Target::Within(conn) => match fresh {
+                true => AttemptTx::Caller(conn),
+                false => AttemptTx::Own(conn.begin().await?),
+            },
+        })
     }
 
     pub(crate) fn database(&self) -> &str {

@@ -1,7 +1,12 @@
-//! The unit of work of one POST: one transaction holding the Idempotency-Key claim, the
-//! command's events (as savepoints, so its internal retries stay inside) and the response.
-//! A retry can therefore never record twice, and a copy arriving while the first is running
-//! waits on the key's row and replays the first's response.
+//! The unit of work of one POST: one transaction holding the command's events, the
+//! Idempotency-Key and the response. A retry can therefore never record twice.
+//!
+//! In a transaction of its own, the command runs first, directly in the transaction (no
+//! savepoints: [`Db::unit`]), and the key is claimed with the response in one statement at the
+//! end: a copy running at the same time waits there for the first to commit, then finds its
+//! key, throws its own work away and replays the first's response (a copy that arrives later
+//! does the same; its work is never recorded). In a group, the key is claimed first, inside
+//! the member's savepoint, and the response written at the end.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +46,12 @@ pub struct Unit {
     database: String,
     /// The (token, Idempotency-Key) this request holds.
     claim: Option<(uuid::Uuid, String)>,
+    /// The key to claim with the response, in a transaction of its own: (token, key,
+    /// fingerprint).
+    claim_at_end: Option<(uuid::Uuid, String, String)>,
     issuer: Issuer,
+    /// A command has run in the unit's transaction (the next runs as savepoints).
+    used: bool,
 }
 
 /// Where a unit's work is recorded.
@@ -91,14 +101,25 @@ async fn claim<T>(
     if inserted == 1 {
         return Ok(Claimed::Fresh(Some((principal.token_id, key.clone()))));
     }
+    Ok(Claimed::Stored(stored(conn, principal.token_id, key, &command.fingerprint).await?))
+}
+
+/// The response stored under a key another request holds: replayed if it was the same
+/// request, `idempotency_conflict` otherwise.
+async fn stored(
+    conn: &mut PgConnection,
+    token: uuid::Uuid,
+    key: &str,
+    request_fingerprint: &str,
+) -> Result<Response, Problem> {
     let (fingerprint, status, body): (String, i16, serde_json::Value) = sqlx::query_as(
         "SELECT fingerprint, status, response FROM idempotency_keys WHERE token_id = $1 AND key = $2",
     )
-    .bind(principal.token_id)
+    .bind(token)
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
-    if fingerprint != command.fingerprint {
+    if fingerprint != request_fingerprint {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "idempotency_conflict",
@@ -112,7 +133,7 @@ async fn claim<T>(
     if status == 0 {
         return Err(Problem::internal(&format!("Idempotency-Key `{key}` has no response")));
     }
-    Ok(Claimed::Stored(stored_response(status, body, true)))
+    Ok(stored_response(status, body, true))
 }
 
 fn stored_response(status: i16, body: serde_json::Value, replayed: bool) -> Response {
@@ -143,15 +164,13 @@ impl Unit {
         if command.key_required && command.idempotency_key.is_none() {
             return Err(Problem::idempotency_key_required());
         }
-        let mut tx = state.pool.begin().await?;
-        let claim = match claim(&mut tx, principal, command).await? {
-            Claimed::Fresh(claim) => claim,
-            Claimed::Stored(response) => {
-                tx.rollback().await?;
-                return Ok(Begun::Replay(response));
-            }
-        };
-        Ok(Begun::Fresh(Unit::new(state, principal, Work::Own(tx), claim)))
+        let tx = state.pool.begin().await?;
+        let mut unit = Unit::new(state, principal, Work::Own(tx), None);
+        unit.claim_at_end = command
+            .idempotency_key
+            .clone()
+            .map(|key| (principal.token_id, key, command.fingerprint.clone()));
+        Ok(Begun::Fresh(unit))
     }
 
     /// [`Unit::begin`] in the group of `group_key` ([`crate::commands::group`]): the request
@@ -194,13 +213,24 @@ impl Unit {
     ) -> Self {
         let issuer =
             Issuer { token_id: principal.token_id.to_string(), person: principal.person.clone() };
-        Unit { work, database: state.database.to_string(), claim, issuer }
+        Unit {
+            work,
+            database: state.database.to_string(),
+            claim,
+            claim_at_end: None,
+            issuer,
+            used: false,
+        }
     }
 
     /// Where the command runs: savepoints in this unit's transaction.
     pub fn db(&mut self) -> Db<'_> {
+        let first = !std::mem::replace(&mut self.used, true);
         let db = match &mut self.work {
-            Work::Own(tx) => Db::within(tx, &self.database),
+            Work::Own(tx) => match first {
+                true => Db::unit(tx, &self.database),
+                false => Db::within(tx, &self.database),
+            },
             Work::Seat(seat) => Db::in_group(seat, &self.database),
         };
         db.issued_by(self.issuer.clone())
@@ -237,6 +267,13 @@ impl Unit {
                 (problem.status(), serde_json::to_value(&problem).expect("problems serialise"))
             }
         };
+        if let Some((token, key, fingerprint)) = self.claim_at_end.clone() {
+            match self.claim_with_response(token, &key, &fingerprint, status, &body).await {
+                Ok(true) => {}
+                Ok(false) => return self.replay_stored(token, &key, &fingerprint).await,
+                Err(p) => return p.into_response(),
+            }
+        }
         if let Some((token, key)) = self.claim.clone() {
             let recorded = sqlx::query(
                 "UPDATE idempotency_keys SET status = $3, response = $4 WHERE token_id = $1 AND key = $2",
@@ -267,6 +304,52 @@ impl Unit {
             Ok(()) => stored_response(status.as_u16() as i16, body, false),
             Err(p) => p.into_response(),
         }
+    }
+}
+
+impl Unit {
+    /// Claims the key with the response (a transaction of its own): `false` when another
+    /// request holds it (one still running is waited for).
+    async fn claim_with_response(
+        &mut self,
+        token: uuid::Uuid,
+        key: &str,
+        fingerprint: &str,
+        status: StatusCode,
+        body: &serde_json::Value,
+    ) -> Result<bool, Problem> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (token_id, key, fingerprint, status, response) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(token)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(status.as_u16() as i16)
+        .bind(body)
+        .execute(self.conn())
+        .await
+        .map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            // A group holding the key while it waits for a lock this unit holds.
+            Some("40P01") => Problem::from(crate::store::AppendError::Contended),
+            _ => Problem::from(e),
+        })?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// The key was someone else's: this unit's work is thrown away, and the answer is the
+    /// stored one (or `idempotency_conflict` for a different request under the same key).
+    async fn replay_stored(mut self, token: uuid::Uuid, key: &str, fingerprint: &str) -> Response {
+        // Read in this transaction (its next statement sees what the holder committed), then
+        // roll back everything this unit did.
+        let answer = stored(self.conn(), token, key, fingerprint).await;
+        if let Work::Own(tx) = self.work {
+            if let Err(e) = tx.rollback().await {
+                return Problem::from(e).into_response();
+            }
+        }
+        answer.unwrap_or_else(|p| p.into_response())
     }
 }
 
