@@ -5,7 +5,9 @@
 # so the cost of the HTTP layer shows. Needs wrk (apt-get install wrk), curl and jq.
 #
 # Run: benches/http.sh            (FUNDLEDGER_BENCH_SECS per measurement, default 20;
-#                                  FUNDLEDGER_BENCH_BATCH submissions per batch, default 100)
+#                                  FUNDLEDGER_BENCH_BATCH submissions per batch, default 100;
+#                                  FUNDLEDGER_BENCH_COMPARE=/path/to/an/older/fundledger: its
+#                                  single submissions too, on a cluster of its own, same run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUNDLEDGER_BENCH_SECS:-20}
@@ -35,7 +37,7 @@ CLERK=$(fl token create --role county_clerk --county 371502 --person bench-clerk
     2>"$DATA/serve.log" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
-post() { curl -sf -X POST "http://127.0.0.1:$PORT$1" -H "Authorization: Bearer $ADMIN" \
+post() { curl -sf -X POST "http://127.0.0.1:${3:-$PORT}$1" -H "Authorization: Bearer ${4:-$ADMIN}" \
   -H 'Content-Type: application/json' -d "$2" >/dev/null; }
 post /v1/pools '{"code":"371500","name":"聊城市"}'
 post /v1/counties '{"code":"371502","name":"东昌府区","pool":"371500"}'
@@ -65,3 +67,31 @@ bench_commands() {
         grep -iE 'submission|pgbench' || true
 }
 run bench_commands
+
+if [ -n "${FUNDLEDGER_BENCH_COMPARE:-}" ]; then
+    # The main server stops first: the compared one has the machine to itself, as it had.
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=
+    OLD="$DATA/compare"
+    mkdir -p "$OLD"
+    chmod 755 "$OLD"
+    STOP_CLUSTERS+=("$OLD/pg")
+    old() { "$FUNDLEDGER_BENCH_COMPARE" "$@" --data-dir "$OLD"; }
+    old policy publish policies/*.toml >/dev/null
+    OLD_ADMIN=$(old token create --role admin --person bench-admin --label bench-admin | tail -1)
+    OLD_CLERK=$(old token create --role county_clerk --county 371502 --person bench-clerk --label bench-clerk | tail -1)
+    OLD_PORT=$((PORT + 1))
+    "$FUNDLEDGER_BENCH_COMPARE" serve --data-dir "$OLD" --listen "127.0.0.1:$OLD_PORT" \
+        --db-connections 32 --token-rate 0 2>"$OLD/serve.log" &
+    SERVER=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$OLD_PORT/readyz" >/dev/null && break; sleep 0.2; done
+    post /v1/pools '{"code":"371500","name":"聊城市"}' "$OLD_PORT" "$OLD_ADMIN"
+    post /v1/counties '{"code":"371502","name":"东昌府区","pool":"371500"}' "$OLD_PORT" "$OLD_ADMIN"
+    echo
+    echo "== the same single submissions against $FUNDLEDGER_BENCH_COMPARE, 16 connections, ${SECS}s"
+    run wrk -t2 -c16 -d"${SECS}s" --timeout 30s --latency -s benches/http/submit.lua \
+      "http://127.0.0.1:$OLD_PORT" -- "$OLD_CLERK" 0 single
+    echo "== its refused or failed requests (should be 0):"
+    grep -E 'status=(4|5)[0-9][0-9]' "$OLD/serve.log" | grep -vc 'route=/v1/batch' || true
+fi
