@@ -2,6 +2,9 @@
 //! force, review with maker-checker, the annual limit and the quota cap under concurrent
 //! requests, refusals that record nothing, and no personal information in clear in the log.
 
+#[path = "common/statements.rs"]
+mod statements;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -340,52 +343,17 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
     }
 }
 
-/// Counts the statements sqlx sends (each one round trip: sqlx does not pipeline), from its
-/// `sqlx::query` log events, on the current thread. `BEGIN` is sent without that log, so a
-/// transaction costs one round trip more than counted.
-#[derive(Clone, Default)]
-struct StatementCounter(Arc<std::sync::Mutex<Vec<String>>>, Option<std::thread::ThreadId>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if event.metadata().target() == "sqlx::query" && self.1 == Some(std::thread::current().id())
-        {
-            struct Summary(String);
-            impl tracing::field::Visit for Summary {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    if f.name() == "summary" {
-                        self.0 = format!("{v:?}");
-                    }
-                }
-            }
-            let mut summary = Summary(String::new());
-            event.record(&mut summary);
-            self.0.lock().unwrap().push(summary.0);
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_submission_takes_four_round_trips_on_a_warm_connection() {
-    use tracing_subscriber::layer::SubscriberExt;
     let db = ledger().await;
     let keys = Keys::generate();
     // Warm: the pool's connection is open and the published policies are cached.
     submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
 
-    // The process-wide subscriber, not a thread's: a thread-scoped one loses events to the
-    // interest other tests' threads cached for sqlx's log call sites (it counted zero now and
-    // then). It keeps only this test's thread (a current-thread runtime runs all of it there).
-    let counter = StatementCounter(Default::default(), Some(std::thread::current().id()));
-    let subscriber = tracing_subscriber::registry().with(counter.clone());
-    tracing::subscriber::set_global_default(subscriber).expect("no other test sets one");
-    counter.0.lock().unwrap().clear();
+    let counter = statements::StatementCounter::install();
+    counter.clear();
     submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
-    let statements = counter.0.lock().unwrap().clone();
+    let statements = counter.statements();
     // BEGIN (not logged); the person's lock with the person's, the county's and the policies'
     // read; the append with the read models' changes; COMMIT.
     assert_eq!(statements.len() + 1, 4, "round trips of one submission: BEGIN + {statements:#?}");

@@ -92,16 +92,23 @@ async fn claim<T>(
     .bind(&command.fingerprint)
     .execute(&mut *conn)
     .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
-        // Two groups claiming the same keys in opposite orders: nothing recorded, retry.
-        Some("40P01") => Problem::from(crate::store::AppendError::Contended),
-        _ => Problem::from(e),
-    })?
+    .map_err(claim_failed)?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claimed::Fresh(Some((principal.token_id, key.clone()))));
     }
     Ok(Claimed::Stored(stored(conn, principal.token_id, key, &command.fingerprint).await?))
+}
+
+/// A key's claim that failed. A deadlock there is two transactions claiming keys the other
+/// holds, or waiting for locks the other holds (two groups claiming the same keys in
+/// opposite orders; a group holding a key while it waits for a lock a unit holds): nothing is
+/// recorded, and the request may be retried.
+fn claim_failed(e: sqlx::Error) -> Problem {
+    match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        Some("40P01") => Problem::from(crate::store::AppendError::Contended),
+        _ => Problem::from(e),
+    }
 }
 
 /// The response stored under a key another request holds: replayed if it was the same
@@ -329,11 +336,7 @@ impl Unit {
         .bind(body)
         .execute(self.conn())
         .await
-        .map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
-            // A group holding the key while it waits for a lock this unit holds.
-            Some("40P01") => Problem::from(crate::store::AppendError::Contended),
-            _ => Problem::from(e),
-        })?
+        .map_err(claim_failed)?
         .rows_affected();
         Ok(inserted == 1)
     }
