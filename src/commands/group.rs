@@ -107,6 +107,8 @@ pub enum GroupError {
 }
 
 const MEMBER_SAVEPOINT: &str = "SAVEPOINT fundledger_member";
+/// Undoes everything a member did (the savepoint stays, for what the member does next).
+pub(crate) const MEMBER_ROLLBACK: &str = "ROLLBACK TO SAVEPOINT fundledger_member";
 
 impl Groups {
     pub fn new(pool: PgPool) -> Arc<Self> {
@@ -233,8 +235,7 @@ impl Seat {
     /// Waits for the group's outcome all the same, so a caller that retries sees what the
     /// group committed.
     pub async fn discard(mut self) -> Result<(), GroupError> {
-        let undone =
-            sqlx::query("ROLLBACK TO SAVEPOINT fundledger_member").execute(self.conn()).await;
+        let undone = sqlx::query(MEMBER_ROLLBACK).execute(self.conn()).await;
         if undone.is_err() {
             self.group.count.lock().expect("not poisoned").poisoned = true;
         }

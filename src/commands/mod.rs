@@ -58,10 +58,12 @@ pub(crate) enum AttemptTx<'t> {
     /// A transaction of its own, or a savepoint in the caller's: committed (released) when the
     /// attempt succeeds, rolled back when it is dropped.
     Own(Transaction<'t, Postgres>),
-    /// The caller's transaction itself, in which nothing had been done before ([`Db::unit`]):
-    /// no savepoint round trips; the caller commits. A conflict or a refusal rolls the whole
-    /// transaction back and begins the next at once (`ROLLBACK AND CHAIN`, one round trip).
-    Caller(&'t mut PgConnection),
+    /// The caller's transaction itself, in which nothing had been done before ([`Db::unit`]),
+    /// or a group member's savepoint, in which nothing had been done before
+    /// ([`Db::in_group`]): no savepoint round trips of the attempt's own; the caller commits.
+    /// A conflict or a refusal undoes it with the statement given (`ROLLBACK AND CHAIN`, or
+    /// `ROLLBACK TO SAVEPOINT` the member's), one round trip.
+    Caller(&'t mut PgConnection, &'static str),
 }
 
 impl std::ops::Deref for AttemptTx<'_> {
@@ -69,7 +71,7 @@ impl std::ops::Deref for AttemptTx<'_> {
     fn deref(&self) -> &PgConnection {
         match self {
             AttemptTx::Own(tx) => tx,
-            AttemptTx::Caller(conn) => conn,
+            AttemptTx::Caller(conn, _) => conn,
         }
     }
 }
@@ -78,7 +80,7 @@ impl std::ops::DerefMut for AttemptTx<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
         match self {
             AttemptTx::Own(tx) => tx,
-            AttemptTx::Caller(conn) => conn,
+            AttemptTx::Caller(conn, _) => conn,
         }
     }
 }
@@ -89,18 +91,17 @@ impl AttemptTx<'_> {
     async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             AttemptTx::Own(tx) => tx.commit().await,
-            AttemptTx::Caller(_) => Ok(()),
+            AttemptTx::Caller(..) => Ok(()),
         }
     }
 
     /// The attempt ends without effect: a transaction or savepoint rolls back as it is
-    /// dropped; the caller's transaction is rolled back and begun again.
+    /// dropped; the caller's transaction is rolled back and begun again, or rolled back to the
+    /// member's savepoint.
     async fn undo(self) -> Result<(), sqlx::Error> {
         match self {
             AttemptTx::Own(_) => Ok(()),
-            AttemptTx::Caller(conn) => {
-                sqlx::query("ROLLBACK AND CHAIN").execute(conn).await.map(|_| ())
-            }
+            AttemptTx::Caller(conn, undo) => sqlx::query(undo).execute(conn).await.map(|_| ()),
         }
     }
 }
@@ -282,7 +283,7 @@ pub(crate) async fn finish<T, E: CommandError>(
     decided: Result<Decided<T>, E>,
 ) -> Step<T, E> {
     let grouped = a.grouped;
-    let caller = matches!(a.tx, AttemptTx::Caller(_));
+    let caller = matches!(a.tx, AttemptTx::Caller(..));
     let decided = match decided {
         Ok(d) => d,
         Err(e) => {
@@ -371,8 +372,9 @@ pub struct Db<'a> {
     issuer: Option<Issuer>,
     /// Runs in a group's transaction ([`group`]).
     grouped: bool,
-    /// The caller's transaction, nothing done in it yet ([`Db::unit`]).
-    fresh: bool,
+    /// Nothing done yet in the caller's transaction ([`Db::unit`]) or the member's savepoint
+    /// ([`Db::in_group`]): the statement that undoes an attempt there.
+    fresh: Option<&'static str>,
 }
 
 /// The API token a command came with, and the person it stands for: stamped on the metadata of
@@ -392,7 +394,7 @@ enum Target<'a> {
 impl<'a> From<&'a PgPool> for Db<'a> {
     fn from(pool: &'a PgPool) -> Self {
         let database = pool.connect_options().get_database().unwrap_or("").to_string();
-        Db { target: Target::Pool(pool), database, issuer: None, grouped: false, fresh: false }
+        Db { target: Target::Pool(pool), database, issuer: None, grouped: false, fresh: None }
     }
 }
 
@@ -404,7 +406,7 @@ impl<'a> Db<'a> {
             database: database.to_string(),
             issuer: None,
             grouped: false,
-            fresh: false,
+            fresh: None,
         }
     }
 
@@ -414,17 +416,24 @@ impl<'a> Db<'a> {
     /// in it directly, with no savepoint (two round trips fewer); a conflict or a refusal rolls
     /// the transaction back and begins it again. Commands after the first run as savepoints.
     pub fn unit(conn: &'a mut PgConnection, database: &str) -> Self {
-        Db { fresh: true, ..Db::within(conn, database) }
+        Db { fresh: Some("ROLLBACK AND CHAIN"), ..Db::within(conn, database) }
     }
 
     /// A command has run: any next one in the caller's transaction runs as savepoints.
     pub(crate) fn used(&mut self) {
-        self.fresh = false;
+        self.fresh = None;
     }
 
-    /// Runs the command in a group member's seat ([`group::Seat`]), as savepoints.
+    /// Runs the command in a group member's seat ([`group::Seat`]), in which nothing has been
+    /// done yet: the first command's attempts run in the member's savepoint itself (two round
+    /// trips fewer each), a conflict or a refusal rolls back to it; later commands run as
+    /// savepoints within it.
     pub fn in_group(seat: &'a mut group::Seat, database: &str) -> Self {
-        Db { grouped: true, ..Db::within(seat.conn(), database) }
+        Db {
+            grouped: true,
+            fresh: Some(group::MEMBER_ROLLBACK),
+            ..Db::within(seat.conn(), database)
+        }
     }
 
     /// Records `issuer` on every event the command appends.
@@ -444,8 +453,8 @@ impl<'a> Db<'a> {
         Ok(match &mut self.target {
             Target::Pool(pool) => AttemptTx::Own(pool.begin().await?),
             Target::Within(conn) => match fresh {
-                true => AttemptTx::Caller(conn),
-                false => AttemptTx::Own(conn.begin().await?),
+                Some(undo) => AttemptTx::Caller(conn, undo),
+                None => AttemptTx::Own(conn.begin().await?),
             },
         })
     }

@@ -44,11 +44,8 @@ pub struct InGroup(pub String);
 pub struct Unit {
     work: Work,
     database: String,
-    /// The (token, Idempotency-Key) this request holds.
-    claim: Option<(uuid::Uuid, String)>,
-    /// The key to claim with the response, in a transaction of its own: (token, key,
-    /// fingerprint).
-    claim_at_end: Option<(uuid::Uuid, String, String)>,
+    /// The Idempotency-Key to claim with the response at the end: (token, key, fingerprint).
+    claim: Option<(uuid::Uuid, String, String)>,
     issuer: Issuer,
     /// A command has run in the unit's transaction (the next runs as savepoints).
     used: bool,
@@ -61,43 +58,6 @@ enum Work {
     Own(Transaction<'static, Postgres>),
     /// A seat in a group of commands sharing one commit ([`crate::commands::group`]).
     Seat(Seat),
-}
-
-/// What the Idempotency-Key's row says.
-enum Claimed {
-    /// Claimed for this request (or no key given).
-    Fresh(Option<(uuid::Uuid, String)>),
-    /// A request already made with this key: its stored response (in a group, possibly one
-    /// an earlier member stored, answered once the group has committed).
-    Stored(Response),
-}
-
-/// Claims the request's Idempotency-Key in `conn`'s transaction. Waits while another
-/// transaction holds the same key; then either inserts (that one rolled back) or finds its
-/// committed row.
-async fn claim<T>(
-    conn: &mut PgConnection,
-    principal: &Principal,
-    command: &Command<T>,
-) -> Result<Claimed, Problem> {
-    let Some(key) = &command.idempotency_key else {
-        return Ok(Claimed::Fresh(None));
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (token_id, key, fingerprint, status, response) \
-         VALUES ($1, $2, $3, 0, 'null') ON CONFLICT DO NOTHING",
-    )
-    .bind(principal.token_id)
-    .bind(key)
-    .bind(&command.fingerprint)
-    .execute(&mut *conn)
-    .await
-    .map_err(claim_failed)?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Claimed::Fresh(Some((principal.token_id, key.clone()))));
-    }
-    Ok(Claimed::Stored(stored(conn, principal.token_id, key, &command.fingerprint).await?))
 }
 
 /// A key's claim that failed. A deadlock there is two transactions claiming keys the other
@@ -172,12 +132,7 @@ impl Unit {
             return Err(Problem::idempotency_key_required());
         }
         let tx = state.pool.begin().await?;
-        let mut unit = Unit::new(state, principal, Work::Own(tx), None);
-        unit.claim_at_end = command
-            .idempotency_key
-            .clone()
-            .map(|key| (principal.token_id, key, command.fingerprint.clone()));
-        Ok(Begun::Fresh(unit))
+        Ok(Begun::Fresh(Unit::new(state, principal, Work::Own(tx), command)))
     }
 
     /// [`Unit::begin`] in the group of `group_key` ([`crate::commands::group`]): the request
@@ -195,42 +150,22 @@ impl Unit {
         }
         // A held group (a batch's) comes before the route's choice.
         let group_key = command.group.as_deref().unwrap_or(group_key);
-        let mut seat = state.groups.seat(group_key).await.map_err(group_problem)?;
-        match claim(seat.conn(), principal, command).await {
-            Ok(Claimed::Fresh(claim)) => {
-                Ok(Begun::Fresh(Unit::new(state, principal, Work::Seat(seat), claim)))
-            }
-            // Answered once the group has committed what it replays.
-            Ok(Claimed::Stored(response)) => {
-                seat.discard().await.map_err(group_problem)?;
-                Ok(Begun::Replay(response))
-            }
-            Err(p) => {
-                seat.discard().await.map_err(group_problem)?;
-                Err(p)
-            }
-        }
+        let seat = state.groups.seat(group_key).await.map_err(group_problem)?;
+        Ok(Begun::Fresh(Unit::new(state, principal, Work::Seat(seat), command)))
     }
 
-    fn new(
-        state: &AppState,
-        principal: &Principal,
-        work: Work,
-        claim: Option<(uuid::Uuid, String)>,
-    ) -> Self {
+    fn new<T>(state: &AppState, principal: &Principal, work: Work, command: &Command<T>) -> Self {
         let issuer =
             Issuer { token_id: principal.token_id.to_string(), person: principal.person.clone() };
-        Unit {
-            work,
-            database: state.database.to_string(),
-            claim,
-            claim_at_end: None,
-            issuer,
-            used: false,
-        }
+        let claim = command
+            .idempotency_key
+            .clone()
+            .map(|key| (principal.token_id, key, command.fingerprint.clone()));
+        Unit { work, database: state.database.to_string(), claim, issuer, used: false }
     }
 
-    /// Where the command runs: savepoints in this unit's transaction.
+    /// Where the command runs: the first directly in this unit's transaction (or its member's
+    /// savepoint), any later one as savepoints within it.
     pub fn db(&mut self) -> Db<'_> {
         let first = !std::mem::replace(&mut self.used, true);
         let db = match &mut self.work {
@@ -238,7 +173,13 @@ impl Unit {
                 true => Db::unit(tx, &self.database),
                 false => Db::within(tx, &self.database),
             },
-            Work::Seat(seat) => Db::in_group(seat, &self.database),
+            Work::Seat(seat) => {
+                let mut db = Db::in_group(seat, &self.database);
+                if !first {
+                    db.used();
+                }
+                db
+            }
         };
         db.issued_by(self.issuer.clone())
     }
@@ -274,28 +215,18 @@ impl Unit {
                 (problem.status(), serde_json::to_value(&problem).expect("problems serialise"))
             }
         };
-        if let Some((token, key, fingerprint)) = self.claim_at_end.clone() {
+        if let Some((token, key, fingerprint)) = self.claim.clone() {
             match self.claim_with_response(token, &key, &fingerprint, status, &body).await {
                 Ok(true) => {}
                 Ok(false) => return self.replay_stored(token, &key, &fingerprint).await,
-                Err(p) => return p.into_response(),
-            }
-        }
-        if let Some((token, key)) = self.claim.clone() {
-            let recorded = sqlx::query(
-                "UPDATE idempotency_keys SET status = $3, response = $4 WHERE token_id = $1 AND key = $2",
-            )
-            .bind(token)
-            .bind(key)
-            .bind(status.as_u16() as i16)
-            .bind(&body)
-            .execute(self.conn())
-            .await;
-            if let Err(e) = recorded {
-                if let Work::Seat(seat) = self.work {
-                    let _ = seat.discard().await;
+                Err(p) => {
+                    // A member's failed statement is undone with its savepoint; a
+                    // transaction of its own rolls back as it is dropped.
+                    if let Work::Seat(seat) = self.work {
+                        let _ = seat.discard().await;
+                    }
+                    return p.into_response();
                 }
-                return Problem::from(e).into_response();
             }
         }
         let committed = match self.work {
@@ -315,8 +246,9 @@ impl Unit {
 }
 
 impl Unit {
-    /// Claims the key with the response (a transaction of its own): `false` when another
-    /// request holds it (one still running is waited for).
+    /// Claims the key with the response: `false` when another request holds it (one still
+    /// running in another transaction is waited for; an earlier member of the same group is
+    /// found at once).
     async fn claim_with_response(
         &mut self,
         token: uuid::Uuid,
@@ -344,13 +276,16 @@ impl Unit {
     /// The key was someone else's: this unit's work is thrown away, and the answer is the
     /// stored one (or `idempotency_conflict` for a different request under the same key).
     async fn replay_stored(mut self, token: uuid::Uuid, key: &str, fingerprint: &str) -> Response {
-        // Read in this transaction (its next statement sees what the holder committed), then
-        // roll back everything this unit did.
+        // Read in this transaction (its next statement sees what the holder committed, or
+        // what an earlier member of the group wrote), then undo everything this unit did. A
+        // member answers once the group has committed what it replays.
         let answer = stored(self.conn(), token, key, fingerprint).await;
-        if let Work::Own(tx) = self.work {
-            if let Err(e) = tx.rollback().await {
-                return Problem::from(e).into_response();
-            }
+        let undone = match self.work {
+            Work::Own(tx) => tx.rollback().await.map_err(Problem::from),
+            Work::Seat(seat) => seat.discard().await.map_err(group_problem),
+        };
+        if let Err(p) = undone {
+            return p.into_response();
         }
         answer.unwrap_or_else(|p| p.into_response())
     }
