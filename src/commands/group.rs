@@ -41,11 +41,11 @@ use tokio::sync::{watch, OwnedMutexGuard};
 
 /// Most members one group takes. It bounds how long the first member waits for the commit,
 /// and it keeps a group's transaction within PostgreSQL's cache of 64 subtransaction ids per
-/// backend (a member writes under two savepoints, its own and its command's attempt's): past
-/// it, every other session's snapshot must look subtransactions up in `pg_subtrans`, and the
-/// whole server slows (measured: batches of 100 in one transaction ran at 0.64 of batches of
-/// 30). A held group ([`Groups::hold`]) is bounded by its holder: a batch holds one per 30
-/// items.
+/// backend (a member writes under its savepoint, and under one more for each command after
+/// its first or each retry of a conflict): past it, every other session's snapshot must look
+/// subtransactions up in `pg_subtrans`, and the whole server slows (measured when each member
+/// wrote under two: batches of 100 in one transaction ran at 0.64 of batches of 30). A held
+/// group ([`Groups::hold`]) is bounded by its holder: a batch holds one per 30 items.
 pub const GROUP_MEMBERS_MAX: usize = 30;
 
 /// The groups open in this process, by key.
