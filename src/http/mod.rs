@@ -6,13 +6,11 @@
 // Problem would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
-/// Begins a POST's unit of work, or returns the stored response of a request already made.
+/// Begins a POST's unit of work (a request already made is found, and answered, when the
+/// unit finishes: `Unit::finish`).
 macro_rules! begin_unit {
     ($state:expr, $principal:expr, $command:expr) => {
-        match $crate::http::unit::Unit::begin(&$state, &$principal, &$command).await? {
-            $crate::http::unit::Begun::Fresh(unit) => unit,
-            $crate::http::unit::Begun::Replay(response) => return Ok(response),
-        }
+        $crate::http::unit::Unit::begin(&$state, &$principal, &$command).await?
     };
 }
 

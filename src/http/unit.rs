@@ -5,8 +5,8 @@
 //! savepoints: [`Db::unit`]), and the key is claimed with the response in one statement at the
 //! end: a copy running at the same time waits there for the first to commit, then finds its
 //! key, throws its own work away and replays the first's response (a copy that arrives later
-//! does the same; its work is never recorded). In a group, the key is claimed first, inside
-//! the member's savepoint, and the response written at the end.
+//! does the same; its work is never recorded). In a group the same happens inside the
+//! member's savepoint ([`Db::in_group`]), and the commit is the group's.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,13 +27,6 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// `fundledger_prune_idempotency`, which refuses anything under 30 days; a key seen again after
 /// that is a new request.
 pub const IDEMPOTENCY_RETENTION_DAYS: u32 = 35;
-
-/// A started unit of work, or the stored answer to a request already made.
-#[derive(Debug)]
-pub enum Begun {
-    Fresh(Unit),
-    Replay(Response),
-}
 
 /// A request extension: the request runs in the held group of this key (`POST /v1/batch`
 /// holds one for its items), whatever group its route would choose.
@@ -95,8 +88,8 @@ async fn stored(
             ),
         ));
     }
-    // A claim and its response are written in one transaction (in a group, by one member
-    // while it holds the seat): a row without a response is never seen.
+    // A key is written with its response, in one statement: a row without a response is
+    // never seen (rows of older versions, which claimed first, were committed with theirs).
     if status == 0 {
         return Err(Problem::internal(&format!("Idempotency-Key `{key}` has no response")));
     }
@@ -124,7 +117,7 @@ impl Unit {
         state: &AppState,
         principal: &Principal,
         command: &Command<T>,
-    ) -> Result<Begun, Problem> {
+    ) -> Result<Unit, Problem> {
         if let Some(group) = &command.group {
             return Unit::begin_grouped(state, principal, command, group).await;
         }
@@ -132,7 +125,7 @@ impl Unit {
             return Err(Problem::idempotency_key_required());
         }
         let tx = state.pool.begin().await?;
-        Ok(Begun::Fresh(Unit::new(state, principal, Work::Own(tx), command)))
+        Ok(Unit::new(state, principal, Work::Own(tx), command))
     }
 
     /// [`Unit::begin`] in the group of `group_key` ([`crate::commands::group`]): the request
@@ -144,14 +137,14 @@ impl Unit {
         principal: &Principal,
         command: &Command<T>,
         group_key: &str,
-    ) -> Result<Begun, Problem> {
+    ) -> Result<Unit, Problem> {
         if command.key_required && command.idempotency_key.is_none() {
             return Err(Problem::idempotency_key_required());
         }
         // A held group (a batch's) comes before the route's choice.
         let group_key = command.group.as_deref().unwrap_or(group_key);
         let seat = state.groups.seat(group_key).await.map_err(group_problem)?;
-        Ok(Begun::Fresh(Unit::new(state, principal, Work::Seat(seat), command)))
+        Ok(Unit::new(state, principal, Work::Seat(seat), command))
     }
 
     fn new<T>(state: &AppState, principal: &Principal, work: Work, command: &Command<T>) -> Self {

@@ -15,7 +15,7 @@ use crate::commands::applications::{
 };
 use crate::http::extract::{parse, policy_year, require, require_role, Command, Place, Query};
 use crate::http::problem::Problem;
-use crate::http::unit::{Begun, Unit};
+use crate::http::unit::Unit;
 use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
 use crate::store::{read_stream, read_tagged};
@@ -330,10 +330,7 @@ pub async fn review(
     // so a client that hangs up cannot cancel a member half way and roll back the others.
     let group = format!("review:{}", place.pool.as_deref().unwrap_or_default());
     let work = async move {
-        let mut unit = match Unit::begin_grouped(&state, &principal, &command, &group).await? {
-            Begun::Fresh(unit) => unit,
-            Begun::Replay(response) => return Ok(response),
-        };
+        let mut unit = Unit::begin_grouped(&state, &principal, &command, &group).await?;
         let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
             .await
             .map(|a| application_json(&a));
