@@ -293,10 +293,17 @@ async fn an_open_transaction_holds_back_sequencing_but_nothing_is_lost() {
 
 /// Reads by seq_scan of `events` and `log`, as this connection's statistics say once flushed.
 async fn sequential_scans(conn: &mut PgConnection) -> (i64, i64) {
+    let (events, log, _) = sequential_scans_with_tags(conn).await;
+    (events, log)
+}
+
+/// Reads by seq_scan of `events`, `log` and `event_tags`.
+async fn sequential_scans_with_tags(conn: &mut PgConnection) -> (i64, i64, i64) {
     sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
     sqlx::query_as(
         "SELECT (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'events'),
-                (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'log')",
+                (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'log'),
+                (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'event_tags')",
     )
     .fetch_one(&mut *conn)
     .await
@@ -338,4 +345,68 @@ async fn a_commands_read_never_scans_the_whole_log() {
     // The count does see a scan (the check is not blind).
     conn.execute("SELECT count(*) FROM events WHERE data->>'stream' = 'x'").await.unwrap();
     assert_eq!(sequential_scans(&mut conn).await.0, after.0 + 1);
+}
+
+/// The reads by tag and by stream, and the append's checks (the tag condition, the stream's
+/// version) go through the indexes too, on every call (migration 0020 for the append).
+#[tokio::test]
+async fn an_appends_checks_never_scan_the_whole_log() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let n = 3_000;
+    let events: Vec<_> =
+        (0..n).map(|i| event(&format!("s-{i}"), &[&format!("person:{i}"), "policies"])).collect();
+    append_now(&mut conn, Append { events, ..Append::default() }).await.unwrap();
+
+    let before = sequential_scans_with_tags(&mut conn).await;
+    for i in 0..12 {
+        let person = Tag::parse(&format!("person:{}", i * 7)).unwrap();
+        let read = read_tagged(&mut conn, std::slice::from_ref(&person)).await.unwrap();
+        assert_eq!(read.events.len(), 1);
+        assert_eq!(read_stream(&mut conn, &format!("s-{}", i * 7)).await.unwrap().len(), 1);
+        append_now(
+            &mut conn,
+            Append {
+                events: vec![event(&format!("s-{}", i * 7), &[person.as_str()])],
+                expected: vec![(format!("s-{}", i * 7), ExpectedVersion::Exact(1))],
+                condition: Some(AppendCondition { tags: vec![person], after: read.read_point }),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let after = sequential_scans_with_tags(&mut conn).await;
+    assert_eq!(after, before, "sequential scans of (events, log, event_tags) during the appends");
+    // The counter is not blind to a scan of event_tags.
+    conn.execute("SELECT count(*) FROM event_tags WHERE event_id < 0").await.unwrap();
+    assert_eq!(sequential_scans_with_tags(&mut conn).await.2, after.2 + 1);
+}
+
+/// The command's read and append plan each of their statements once per session, not on every
+/// call (migration 0020): a plan for the call's own arrays always looks cheaper to PostgreSQL,
+/// so without the setting it plans the read's query and the insert again every time. A later
+/// `CREATE OR REPLACE` of either function drops the setting, as it drops the search path.
+#[tokio::test]
+async fn the_read_and_the_append_keep_their_plans_and_their_search_path() {
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let functions: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
+           FROM pg_proc p
+          WHERE p.proname IN ('fundledger_append', 'fundledger_lock_read')
+            AND p.pronamespace = current_schema()::regnamespace
+          ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(functions.len(), 2, "the append and the read: {functions:?}");
+    for (function, config) in &functions {
+        assert!(
+            config.iter().any(|c| c == "plan_cache_mode=force_generic_plan"),
+            "{function} plans its statements on every call: {config:?}"
+        );
+    }
+    let append = functions.iter().find(|(f, _)| f.starts_with("fundledger_append")).unwrap();
+    assert!(append.1.iter().any(|c| c.starts_with("search_path=")), "{append:?}");
 }

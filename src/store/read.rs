@@ -53,7 +53,9 @@ pub async fn read_stream(
     stream_id: &str,
 ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM events e LEFT JOIN log l ON l.event_id = e.id
+        "SELECT {COLUMNS} FROM events e
+           LEFT JOIN LATERAL (SELECT lg.position FROM log lg WHERE lg.event_id = e.id OFFSET 0) l
+             ON true
           WHERE e.stream_id = $1 ORDER BY e.stream_version"
     );
     sqlx::query(&sql).bind(stream_id).fetch_all(conn).await?.iter().map(from_row).collect()
@@ -103,12 +105,23 @@ pub struct TaggedRead {
 
 pub async fn read_tagged(conn: &mut PgConnection, tags: &[Tag]) -> Result<TaggedRead, sqlx::Error> {
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-    // One statement, so the snapshot it reports is the one its rows were read under.
+    // One statement, so the snapshot it reports is the one its rows were read under. Each
+    // tag's rows, each event and its position by one index lookup, whatever the planner
+    // estimates (LATERAL with OFFSET 0 is never flattened into a join that may hash whole
+    // tables: migration 0019 says what that cost).
     let sql = format!(
         "SELECT snap.s::text AS read_point, {COLUMNS}
            FROM (SELECT pg_current_snapshot() AS s) snap
-           LEFT JOIN (events e LEFT JOIN log l ON l.event_id = e.id)
-             ON e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = ANY ($1))
+           LEFT JOIN LATERAL (
+                SELECT DISTINCT tg.event_id
+                  FROM unnest($1::text[]) AS q(tag)
+                 CROSS JOIN LATERAL (SELECT t.event_id FROM event_tags t
+                                      WHERE t.tag = q.tag OFFSET 0) tg
+                ) d ON true
+           LEFT JOIN LATERAL (SELECT * FROM events ev WHERE ev.id = d.event_id OFFSET 0) e
+             ON true
+           LEFT JOIN LATERAL (SELECT lg.position FROM log lg WHERE lg.event_id = e.id OFFSET 0) l
+             ON true
           ORDER BY e.id"
     );
     let rows = sqlx::query(&sql).bind(&tags).fetch_all(conn).await?;
