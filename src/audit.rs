@@ -11,6 +11,8 @@ use ed25519_dalek::VerifyingKey;
 use events::DomainEvent;
 use sqlx::PgConnection;
 
+use crate::copy_binary;
+
 /// Rows read per round trip.
 const PAGE: i64 = 10_000;
 
@@ -266,7 +268,7 @@ pub async fn stream_rows(
             continue;
         }
         decoder.extend(&chunk);
-        while let Some(row) = decoder.next_row()? {
+        while let Some(row) = decoder.next_row::<ChainRow>()? {
             batch.push(row);
             if batch.len() == COPY_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(COPY_BATCH));
@@ -286,172 +288,25 @@ pub async fn stream_rows(
     Ok(wanted)
 }
 
-/// PostgreSQL's binary COPY format, for the columns of [`CHAIN_COLUMNS`] (the format:
-/// <https://www.postgresql.org/docs/15/sql-copy.html#id-1.9.3.55.9.4>; each type's binary
-/// form is its `*_send` function's).
-mod copy_binary {
-    use super::ChainRow;
-    use chrono::{DateTime, NaiveDate, Utc};
-
-    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
-    /// 2000-01-01T00:00:00Z, PostgreSQL's epoch for dates and timestamps, in Unix seconds.
-    const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
-
-    fn malformed(what: &str) -> sqlx::Error {
-        sqlx::Error::Protocol(format!("binary COPY of the chain: {what}"))
-    }
-
-    #[derive(Default)]
-    pub(super) struct Decoder {
-        buffer: Vec<u8>,
-        at: usize,
-        header_read: bool,
-        ended: bool,
-    }
-
-    /// A reader over the buffered bytes; `None` when they end before what is asked.
-    struct Cursor<'a> {
-        bytes: &'a [u8],
-        at: usize,
-    }
-
-    impl<'a> Cursor<'a> {
-        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-            let piece = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-            self.at += n;
-            Some(piece)
-        }
-        fn i16(&mut self) -> Option<i16> {
-            self.take(2).map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
-        }
-        fn i32(&mut self) -> Option<i32> {
-            self.take(4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
-        }
-        /// One field: `Some(None)` is NULL.
-        fn field(&mut self) -> Option<Option<&'a [u8]>> {
-            // A length below -1 reads as never complete: [`Decoder::finish`] then says so.
-            match self.i32()? {
-                -1 => Some(None),
-                n => self.take(usize::try_from(n).ok()?).map(Some),
-            }
-        }
-    }
-
-    fn i64_of(b: &[u8]) -> Result<i64, sqlx::Error> {
-        Ok(i64::from_be_bytes(b.try_into().map_err(|_| malformed("an int8 of the wrong size"))?))
-    }
-    fn i32_of(b: &[u8]) -> Result<i32, sqlx::Error> {
-        Ok(i32::from_be_bytes(b.try_into().map_err(|_| malformed("an int4 of the wrong size"))?))
-    }
-    fn text_of(b: &[u8]) -> Result<String, sqlx::Error> {
-        String::from_utf8(b.to_vec()).map_err(|_| malformed("text that is not UTF-8"))
-    }
-    fn date_of(b: &[u8]) -> Result<NaiveDate, sqlx::Error> {
-        let days = i32_of(b)?;
-        NaiveDate::from_ymd_opt(2000, 1, 1)
-            .and_then(|d| d.checked_add_signed(chrono::Duration::days(days.into())))
-            .ok_or_else(|| malformed("a date out of range"))
-    }
-    fn timestamp_of(b: &[u8]) -> Result<DateTime<Utc>, sqlx::Error> {
-        let micros = i64_of(b)?;
-        micros
-            .checked_add(PG_EPOCH_UNIX_SECS * 1_000_000)
-            .and_then(DateTime::from_timestamp_micros)
-            .ok_or_else(|| malformed("a timestamp out of range"))
-    }
-    /// A one-dimensional `text[]` without NULLs (`array_send`).
-    fn text_array_of(b: &[u8]) -> Result<Vec<String>, sqlx::Error> {
-        let bad = || malformed("a text[] that is not one-dimensional text without NULLs");
-        let mut c = Cursor { bytes: b, at: 0 };
-        let dimensions = c.i32().ok_or_else(bad)?;
-        let _has_nulls = c.i32().ok_or_else(bad)?;
-        let _element_type = c.i32().ok_or_else(bad)?;
-        match dimensions {
-            0 => Ok(Vec::new()),
-            1 => {
-                let length = c.i32().ok_or_else(bad)?;
-                let _lower_bound = c.i32().ok_or_else(bad)?;
-                (0..length).map(|_| c.field().flatten().ok_or_else(bad).and_then(text_of)).collect()
-            }
-            _ => Err(bad()),
-        }
-    }
-
-    impl Decoder {
-        pub(super) fn extend(&mut self, bytes: &[u8]) {
-            if self.at > 0 && self.at == self.buffer.len() {
-                self.buffer.clear();
-                self.at = 0;
-            } else if self.at > 1 << 20 {
-                self.buffer.drain(..self.at);
-                self.at = 0;
-            }
-            self.buffer.extend_from_slice(bytes);
-        }
-
-        /// After the last bytes: the stream must have ended with its trailer, not inside a row.
-        pub(super) fn finish(&self) -> Result<(), sqlx::Error> {
-            if self.ended && self.at == self.buffer.len() {
-                Ok(())
-            } else {
-                Err(malformed("the stream ended inside a row, or without its trailer"))
-            }
-        }
-
-        /// The next whole row in the bytes given so far, if there is one.
-        pub(super) fn next_row(&mut self) -> Result<Option<ChainRow>, sqlx::Error> {
-            let mut c = Cursor { bytes: &self.buffer, at: self.at };
-            if !self.header_read {
-                let Some(signature) = c.take(SIGNATURE.len()) else { return Ok(None) };
-                if signature != SIGNATURE {
-                    return Err(malformed("no binary COPY signature"));
-                }
-                let Some(_flags) = c.i32() else { return Ok(None) };
-                let Some(extension) = c.i32() else { return Ok(None) };
-                if c.take(extension.max(0) as usize).is_none() {
-                    return Ok(None);
-                }
-                self.header_read = true;
-                self.at = c.at;
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            let Some(fields) = c.i16() else { return Ok(None) };
-            if fields == -1 {
-                self.ended = true;
-                self.at = c.at;
-                return Ok(None);
-            }
-            if fields != 13 {
-                return Err(malformed("a row without the 13 columns of a chain row"));
-            }
-            let mut values = [None; 13];
-            for value in &mut values {
-                match c.field() {
-                    Some(v) => *value = v,
-                    None => return Ok(None),
-                }
-            }
-            let need = |i: usize| values[i].ok_or_else(|| malformed("an unexpected NULL"));
-            let row = ChainRow {
-                position: i64_of(need(0)?)?,
-                present: need(1)?.first() == Some(&1),
-                stream_id: text_of(need(2)?)?,
-                stream_version: i64_of(need(3)?)?,
-                event_type: text_of(need(4)?)?,
-                schema_version: i32_of(need(5)?)?,
-                business_date: values[6].map(date_of).transpose()?,
-                recorded_at: timestamp_of(need(7)?)?,
-                tags: text_array_of(need(8)?)?,
-                data: text_of(need(9)?)?,
-                metadata: text_of(need(10)?)?,
-                prev_hash: values[11].map(<[u8]>::to_vec),
-                hash: values[12].map(<[u8]>::to_vec),
-            };
-            self.at = c.at;
-            Ok(Some(row))
-        }
+impl copy_binary::CopyRow for ChainRow {
+    const COLUMNS: usize = 13;
+    fn from_fields(f: &[Option<&[u8]>]) -> Result<Self, sqlx::Error> {
+        use copy_binary::{date_of, i32_of, i64_of, need, text_array_of, text_of, timestamp_of};
+        Ok(ChainRow {
+            position: i64_of(need(f, 0)?)?,
+            present: need(f, 1)?.first() == Some(&1),
+            stream_id: text_of(need(f, 2)?)?,
+            stream_version: i64_of(need(f, 3)?)?,
+            event_type: text_of(need(f, 4)?)?,
+            schema_version: i32_of(need(f, 5)?)?,
+            business_date: f[6].map(date_of).transpose()?,
+            recorded_at: timestamp_of(need(f, 7)?)?,
+            tags: text_array_of(need(f, 8)?)?,
+            data: text_of(need(f, 9)?)?,
+            metadata: text_of(need(f, 10)?)?,
+            prev_hash: f[11].map(<[u8]>::to_vec),
+            hash: f[12].map(<[u8]>::to_vec),
+        })
     }
 }
 

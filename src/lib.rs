@@ -9,6 +9,7 @@ pub mod backup;
 pub mod checkpoints;
 pub mod cli;
 pub mod commands;
+mod copy_binary;
 pub mod demo;
 pub mod erasure;
 pub mod flags;

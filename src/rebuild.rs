@@ -73,7 +73,7 @@ pub async fn rebuild(
         after = last.0;
         for (id, event_type, data) in &page {
             models
-                .apply(event_type, data.as_str())
+                .apply(event_type, &projections::ParsedOnce::new(data))
                 .map_err(|source| RebuildError::Projection { id: *id, source })?;
         }
         events += page.len() as u64;

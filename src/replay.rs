@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use projections::ReadModels;
 use sqlx::PgConnection;
 
-/// Rows read per round trip.
-const PAGE: i64 = 10_000;
+/// Events handed to the folding thread at a time.
+const BATCH: i64 = 10_000;
 
 /// Which prefix of the log to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,46 +36,101 @@ pub enum ReplayError {
     Projection { position: i64, source: projections::ProjectionError },
 }
 
-/// Folds the log from the beginning up to `as_of`. `progress` is called after each page with
-/// the position reached. The next page is read while this one is folded on another thread, so
-/// the database and the folds work at the same time.
+/// Folds the log from the beginning up to `as_of`. `progress` is called with the position
+/// read as each batch goes to the folding thread. The log is read in ONE binary `COPY` (as the
+/// auditor's walk reads it: `audit::stream_rows`) while another thread folds, so PostgreSQL
+/// and the folds work at the same time and no page costs a round trip.
 pub async fn replay(
     conn: &mut PgConnection,
     as_of: AsOf,
     progress: impl FnMut(i64),
 ) -> Result<Replayed, ReplayError> {
-    replay_in_pages(conn, as_of, PAGE, progress).await
+    replay_in_pages(conn, as_of, BATCH, progress).await
 }
 
-/// [`replay`] reading `page_size` events per round trip (tests use small pages to cross many
-/// page boundaries on a short log).
+/// [`replay`] handing `page_size` events at a time to the folding thread (tests use small
+/// batches to cross many boundaries on a short log).
 pub async fn replay_in_pages(
     conn: &mut PgConnection,
     as_of: AsOf,
     page_size: i64,
     mut progress: impl FnMut(i64),
 ) -> Result<Replayed, ReplayError> {
-    let mut out = Replayed::default();
-    let mut page = read_page(conn, 0, page_size).await?;
-    loop {
-        let Some(last) = page.last() else {
-            return Ok(out);
-        };
-        let after = last.position;
-        let folding = tokio::task::spawn_blocking(move || fold_page(out, &page, as_of));
-        let (next, folded) = tokio::join!(read_page(conn, after, page_size), folding);
-        let (folded, reached_end) = folded.expect("a fold does not panic")?;
-        out = folded;
-        if reached_end {
-            return Ok(out);
+    use futures_util::StreamExt;
+    let batch_len = usize::try_from(page_size.max(1)).unwrap_or(usize::MAX);
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Folded>>(4);
+    // Folds batches until the stream ends or `as_of` is passed; then it drops its receiver,
+    // and the reader below reads the rest of the COPY without decoding it.
+    let folding = tokio::task::spawn_blocking(move || {
+        let mut out = Replayed::default();
+        while let Some(batch) = batches.blocking_recv() {
+            let (folded, reached_end) = fold_page(out, &batch, as_of)?;
+            out = folded;
+            if reached_end {
+                break;
+            }
         }
-        progress(out.position);
-        page = next?;
-    }
+        Ok::<_, ReplayError>(out)
+    });
+
+    let bound = match as_of {
+        AsOf::Position(n) => format!(" WHERE l.position <= {n}"),
+        AsOf::Head | AsOf::Time(_) => String::new(),
+    };
+    let statement = format!(
+        "COPY (SELECT l.position, e.event_type, e.data::text, e.recorded_at
+                 FROM log l JOIN events e ON e.id = l.event_id{bound}
+                ORDER BY l.position) TO STDOUT (FORMAT binary)"
+    );
+    let reading = async {
+        let mut stream = conn.copy_out_raw(&statement).await?;
+        let mut decoder = crate::copy_binary::Decoder::default();
+        let mut batch = Vec::with_capacity(batch_len.min(BATCH as usize));
+        let mut wanted = true;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if !wanted {
+                continue;
+            }
+            decoder.extend(&chunk);
+            while let Some(row) = decoder.next_row::<Folded>()? {
+                batch.push(row);
+                if batch.len() == batch_len {
+                    let reached = batch.last().map_or(0, |e| e.position);
+                    let full = std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(batch_len.min(BATCH as usize)),
+                    );
+                    wanted = sender.send(full).await.is_ok();
+                    if !wanted {
+                        break;
+                    }
+                    progress(reached);
+                }
+            }
+        }
+        if wanted {
+            decoder.finish()?;
+            if !batch.is_empty() {
+                let reached = batch.last().map_or(0, |e| e.position);
+                if sender.send(batch).await.is_ok() {
+                    progress(reached);
+                }
+            }
+        }
+        drop(sender);
+        Ok::<_, sqlx::Error>(())
+    };
+    let (read, folded) = tokio::join!(reading, folding);
+    let folded = folded.expect("a fold does not panic");
+    // A fold's error explains a stopped read better than the read's own.
+    let out = folded?;
+    read?;
+    Ok(out)
 }
 
 /// What a fold needs of an event: no stream, metadata or tags to decode, and the data as the
-/// jsonb's text, which each fold decodes straight into the event's type.
+/// jsonb's text, which the folds decode straight into the event's type.
 struct Folded {
     position: i64,
     event_type: String,
@@ -83,30 +138,17 @@ struct Folded {
     recorded_at: DateTime<Utc>,
 }
 
-/// The `limit` positions after `after`, only the columns a fold reads.
-async fn read_page(
-    conn: &mut PgConnection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<Folded>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT l.position, e.event_type, e.data::text, e.recorded_at
-           FROM log l JOIN events e ON e.id = l.event_id
-          WHERE l.position > $1 ORDER BY l.position LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(position, event_type, data, recorded_at)| Folded {
-            position,
-            event_type,
-            data,
-            recorded_at,
+impl crate::copy_binary::CopyRow for Folded {
+    const COLUMNS: usize = 4;
+    fn from_fields(f: &[Option<&[u8]>]) -> Result<Self, sqlx::Error> {
+        use crate::copy_binary::{i64_of, need, text_of, timestamp_of};
+        Ok(Folded {
+            position: i64_of(need(f, 0)?)?,
+            event_type: text_of(need(f, 1)?)?,
+            data: text_of(need(f, 2)?)?,
+            recorded_at: timestamp_of(need(f, 3)?)?,
         })
-        .collect())
+    }
 }
 
 /// Folds one page into `out`; `true` when `as_of` was reached inside it.
@@ -126,7 +168,7 @@ fn fold_page(
             return Ok((out, true));
         }
         out.models
-            .apply(&e.event_type, e.data.as_str())
+            .apply(&e.event_type, &projections::ParsedOnce::new(&e.data))
             .map_err(|source| ReplayError::Projection { position, source })?;
         out.position = position;
     }

@@ -134,6 +134,35 @@ async fn replay_as_of_past_moments_matches_what_was_shown_then_and_at_the_head_e
     let whole = replay(&mut conn, AsOf::Position(inside), |_| {}).await.unwrap();
     assert_eq!(paged.position, inside);
     assert!(paged.models == whole.models, "pages of 3 folded differently as of {inside}");
+
+    // As of a time inside the log: the fold stops at the first event recorded after it, in
+    // the middle of the one COPY the replay reads; the rest is read and dropped, and the
+    // connection goes on serving statements.
+    let times: Vec<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT l.position, e.recorded_at FROM log l JOIN events e ON e.id = l.event_id
+          ORDER BY l.position",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    // The last event recorded at its time, with later events after it: the cut falls there.
+    let (cut, at) = times
+        .windows(2)
+        .rev()
+        .find(|w| w[1].1 > w[0].1 && w[0].0 > 3)
+        .map(|w| w[0])
+        .expect("events recorded at different times");
+    assert!(cut < total, "the cut is inside the log");
+    for batch in [3, 10_000] {
+        let by_time = fundledger::replay::replay_in_pages(&mut conn, AsOf::Time(at), batch, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(by_time.position, cut, "as of {at}, batches of {batch}");
+        let by_position = replay(&mut conn, AsOf::Position(cut), |_| {}).await.unwrap();
+        assert!(by_time.models == by_position.models, "as of {at} and as of position {cut}");
+    }
+    let still: i64 = sqlx::query_scalar("SELECT 1::bigint").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(still, 1);
 }
 
 /// `?as_of=` folds only the pool's events (its stream and its year's quota tag): on a random

@@ -59,22 +59,62 @@ pub struct ProjectionError {
 /// replay reads the text and decodes each event straight into its type, building no `Value`
 /// (whose maps cost more to build, match and free than the typed decode itself).
 pub trait EventData {
-    fn decode_as<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error>;
+    fn decode_as<E: serde::de::DeserializeOwned + Clone + 'static>(
+        &self,
+    ) -> Result<E, serde_json::Error>;
 }
 
 impl EventData for serde_json::Value {
-    fn decode_as<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+    fn decode_as<E: serde::de::DeserializeOwned + Clone + 'static>(
+        &self,
+    ) -> Result<E, serde_json::Error> {
         E::deserialize(self)
     }
 }
 
 impl EventData for str {
-    fn decode_as<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+    fn decode_as<E: serde::de::DeserializeOwned + Clone + 'static>(
+        &self,
+    ) -> Result<E, serde_json::Error> {
         serde_json::from_str(self)
     }
 }
 
-pub(crate) fn decode<E: events::DomainEvent, D: EventData + ?Sized>(
+/// The jsonb's text of one event, parsed once however many folds read it: the first fold to
+/// ask for its type parses it, the others get a copy. Replay and rebuild hand every event to
+/// all six folds, and up to five of them read the same payout or submission; a copy of the
+/// typed event costs a fraction of parsing its text again.
+pub struct ParsedOnce<'a> {
+    text: &'a str,
+    parsed: std::cell::RefCell<Option<Box<dyn std::any::Any>>>,
+}
+
+impl std::fmt::Debug for ParsedOnce<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedOnce").field("text", &self.text).finish_non_exhaustive()
+    }
+}
+
+impl<'a> ParsedOnce<'a> {
+    pub fn new(text: &'a str) -> Self {
+        ParsedOnce { text, parsed: std::cell::RefCell::new(None) }
+    }
+}
+
+impl EventData for ParsedOnce<'_> {
+    fn decode_as<E: serde::de::DeserializeOwned + Clone + 'static>(
+        &self,
+    ) -> Result<E, serde_json::Error> {
+        if let Some(e) = self.parsed.borrow().as_ref().and_then(|p| p.downcast_ref::<E>()) {
+            return Ok(e.clone());
+        }
+        let e: E = serde_json::from_str(self.text)?;
+        *self.parsed.borrow_mut() = Some(Box::new(e.clone()));
+        Ok(e)
+    }
+}
+
+pub(crate) fn decode<E: events::DomainEvent + Clone + 'static, D: EventData + ?Sized>(
     event_type: &str,
     data: &D,
 ) -> Result<E, ProjectionError> {
