@@ -1,5 +1,5 @@
 -- A command's read and append, cheaper per call (issue 11): one plan per statement per
--- session, and the read in one function.
+-- session, the read in one function, and an approval's locked read in one round trip.
 --
 -- 1. One plan per statement. `fundledger_append` and `fundledger_lock_read` are PL/pgSQL:
 --    each statement inside is prepared once per session and its plan cached, but the plan
@@ -16,6 +16,7 @@
 --    it (as it resets search_path): set it again there. tests/event_log.rs fails if a
 --    function lost it.
 -- 2. The read is one function, no longer one calling another (below).
+-- 3. An approval's read under its pool's lock is one round trip, not three (below).
 
 -- 2. The read in one function: the read of 0016 called the read of 0019 for its events (a
 -- second PL/pgSQL call, its rows copied from one result to the next); it now runs that query
@@ -92,13 +93,60 @@ $$;
 
 DROP FUNCTION fundledger_lock_read(bigint[], text[], text[], text);
 
--- 1. (above) One plan per statement, for both functions.
+-- 3. An approval's read under its pool's lock in one round trip. Approving against a pool's
+-- quota took the pool's lock with the read point (fundledger_lock_read), then read the quota
+-- row, then the ids of the published policies: three round trips, all made while holding the
+-- lock every other approval of the pool waits for (and in a group, while the whole group
+-- waits). This takes the locks, then reads the read point, the quota row and the policies'
+-- ids in one statement after them (one snapshot, taken once the locks were granted: the row
+-- is what the previous holder committed, and the append's condition covers what comes after).
+CREATE FUNCTION fundledger_lock_quota(
+    p_lock_keys bigint[],
+    p_pool      text,
+    p_year      integer,
+    p_id_tag    text
+) RETURNS TABLE (
+    read_point text,
+    tag_ids    bigint[],
+    found      boolean,
+    cap        numeric,
+    committed  numeric,
+    paid       numeric,
+    recovered  numeric
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+BEGIN
+    -- In the given order (callers sort them), as store::append takes its own: no deadlocks.
+    PERFORM pg_advisory_xact_lock(u.k) FROM unnest(p_lock_keys) WITH ORDINALITY AS u(k, n) ORDER BY u.n;
+    RETURN QUERY
+        SELECT pg_current_snapshot()::text,
+               (SELECT coalesce(array_agg(t.event_id ORDER BY t.event_id), '{}')
+                  FROM event_tags t WHERE t.tag = p_id_tag),
+               q.pool IS NOT NULL, q.cap, q.committed, q.paid, q.recovered
+          FROM (SELECT 1) AS one
+          LEFT JOIN quota_usage q ON q.pool = p_pool AND q.year = p_year;
+END
+$$;
+
+REVOKE ALL ON FUNCTION fundledger_lock_quota(bigint[], text, integer, text) FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fundledger_writer') THEN
+        GRANT EXECUTE ON FUNCTION fundledger_lock_quota(bigint[], text, integer, text)
+            TO fundledger_writer;
+    END IF;
+END
+$$;
+
+-- 1. (above) One plan per statement, for the three functions.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.proname IN ('fundledger_append', 'fundledger_lock_read')
+              WHERE p.proname IN ('fundledger_append', 'fundledger_lock_read',
+                                  'fundledger_lock_quota')
                 AND p.pronamespace = current_schema()::regnamespace
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_generic_plan', f);

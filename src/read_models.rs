@@ -247,6 +247,57 @@ pub const TABLES: &[&str] = &[
     "ledger_entries",
 ];
 
+/// What an approval reads holding its pool's lock ([`lock_quota`]).
+#[derive(Debug, Clone)]
+pub struct LockedQuota {
+    /// The snapshot the row was read under: the approval's append is conditioned on the
+    /// quota's tag after it.
+    pub read_point: crate::store::ReadPoint,
+    /// The ids of the events tagged with the id tag asked for (the published policies').
+    pub tag_ids: Vec<i64>,
+    /// `None`: no quota is set for the pool and year.
+    pub quota: Option<QuotaRow>,
+}
+
+/// Takes the lock of `quota_tag` (one pool's quota in one year: approvals of the pool queue on
+/// it), then reads in one statement, holding it, the read point, the quota row of `pool` and
+/// `year`, and the ids of the events tagged `id_tag`: one round trip where a lock, the row
+/// and the ids took three, all while the pool's other approvals wait
+/// (`fundledger_lock_quota`, migration 0020).
+pub async fn lock_quota(
+    conn: &mut PgConnection,
+    quota_tag: &events::Tag,
+    pool: &str,
+    year: i32,
+    id_tag: &str,
+) -> Result<LockedQuota, crate::store::AppendError> {
+    type Row = (
+        String,
+        Vec<i64>,
+        bool,
+        Option<Decimal>,
+        Option<Decimal>,
+        Option<Decimal>,
+        Option<Decimal>,
+    );
+    let row: Row = sqlx::query_as("SELECT * FROM fundledger_lock_quota($1, $2, $3, $4)")
+        .bind(crate::store::tag_lock_keys(std::slice::from_ref(quota_tag)))
+        .bind(pool)
+        .bind(year)
+        .bind(id_tag)
+        .fetch_one(conn)
+        .await
+        .map_err(crate::store::classify)?;
+    let (read_point, tag_ids, found, cap, committed, paid, recovered) = row;
+    let quota = match (found, cap, committed, paid, recovered) {
+        (true, Some(cap), Some(committed), Some(paid), Some(recovered)) => {
+            Some(QuotaRow { pool: pool.to_string(), year, cap, committed, paid, recovered })
+        }
+        _ => None,
+    };
+    Ok(LockedQuota { read_point: crate::store::ReadPoint(read_point), tag_ids, quota })
+}
+
 /// The quota of a pool and year, as kept inline.
 pub async fn quota(
     conn: &mut PgConnection,

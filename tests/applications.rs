@@ -344,15 +344,31 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
 }
 
 #[tokio::test]
-async fn a_submission_takes_four_round_trips_on_a_warm_connection() {
+async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_connection() {
     let db = ledger().await;
     let keys = Keys::generate();
+    let liaocheng = code("371500");
+    lock_balance(
+        &db.pool,
+        &liaocheng,
+        date("2023-12-31"),
+        Amount::parse("100000.00").unwrap(),
+        "d",
+        today(),
+        "finance",
+    )
+    .await
+    .unwrap();
+    set_quota(&db.pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "finance")
+        .await
+        .unwrap();
     // Warm: the pool's connection is open and the published policies are cached.
-    submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
+    let first = submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
+    review(&db.pool, &first.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();
 
     let counter = statements::StatementCounter::install();
     counter.clear();
-    submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
+    let second = submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
     let statements = counter.statements();
     // BEGIN (not logged); the person's lock with the person's, the county's and the policies'
     // read; the append with the read models' changes; COMMIT.
@@ -362,4 +378,20 @@ async fn a_submission_takes_four_round_trips_on_a_warm_connection() {
         .await
         .unwrap();
     assert_eq!(rows, 2, "the read model was written in the same round trip as the append");
+
+    // An approval against the pool's quota: BEGIN (not logged); the application's stream;
+    // the pool's lock with, holding it, the read point, the quota row and the policies' ids;
+    // the append with the read models' changes; COMMIT. Everything after the lock is what the
+    // pool's other approvals wait for.
+    counter.clear();
+    review(&db.pool, &second.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();
+    let statements = counter.statements();
+    assert_eq!(statements.len() + 1, 5, "round trips of one approval: BEGIN + {statements:#?}");
+    let committed: String = sqlx::query_scalar(
+        "SELECT committed::text FROM quota_usage WHERE pool = '371500' AND year = 2024",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(committed, "1200.00", "both approvals hold quota money");
 }

@@ -382,8 +382,8 @@ async fn an_appends_checks_never_scan_the_whole_log() {
     assert_eq!(sequential_scans_with_tags(&mut conn).await.2, after.2 + 1);
 }
 
-/// The command's read and append plan each of their statements once per session, not on every
-/// call (migration 0020): a plan for the call's own arrays always looks cheaper to PostgreSQL,
+/// The command's reads and the append plan each of their statements once per session, not on
+/// every call (migration 0020): a plan for the call's own arrays always looks cheaper to PostgreSQL,
 /// so without the setting it plans the read's query and the insert again every time. A later
 /// `CREATE OR REPLACE` of either function drops the setting, as it drops the search path.
 #[tokio::test]
@@ -393,14 +393,14 @@ async fn the_read_and_the_append_keep_their_plans_and_their_search_path() {
     let functions: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
            FROM pg_proc p
-          WHERE p.proname IN ('fundledger_append', 'fundledger_lock_read')
+          WHERE p.proname IN ('fundledger_append', 'fundledger_lock_read', 'fundledger_lock_quota')
             AND p.pronamespace = current_schema()::regnamespace
           ORDER BY 1",
     )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
-    assert_eq!(functions.len(), 2, "the append and the read: {functions:?}");
+    assert_eq!(functions.len(), 3, "the append and the two reads: {functions:?}");
     for (function, config) in &functions {
         assert!(
             config.iter().any(|c| c == "plan_cache_mode=force_generic_plan"),

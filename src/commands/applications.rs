@@ -557,20 +557,25 @@ pub async fn review(
                 if counts {
                     let quota_tag = Tag::pool_year(&app.pool, app.year);
                     // Forty counties approving against one quota proceed one after another:
-                    // the lock, then the read point (one round trip); the condition then covers
-                    // anything after the row read below.
-                    let locked =
-                        a.lock_read(std::slice::from_ref(&quota_tag), &[], &[], "", &[]).await?;
+                    // the lock, then, holding it, the read point, the quota row and the
+                    // published policies' ids (one round trip); the condition then covers
+                    // anything after that read.
+                    let locked = crate::read_models::lock_quota(
+                        a.conn(),
+                        &quota_tag,
+                        &app.pool,
+                        app.year,
+                        POLICIES_TAG,
+                    )
+                    .await?;
                     let read_at = locked.read_point;
                     let not_set =
                         || ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year };
-                    let quota = crate::read_models::quota(a.conn(), &app.pool, app.year)
-                        .await?
-                        .ok_or_else(not_set)?;
+                    let quota = locked.quota.ok_or_else(not_set)?;
                     // The rules of the quota policy the year's quota was set under (set_quota
                     // selects it on January 1st; published policies never overlap, so the
                     // choice cannot change afterwards and needs no condition here).
-                    let policies = policies_cached(a.conn(), &database).await?;
+                    let policies = policies_of(a.conn(), &database, locked.tag_ids).await?;
                     let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool");
                     let jan_1 = NaiveDate::from_ymd_opt(app.year, 1, 1).expect("a recorded year");
                     let Ok(policy) =

@@ -196,9 +196,7 @@ pub async fn append_with(
 /// failing their condition and retrying. The append re-takes the same locks (they are
 /// re-entrant), so correctness still rests on its condition.
 pub async fn lock_tags(conn: &mut PgConnection, tags: &[Tag]) -> Result<(), AppendError> {
-    let mut keys: Vec<i64> = tags.iter().map(|t| lock_key("tag:", t.as_str())).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = tag_lock_keys(tags);
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n")
         .bind(&keys)
         .execute(conn)
@@ -233,9 +231,7 @@ pub async fn lock_read(
     id_tag: &str,
     persons: &[&str],
 ) -> Result<LockedRead, AppendError> {
-    let mut keys: Vec<i64> = lock.iter().map(|t| lock_key("tag:", t.as_str())).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = tag_lock_keys(lock);
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     let rows = sqlx::query("SELECT * FROM fundledger_lock_read($1, $2, $3, $4, $5)")
         .bind(&keys)
@@ -286,6 +282,15 @@ fn lock_keys(append: &Append) -> Vec<i64> {
     keys
 }
 
+/// The exclusive advisory lock keys of `tags`, sorted and distinct: the order every writer
+/// takes its locks in (the keys an append of events carrying them takes too).
+pub(crate) fn tag_lock_keys(tags: &[Tag]) -> Vec<i64> {
+    let mut keys: Vec<i64> = tags.iter().map(|t| lock_key("tag:", t.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// FNV-1a, 64 bits: stable across processes and releases, unlike `std`'s hasher. The lowest
 /// bit is cleared: it carries the lock's mode to `fundledger_append` (odd = shared).
 fn lock_key(kind: &str, name: &str) -> i64 {
@@ -297,7 +302,7 @@ fn lock_key(kind: &str, name: &str) -> i64 {
 }
 
 /// Turns the SQLSTATEs raised by `fundledger_append` into typed conflicts.
-fn classify(err: sqlx::Error) -> AppendError {
+pub(crate) fn classify(err: sqlx::Error) -> AppendError {
     let Some(db) = err.as_database_error() else {
         return AppendError::Database(err);
     };

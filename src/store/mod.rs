@@ -18,6 +18,7 @@ pub use append::{
     append, append_with, lock_read, lock_tags, Append, AppendCondition, AppendError, Appended,
     ExpectedVersion, LockedRead, NewEvent, APPEND_PARAMS, APPEND_SQL,
 };
+pub(crate) use append::{classify, tag_lock_keys};
 pub use read::{
     head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
     READ_PAGE_LIMIT_MAX,
