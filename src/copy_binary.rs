@@ -5,6 +5,7 @@
 //! binary form is its `*_send` function's.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// 2000-01-01T00:00:00Z, PostgreSQL's epoch for dates and timestamps, in Unix seconds.
@@ -163,4 +164,62 @@ impl Decoder {
         self.at = c.at;
         Ok(Some(row))
     }
+}
+
+/// Runs `statement`, a `COPY (…) TO STDOUT (FORMAT binary)` of rows of `R`, and sends its rows
+/// to `rows` in batches of `batch_len`, calling `sent` with each batch's last row once the
+/// batch was taken. Once the receiver is gone, the rest of the stream is read and dropped
+/// undecoded (a COPY cannot be abandoned half read on a connection that goes on being used),
+/// so a reader that stops early costs at most what a whole read costs. Returns whether the
+/// receiver took every row.
+pub(crate) async fn stream<R: CopyRow + Clone>(
+    conn: &mut PgConnection,
+    statement: &str,
+    batch_len: usize,
+    rows: &tokio::sync::mpsc::Sender<Vec<R>>,
+    mut sent: impl FnMut(&R),
+) -> Result<bool, sqlx::Error> {
+    use futures_util::StreamExt;
+    let batch_len = batch_len.max(1);
+    let capacity = batch_len.min(10_000);
+    let mut stream = conn.copy_out_raw(statement).await?;
+    let mut decoder = Decoder::default();
+    let mut batch: Vec<R> = Vec::with_capacity(capacity);
+    let mut wanted = true;
+    let send = |batch: Vec<R>| {
+        let last = batch.last().cloned();
+        async move { (rows.send(batch).await.is_ok(), last) }
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if !wanted {
+            continue;
+        }
+        decoder.extend(&chunk);
+        while let Some(row) = decoder.next_row::<R>()? {
+            batch.push(row);
+            if batch.len() == batch_len {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                let (taken, last) = send(full).await;
+                wanted = taken;
+                if !wanted {
+                    break;
+                }
+                if let Some(last) = last {
+                    sent(&last);
+                }
+            }
+        }
+    }
+    if wanted {
+        decoder.finish()?;
+        if !batch.is_empty() {
+            let (taken, last) = send(batch).await;
+            wanted = taken;
+            if let (true, Some(last)) = (taken, last) {
+                sent(&last);
+            }
+        }
+    }
+    Ok(wanted)
 }

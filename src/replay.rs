@@ -56,7 +56,6 @@ pub async fn replay_in_pages(
     page_size: i64,
     mut progress: impl FnMut(i64),
 ) -> Result<Replayed, ReplayError> {
-    use futures_util::StreamExt;
     let batch_len = usize::try_from(page_size.max(1)).unwrap_or(usize::MAX);
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Folded>>(4);
     // Folds batches until the stream ends or `as_of` is passed; then it drops its receiver,
@@ -83,43 +82,13 @@ pub async fn replay_in_pages(
                 ORDER BY l.position) TO STDOUT (FORMAT binary)"
     );
     let reading = async {
-        let mut stream = conn.copy_out_raw(&statement).await?;
-        let mut decoder = crate::copy_binary::Decoder::default();
-        let mut batch = Vec::with_capacity(batch_len.min(BATCH as usize));
-        let mut wanted = true;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            if !wanted {
-                continue;
-            }
-            decoder.extend(&chunk);
-            while let Some(row) = decoder.next_row::<Folded>()? {
-                batch.push(row);
-                if batch.len() == batch_len {
-                    let reached = batch.last().map_or(0, |e| e.position);
-                    let full = std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(batch_len.min(BATCH as usize)),
-                    );
-                    wanted = sender.send(full).await.is_ok();
-                    if !wanted {
-                        break;
-                    }
-                    progress(reached);
-                }
-            }
-        }
-        if wanted {
-            decoder.finish()?;
-            if !batch.is_empty() {
-                let reached = batch.last().map_or(0, |e| e.position);
-                if sender.send(batch).await.is_ok() {
-                    progress(reached);
-                }
-            }
-        }
+        let read = crate::copy_binary::stream(conn, &statement, batch_len, &sender, |last| {
+            progress(last.position)
+        })
+        .await;
+        // The folding thread ends once the stream has (no sender left).
         drop(sender);
-        Ok::<_, sqlx::Error>(())
+        read
     };
     let (read, folded) = tokio::join!(reading, folding);
     let folded = folded.expect("a fold does not panic");
@@ -131,6 +100,7 @@ pub async fn replay_in_pages(
 
 /// What a fold needs of an event: no stream, metadata or tags to decode, and the data as the
 /// jsonb's text, which the folds decode straight into the event's type.
+#[derive(Clone)]
 struct Folded {
     position: i64,
     event_type: String,

@@ -61,6 +61,26 @@ async fn ledger() -> TestDatabase {
     db
 }
 
+/// Liaocheng's 2024 expansion quota: 100000.00 × 0.15 = 15000.00 = 25 training subsidies of
+/// 600.00.
+async fn liaocheng_quota(db: &TestDatabase) {
+    let liaocheng = code("371500");
+    lock_balance(
+        &db.pool,
+        &liaocheng,
+        date("2023-12-31"),
+        Amount::parse("100000.00").unwrap(),
+        "d",
+        today(),
+        "finance",
+    )
+    .await
+    .unwrap();
+    set_quota(&db.pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "finance")
+        .await
+        .unwrap();
+}
+
 fn skill_upgrade(county: &str, person: u32, occupation: &str, level: u8) -> PersonApplication {
     let body = json!({
         "county": county,
@@ -232,22 +252,7 @@ async fn of_forty_simultaneous_approvals_exactly_the_twenty_five_that_fit_pass()
     const APPROVALS: u32 = 40;
     let db = ledger().await;
     let keys = Keys::generate();
-    let liaocheng = code("371500");
-    // 100000.00 × 0.15 = 15000.00 = 25 × 600.00
-    lock_balance(
-        &db.pool,
-        &liaocheng,
-        date("2023-12-31"),
-        Amount::parse("100000.00").unwrap(),
-        "d",
-        today(),
-        "finance",
-    )
-    .await
-    .unwrap();
-    set_quota(&db.pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "finance")
-        .await
-        .unwrap();
+    liaocheng_quota(&db).await;
     let mut ids = Vec::new();
     for person in 0..APPROVALS {
         let s = submit(&db.pool, &keys, &training(100 + person), "clerk", today()).await.unwrap();
@@ -347,21 +352,7 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
 async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_connection() {
     let db = ledger().await;
     let keys = Keys::generate();
-    let liaocheng = code("371500");
-    lock_balance(
-        &db.pool,
-        &liaocheng,
-        date("2023-12-31"),
-        Amount::parse("100000.00").unwrap(),
-        "d",
-        today(),
-        "finance",
-    )
-    .await
-    .unwrap();
-    set_quota(&db.pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "finance")
-        .await
-        .unwrap();
+    liaocheng_quota(&db).await;
     // Warm: the pool's connection is open and the published policies are cached.
     let first = submit(&db.pool, &keys, &training(1), "clerk", today()).await.unwrap();
     review(&db.pool, &first.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();

@@ -291,6 +291,16 @@ async fn an_open_transaction_holds_back_sequencing_but_nothing_is_lost() {
     assert_eq!(log.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["early", "late"]);
 }
 
+/// 3,000 events, each in its own stream `s-<i>` tagged `person:<i>` and `policies`; returns how
+/// many.
+async fn three_thousand_persons(conn: &mut PgConnection) -> i64 {
+    let n = 3_000;
+    let events: Vec<_> =
+        (0..n).map(|i| event(&format!("s-{i}"), &[&format!("person:{i}"), "policies"])).collect();
+    append_now(conn, Append { events, ..Append::default() }).await.unwrap();
+    n
+}
+
 /// Reads by seq_scan of `events` and `log`, as this connection's statistics say once flushed.
 async fn sequential_scans(conn: &mut PgConnection) -> (i64, i64) {
     let (events, log, _) = sequential_scans_with_tags(conn).await;
@@ -317,10 +327,7 @@ async fn sequential_scans_with_tags(conn: &mut PgConnection) -> (i64, i64, i64) 
 async fn a_commands_read_never_scans_the_whole_log() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
-    let n = 3_000;
-    let events: Vec<_> =
-        (0..n).map(|i| event(&format!("s-{i}"), &[&format!("person:{i}"), "policies"])).collect();
-    append_now(&mut conn, Append { events, ..Append::default() }).await.unwrap();
+    let n = three_thousand_persons(&mut conn).await;
     sequenced(&mut conn, Position(n)).await;
     // No ANALYZE: as on a young ledger growing faster than autovacuum looks at it.
 
@@ -353,10 +360,7 @@ async fn a_commands_read_never_scans_the_whole_log() {
 async fn an_appends_checks_never_scan_the_whole_log() {
     let db = TestDatabase::new().await;
     let mut conn = db.pool.acquire().await.unwrap();
-    let n = 3_000;
-    let events: Vec<_> =
-        (0..n).map(|i| event(&format!("s-{i}"), &[&format!("person:{i}"), "policies"])).collect();
-    append_now(&mut conn, Append { events, ..Append::default() }).await.unwrap();
+    three_thousand_persons(&mut conn).await;
 
     let before = sequential_scans_with_tags(&mut conn).await;
     for i in 0..12 {
