@@ -156,7 +156,11 @@ proptest! {
     #[test]
     fn a_bank_file_written_from_lines_reads_back_as_those_lines(
         lines in proptest::collection::vec(
-            ("[a-z0-9-]{1,12}", 1u64..100_000_000, 0u32..100, any::<bool>(), 0u32..3000, "[A-Z0-9]{1,10}", "[^,\"\r\n]{1,12}"),
+            // No private-use characters in a reason: GB18030 cannot carry them all as
+            // themselves (U+E82B is written as the bytes that read back as 龶, U+9FB6, since
+            // GB18030-2022 gave those bytes a standard character; U+E5E5 has no bytes at all),
+            // so a bank's GBK file never holds them.
+            ("[a-z0-9-]{1,12}", 1u64..100_000_000, 0u32..100, any::<bool>(), 0u32..3000, "[A-Z0-9]{1,10}", "[^,\"\r\n\\x{E000}-\\x{F8FF}]{1,12}"),
             1..20,
         ),
         gbk in any::<bool>(),
