@@ -8,6 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+/// The widest row a [`CopyRow`] may be.
+const FIELDS_MAX: usize = 16;
 /// 2000-01-01T00:00:00Z, PostgreSQL's epoch for dates and timestamps, in Unix seconds.
 const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
 
@@ -152,8 +154,9 @@ impl Decoder {
         if usize::try_from(fields).ok() != Some(R::COLUMNS) {
             return Err(malformed("a row with another number of columns than asked for"));
         }
-        // Wide enough for every row type read this way.
-        let mut values: [Option<&[u8]>; 16] = [None; 16];
+        // Fields on the stack: a row type wider than this does not compile.
+        const { assert!(R::COLUMNS <= FIELDS_MAX, "a CopyRow of more than FIELDS_MAX columns") };
+        let mut values: [Option<&[u8]>; FIELDS_MAX] = [None; FIELDS_MAX];
         for value in values.iter_mut().take(R::COLUMNS) {
             match c.field() {
                 Some(v) => *value = v,
