@@ -7,9 +7,11 @@
 //!
 //! In the same run, pgbench runs the hot-row limit of approvals against the same server: every
 //! client on one counter row (lock it, insert an event-sized row, update it, commit).
-//! Approvals are measured twice, on half the submissions each: one at a time (each in its own
-//! transaction) and sharing commits (`commands::group`, as `POST /v1/applications/{id}/review`
-//! runs them).
+//! Approvals are measured three ways, on a third of the submissions each: one at a time (each in
+//! its own transaction), sharing commits (`commands::group`: each its own reads and append in
+//! one shared transaction, as a county batch's items run) and executed together
+//! (`commands::together`: one read, one quota lock and one append per batch, as
+//! `POST /v1/applications/{id}/review` runs them).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,9 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use fundledger::commands::applications::{review, submit, PersonApplication, Review};
+use fundledger::commands::applications::{
+    review, review_together, submit, PersonApplication, Review, ReviewRequest,
+};
 use fundledger::commands::group::Groups;
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::commands::together::Together;
 use fundledger::commands::Db;
 use fundledger::personal::Keys;
 use fundledger::postgres::{migrate, writer_pool, Cluster, PoolSettings};
@@ -98,8 +103,8 @@ fn main() {
 
 async fn run(duration: Duration, prefills: Vec<u64>) {
     let (cluster, ours_to_stop) = common::bench_cluster();
-    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool, one at a time (16 clients) | p50 ms | p99 ms | approvals/s sharing commits | p50 ms | p99 ms | pgbench hot row tx/s (16 clients, one row) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| log size before | submissions/s (16 clients) | p50 ms | p99 ms | approvals/s, one pool, one at a time (16 clients) | p50 ms | p99 ms | approvals/s sharing commits | p50 ms | p99 ms | approvals/s executed together | p50 ms | p99 ms | pgbench hot row tx/s (16 clients, one row) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for prefill in prefills {
         let db = format!("bench_commands_{}", uuid::Uuid::new_v4().simple());
         let admin = cluster.connect_options("postgres");
@@ -123,10 +128,13 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
         let keys = Arc::new(Keys::generate());
 
         let (submitted, subs) = submissions(&pool, &keys, duration).await;
-        // Half the submissions for each way of approving.
-        let (alone, together) = submitted.split_at(submitted.len() / 2);
-        let grouped = approvals(&pool, together.to_vec(), duration, true).await;
-        let approvals = approvals(&pool, alone.to_vec(), duration, false).await;
+        // A third of the submissions for each way of approving.
+        let third = submitted.len() / 3;
+        let (alone, rest) = submitted.split_at(third);
+        let (shared, together) = rest.split_at(third);
+        let together = approvals(&pool, together.to_vec(), duration, Approving::Together).await;
+        let grouped = approvals(&pool, shared.to_vec(), duration, Approving::SharingCommits).await;
+        let approvals = approvals(&pool, alone.to_vec(), duration, Approving::OneAtATime).await;
         let shape = pgbench_hot_row(&cluster, &db, duration);
         common::figure(&format!("submissions_{prefill}"), subs.per_s, subs.p50_ms, subs.p99_ms);
         common::figure(
@@ -142,13 +150,19 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             grouped.p99_ms,
         );
         common::figure(
+            &format!("approvals_together_{prefill}"),
+            together.per_s,
+            together.p50_ms,
+            together.p99_ms,
+        );
+        common::figure(
             &format!("hot_row_pgbench_{prefill}"),
             shape.per_s,
             shape.p50_ms,
             shape.p99_ms,
         );
         println!(
-            "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
+            "| {prefill} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} |",
             subs.per_s,
             subs.p50_ms,
             subs.p99_ms,
@@ -158,6 +172,9 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
             grouped.per_s,
             grouped.p50_ms,
             grouped.p99_ms,
+            together.per_s,
+            together.p50_ms,
+            together.p99_ms,
             shape.per_s
         );
         pool.close().await;
@@ -270,18 +287,26 @@ async fn submissions(pool: &PgPool, keys: &Arc<Keys>, duration: Duration) -> (Ve
     (ids, r)
 }
 
-/// Approvals of one pool by 16 clients until `ids` or the time runs out: one at a time (each
-/// its own transaction), or sharing commits (`commands::group`, as `POST .../review` does).
-async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration, grouped: bool) -> Rate {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approving {
+    OneAtATime,
+    SharingCommits,
+    Together,
+}
+
+/// Approvals of one pool by 16 clients until `ids` or the time runs out, one of three ways
+/// ([`Approving`]).
+async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration, how: Approving) -> Rate {
     let deadline = Instant::now() + duration;
     let queue = Arc::new(tokio::sync::Mutex::new(ids));
     let groups = Groups::new(pool.clone());
+    let together = Together::new();
     let database = pool.connect_options().get_database().unwrap().to_string();
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (pool, queue, groups, database) =
-                (pool.clone(), queue.clone(), groups.clone(), database.clone());
+            let (pool, queue, groups, together, database) =
+                (pool.clone(), queue.clone(), groups.clone(), together.clone(), database.clone());
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let reviewer = format!("reviewer {c}");
@@ -289,13 +314,36 @@ async fn approvals(pool: &PgPool, ids: Vec<String>, duration: Duration, grouped:
                     let Some(id) = queue.lock().await.pop() else { break };
                     let t0 = Instant::now();
                     let today = date("2024-11-20");
-                    if grouped {
-                        let mut seat = groups.seat("review:371500").await.unwrap();
-                        let db = Db::in_group(&mut seat, &database);
-                        review(db, &id, &Review::Approve, &reviewer, today).await.unwrap();
-                        seat.keep().await.unwrap();
-                    } else {
-                        review(&pool, &id, &Review::Approve, &reviewer, today).await.unwrap();
+                    match how {
+                        Approving::OneAtATime => {
+                            review(&pool, &id, &Review::Approve, &reviewer, today).await.unwrap();
+                        }
+                        Approving::SharingCommits => {
+                            let mut seat = groups.seat("review:371500").await.unwrap();
+                            let db = Db::in_group(&mut seat, &database);
+                            review(db, &id, &Review::Approve, &reviewer, today).await.unwrap();
+                            seat.keep().await.unwrap();
+                        }
+                        Approving::Together => {
+                            let request = ReviewRequest {
+                                id,
+                                review: Review::Approve,
+                                reviewer: reviewer.clone(),
+                                issuer: None,
+                            };
+                            let pool = pool.clone();
+                            let execute = |requests: Vec<ReviewRequest>| async move {
+                                match review_together(&mut Db::from(&pool), &requests, today).await
+                                {
+                                    Ok(outcomes) => outcomes
+                                        .into_iter()
+                                        .map(|o| o.map(|_| ()).map_err(|e| e.to_string()))
+                                        .collect(),
+                                    Err(e) => requests.iter().map(|_| Err(e.to_string())).collect(),
+                                }
+                            };
+                            together.run("review:371500", request, execute).await.unwrap().unwrap();
+                        }
                     }
                     lat.push(t0.elapsed().as_micros() as u64);
                 }

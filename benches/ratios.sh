@@ -64,5 +64,6 @@ awk -v c="$CLIENTS" '
         row("(d) raw append, Rust", "raw_append_" c, "(e) the peer", "peer", ">= 1.0")
         row("(d) submission, store level (`commands::submit`)", "submissions_0", "(a) bare durable INSERT", "bare_insert_" c, ">= 0.50, aim 1.0")
         row("(d) approvals on one pool'"'"'s quota, one at a time (`commands::review`)", "approvals_0", "(c) hot row: all clients on ONE row (pgbench)", "hot_row_pgbench_0", "-")
-        row("(d) approvals on one pool'"'"'s quota, sharing commits (`commands::group`, as HTTP does)", "approvals_grouped_0", "(c) hot row: all clients on ONE row (pgbench)", "hot_row_pgbench_0", ">= 1.0")
+        row("(d) approvals on one pool'"'"'s quota, sharing commits (`commands::group`, as a county batch'"'"'s items run)", "approvals_grouped_0", "(c) hot row: all clients on ONE row (pgbench)", "hot_row_pgbench_0", "-")
+        row("(d) approvals on one pool'"'"'s quota, executed together (`commands::together`, as HTTP does)", "approvals_together_0", "(c) hot row: all clients on ONE row (pgbench)", "hot_row_pgbench_0", ">= 1.0")
     }' "$FIGURES"

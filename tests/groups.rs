@@ -1,7 +1,8 @@
-//! Commands that share a commit (`commands::group`): one pool's approvals in one transaction,
-//! each under its own savepoint. The quota cap, "each key answered once" and "a refusal sinks
-//! nothing else" hold in a group as they do one at a time, and a lock cycle between a group
-//! and another transaction costs one member a quick 503, not the group.
+//! Commands that share a commit (`commands::group`: a batch's items, each under its own
+//! savepoint) and commands executed together (`commands::together`: one pool's reviews, read,
+//! decided and appended at once). The quota cap, "each key answered once" and "a refusal sinks
+//! nothing else" hold there as they do one at a time, and a lock cycle between a group and
+//! another transaction costs one member a quick 503, not the group.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::{events, set_up, training, Api};
-use fundledger::commands::applications::{review, ApplicationError, Review};
+use fundledger::commands::applications::Review;
+use fundledger::commands::applications::{
+    review, review_together, ApplicationError, ReviewRequest,
+};
 use fundledger::commands::group::Groups;
 use fundledger::commands::Db;
 use fundledger::store::AppendError;
@@ -55,7 +59,7 @@ async fn one_pools_concurrent_approvals_share_commits_never_pass_the_cap_and_ans
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let ids = submitted(&api, 315..335).await;
-    let before = api.groups.stats();
+    let before = api.reviews.stats();
 
     // Hold the first member at its key claim, so that the others pile up behind it: 30
     // requests, one group (GROUP_MEMBERS_MAX is 32), as large as groups get under load.
@@ -109,10 +113,11 @@ async fn one_pools_concurrent_approvals_share_commits_never_pass_the_cap_and_ans
     assert_eq!(approved_events(&api).await, 25);
     let q = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
     assert_eq!(q["committed"], "15000.00", "{q}");
-    // They did share commits.
-    let after = api.groups.stats();
-    let (groups, members) = (after.groups - before.groups, after.members - before.members);
-    assert!(members == 30 && groups <= 2, "{groups} groups of {members} members");
+    // They were executed together: the first alone (held at its key claim), the 29 others
+    // queued behind it in one batch (TOGETHER_MAX is 64); the copies of a key in rounds.
+    let after = api.reviews.stats();
+    let (batches, members) = (after.batches - before.batches, after.members - before.members);
+    assert_eq!((batches, members), (2, 30), "{batches} batches of {members} members");
 }
 
 #[tokio::test]
@@ -308,4 +313,89 @@ async fn a_batchs_items_share_commits_its_refusals_sink_nothing_and_a_resent_bat
     // reached their unit of work (item 7 is refused by the route's checks, before it).
     let after = api.groups.stats();
     assert_eq!((after.groups - before.groups, after.members - before.members), (4, 82));
+}
+
+#[tokio::test]
+async fn reviews_executed_together_decide_in_order_and_refuse_each_on_its_own() {
+    let api = Api::start().await;
+    set_up(&api).await;
+    // The cap is 15000.00 and each training 600.00: 25 approvals fit.
+    let ids = submitted(&api, 800..827).await;
+    let before = events(&api).await;
+    let request = |id: &str, review: Review, reviewer: &str| ReviewRequest {
+        id: id.to_string(),
+        review,
+        reviewer: reviewer.to_string(),
+        issuer: None,
+    };
+    let reject = |reason: &str| Review::Reject { reasons: vec![reason.to_string()] };
+    let mut requests = vec![
+        // Its submitter may not review it; the reviewer after may.
+        request(&ids[1], Review::Approve, "clerk"),
+        request("00000000-0000-4000-8000-000000000000", Review::Approve, "reviewer"),
+        request(&ids[26], reject(" "), "reviewer"),
+        request(&ids[26], reject("材料不全"), "reviewer"),
+    ];
+    requests.extend(ids[..26].iter().map(|id| request(id, Review::Approve, "reviewer")));
+    // Decided already, by the approval before it in the same batch.
+    requests.push(request(&ids[0], reject("重复"), "reviewer"));
+
+    let outcomes = review_together(&mut Db::from(&api.db.pool), &requests, today()).await.unwrap();
+    assert_eq!(outcomes.len(), requests.len());
+    let code = |i: usize| match &outcomes[i] {
+        Ok(app) => format!("{:?}", app.status),
+        Err(e) => e.code().to_string(),
+    };
+    assert_eq!(
+        (0..4).map(code).collect::<Vec<_>>(),
+        ["self_review_forbidden", "not_found", "validation_failed", "Rejected"]
+    );
+    // 25 of the 26 approvals fit under the cap, in the order given; the 26th does not.
+    assert!((4..29).all(|i| code(i) == "Approved"), "{:?}", (4..31).map(code).collect::<Vec<_>>());
+    assert_eq!(code(29), "quota_exceeded");
+    assert_eq!(code(30), "invalid_state");
+    assert_eq!(events(&api).await, before + 26, "25 approvals and one rejection");
+    let q = api.get("finance", "/v1/pools/371500/quotas/2024").await.json();
+    assert_eq!(q["committed"], "15000.00", "{q}");
+    let app = api.get("clerk", &format!("/v1/applications/{}", ids[25])).await.json();
+    assert_eq!(app["status"], "submitted", "{app}");
+}
+
+#[tokio::test]
+async fn a_key_claimed_meanwhile_by_another_request_runs_the_batch_again_and_records_nothing_for_it(
+) {
+    let api = Arc::new(Api::start().await);
+    set_up(&api).await;
+    let ids = submitted(&api, 900..902).await;
+    // Another request holds the reviewer's key `k-1`, not yet committed: the review with that
+    // key runs, waits at its claim, finds it taken once the other commits, and runs again.
+    let mut holder = api.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (token_id, key, fingerprint, status, response)
+         SELECT id, 'k-1', 'another request', 201, '{}' FROM api_tokens WHERE label = 'reviewer'",
+    )
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let send = |id: String, key: &'static str| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let path = format!("/v1/applications/{id}/review");
+            api.post_keyed("reviewer", &path, key, &json!({"decision": "approve"})).await
+        })
+    };
+    let (first, second) = (send(ids[0].clone(), "k-1"), send(ids[1].clone(), "k-2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.commit().await.unwrap();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(
+        (first.status, first.code().as_str()),
+        (409, "idempotency_conflict"),
+        "{}",
+        first.text
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(approved_events(&api).await, 1);
+    let app = api.get("clerk", &format!("/v1/applications/{}", ids[0])).await.json();
+    assert_eq!(app["status"], "submitted", "{app}");
 }

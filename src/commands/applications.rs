@@ -476,6 +476,17 @@ pub enum Review {
     Reject { reasons: Vec<String> },
 }
 
+/// One review among several reviewed together ([`review_together`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRequest {
+    pub id: String,
+    pub review: Review,
+    pub reviewer: String,
+    /// The token and person the review came with: stamped on its event, and the person
+    /// maker-checker compares with the submitter's.
+    pub issuer: Option<super::Issuer>,
+}
+
 /// Reviews a submitted application. Approval commits expansion-pilot money against the pool's
 /// quota for the year; an approval that would pass the cap is refused with `quota_exceeded`.
 pub async fn review(
@@ -486,21 +497,174 @@ pub async fn review(
     today: NaiveDate,
 ) -> Result<Application, ApplicationError> {
     let mut db = db.into();
+    let request = ReviewRequest {
+        id: id.to_string(),
+        review: review.clone(),
+        reviewer: reviewer.to_string(),
+        issuer: db.issuer().cloned(),
+    };
+    let mut outcomes = review_together(&mut db, std::slice::from_ref(&request), today).await?;
+    outcomes.pop().expect("one outcome per review")
+}
+
+/// Reviews several applications in one attempt (审核合并执行): one read of their streams, one
+/// lock and read of each quota they count against, the decisions in the order given (each
+/// sees the quota the approvals before it committed, and the status the reviews before it
+/// left), one append. Returns each review's outcome in the order given: a refusal refuses that
+/// review alone. The error is the attempt's (the database's, or contention after
+/// [`super::COMMAND_ATTEMPTS_MAX`] conflicts): nothing was recorded for any review.
+///
+/// Why: the approvals of one pool queue on its quota lock, so one at a time they are bounded
+/// by the round trips each makes under the lock; together, the group pays for the lock, the
+/// reads and the append once.
+pub async fn review_together(
+    db: &mut super::Db<'_>,
+    requests: &[ReviewRequest],
+    today: NaiveDate,
+) -> Result<Vec<Result<Application, ApplicationError>>, ApplicationError> {
     let database = db.database().to_string();
-    if let Review::Reject { reasons } = review {
-        if reasons.iter().all(|r| r.trim().is_empty()) {
-            return Err(ApplicationError::NoReasons);
+    let streams: Vec<String> = requests.iter().map(|r| application_stream(&r.id)).collect();
+    let stream_refs: Vec<&str> = streams.iter().map(String::as_str).collect();
+    execute!(db, ApplicationError, |a| {
+        let events = a.read_streams(&stream_refs).await?;
+        let mut states = ReviewStates::of(&events);
+        // Every quota an approval may count against, locked in one order (two groups never
+        // wait for each other in a cycle) and read holding the lock.
+        let mut quota_tags: Vec<(Tag, String, i32)> = requests
+            .iter()
+            .filter(|r| r.review == Review::Approve)
+            .filter_map(|r| states.get(&application_stream(&r.id)))
+            .filter_map(|s| s.app.as_ref())
+            .filter(|app| funding_of(app).counts_against_quota())
+            .map(|app| (Tag::pool_year(&app.pool, app.year), app.pool.clone(), app.year))
+            .collect();
+        quota_tags.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+        quota_tags.dedup_by(|x, y| x.0 == y.0);
+        let mut quotas = std::collections::HashMap::new();
+        let mut read_at = None;
+        for (tag, pool, year) in &quota_tags {
+            let locked =
+                crate::read_models::lock_quota(a.conn(), tag, pool, *year, POLICIES_TAG).await?;
+            let policies = policies_of(a.conn(), &database, locked.tag_ids).await?;
+            quotas.insert(tag.as_str().to_string(), QuotaState::of(locked.quota, &policies));
+            read_at = Some(locked.read_point);
         }
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut appending = Append::default();
+        let mut counted = Vec::new();
+        for (request, stream) in requests.iter().zip(&streams) {
+            let decided = states.decide(stream, request, &mut quotas, today);
+            outcomes.push(decided.map(|(event, app, expected)| {
+                if let Some(tag) = event.tags.iter().find(|t| quotas.contains_key(t.as_str())) {
+                    counted.push(tag.clone());
+                }
+                if let Some(expected) = expected {
+                    appending.expected.push((stream.clone(), expected));
+                }
+                appending.events.push(event);
+                app
+            }));
+        }
+        if appending.events.is_empty() {
+            return Ok(Decided { append: None, answer: outcomes });
+        }
+        // Anything appended under the quotas since the reads the approvals counted against.
+        counted.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+        counted.dedup();
+        if let (false, Some(after)) = (counted.is_empty(), read_at) {
+            appending.condition = Some(AppendCondition { tags: counted, after });
+        }
+        Ok(Decided::append(appending, outcomes))
+    })
+}
+
+fn funding_of(app: &Application) -> policy::Funding {
+    serde_json::from_value(serde_json::Value::String(app.funding.clone()))
+        .expect("a recorded funding")
+}
+
+/// A quota as the approvals of one attempt see it: the rules it was set under and what the
+/// approvals before have used; `None` when no quota was set for the pool and year.
+#[derive(Debug)]
+struct QuotaState(Option<(policy::quota::QuotaRules, policy::quota::QuotaUsage)>);
+
+impl QuotaState {
+    fn of(row: Option<crate::read_models::QuotaRow>, policies: &[policy::Policy]) -> Self {
+        let Some(quota) = row else { return QuotaState(None) };
+        // The rules of the quota policy the year's quota was set under (set_quota selects it
+        // on January 1st; published policies never overlap, so the choice cannot change
+        // afterwards and needs no condition here).
+        let pool = DivisionCode::parse(&quota.pool).expect("a recorded pool");
+        let jan_1 = NaiveDate::from_ymd_opt(quota.year, 1, 1).expect("a recorded year");
+        let Ok(policy) = policy::select(policies, Program::ExpansionQuota, pool, jan_1) else {
+            return QuotaState(None);
+        };
+        let policy::Rules::ExpansionQuota(rules) = &policy.rules else {
+            unreachable!("select returns a policy of the program asked for")
+        };
+        let amount = |d| policy::Amount::from_decimal(d).expect("a recorded amount");
+        let usage = policy::quota::QuotaUsage {
+            cap: amount(quota.cap),
+            committed: amount(quota.committed),
+            paid: amount(quota.paid),
+            recovered: amount(quota.recovered),
+        };
+        QuotaState(Some((rules.clone(), usage)))
     }
-    let stream = application_stream(id);
-    let issuer = db.issuer().cloned();
-    execute!(&mut db, ApplicationError, |a| {
-        let events = a.read_stream(&stream).await?;
-        let version = events.last().map_or(0, |e| e.stream_version);
-        let mut app = fold_applications(&events)
-            .by_id
-            .remove(id)
-            .ok_or_else(|| ApplicationError::NotFound(id.to_string()))?;
+}
+
+/// The applications an attempt of [`review_together`] read, as its decisions leave them.
+#[derive(Debug)]
+struct ReviewStates(std::collections::HashMap<String, ReviewState>);
+
+#[derive(Debug)]
+struct ReviewState {
+    app: Option<Application>,
+    /// The stream's version as read; `None` once this attempt has appended to it.
+    version: Option<i64>,
+    /// The person who submitted (events recorded before tokens named persons carry none).
+    submitter: Option<String>,
+}
+
+impl ReviewStates {
+    fn of(events: &[RecordedEvent]) -> Self {
+        let mut states = std::collections::HashMap::new();
+        for stream in events.chunk_by(|x, y| x.stream_id == y.stream_id) {
+            let id = stream[0].stream_id.strip_prefix("application-").unwrap_or_default();
+            let state = ReviewState {
+                app: fold_applications(stream).by_id.remove(id),
+                version: Some(stream.last().map_or(0, |e| e.stream_version)),
+                submitter: stream[0].metadata.person.clone(),
+            };
+            states.insert(stream[0].stream_id.clone(), state);
+        }
+        ReviewStates(states)
+    }
+
+    fn get(&self, stream: &str) -> Option<&ReviewState> {
+        self.0.get(stream)
+    }
+
+    /// Decides one review (pure): its event, the application after it, and the version its
+    /// stream is expected at (`None` when a review before it in the attempt appended to the
+    /// stream, which already set the expectation). The application's state and the quota are
+    /// left as the review leaves them.
+    fn decide(
+        &mut self,
+        stream: &str,
+        r: &ReviewRequest,
+        quotas: &mut std::collections::HashMap<String, QuotaState>,
+        today: NaiveDate,
+    ) -> Result<(NewEvent, Application, Option<ExpectedVersion>), ApplicationError> {
+        let id = r.id.as_str();
+        if let Review::Reject { reasons } = &r.review {
+            if reasons.iter().all(|r| r.trim().is_empty()) {
+                return Err(ApplicationError::NoReasons);
+            }
+        }
+        let not_found = || ApplicationError::NotFound(id.to_string());
+        let state = self.0.get_mut(stream).ok_or_else(not_found)?;
+        let app = state.app.as_ref().ok_or_else(not_found)?;
         if app.status != Status::Submitted {
             return Err(ApplicationError::NotReviewable {
                 id: id.to_string(),
@@ -513,16 +677,16 @@ pub async fn review(
         // Maker-checker compares persons: one person's two tokens are one person, whatever
         // their labels. Events recorded before tokens named persons (or by the CLI) carry no
         // person; then the labels are compared, as before.
-        let submitter = events.first().and_then(|e| e.metadata.person.as_deref());
-        let same_person = match (submitter, &issuer) {
-            (Some(submitter), Some(issuer)) => submitter == issuer.person,
-            _ => app.submitted_by == reviewer,
+        let same_person = match (&state.submitter, &r.issuer) {
+            (Some(submitter), Some(issuer)) => *submitter == issuer.person,
+            _ => app.submitted_by == r.reviewer,
         };
         if same_person {
-            return Err(ApplicationError::SelfReview(reviewer.to_string()));
+            return Err(ApplicationError::SelfReview(r.reviewer.clone()));
         }
+        let reviewer = r.reviewer.as_str();
         let person_tag = app.party_tag();
-        let (event, condition) = match review {
+        let mut event = match &r.review {
             Review::Reject { reasons } => {
                 let e = ApplicationRejected {
                     application: id.to_string(),
@@ -534,65 +698,18 @@ pub async fn review(
                     reviewer: reviewer.to_string(),
                     rejected_on: today,
                 };
-                (
-                    new_event(
-                        &stream,
-                        &e,
-                        reviewer,
-                        &app.pool,
-                        &app.county,
-                        vec![person_tag],
-                        today,
-                    ),
-                    None,
-                )
+                new_event(stream, &e, reviewer, &app.pool, &app.county, vec![person_tag], today)
             }
             Review::Approve => {
-                let funding: policy::Funding =
-                    serde_json::from_value(serde_json::Value::String(app.funding.clone()))
-                        .expect("a recorded funding");
+                let funding = funding_of(app);
                 let counts = funding.counts_against_quota();
-                let mut condition = None;
                 let mut tags = vec![person_tag];
                 if counts {
                     let quota_tag = Tag::pool_year(&app.pool, app.year);
-                    // Forty counties approving against one quota proceed one after another:
-                    // the lock, then, holding it, the read point, the quota row and the
-                    // published policies' ids (one round trip); the condition then covers
-                    // anything after that read.
-                    let locked = crate::read_models::lock_quota(
-                        a.conn(),
-                        &quota_tag,
-                        &app.pool,
-                        app.year,
-                        POLICIES_TAG,
-                    )
-                    .await?;
-                    let read_at = locked.read_point;
                     let not_set =
                         || ApplicationError::QuotaNotSet { pool: app.pool.clone(), year: app.year };
-                    let quota = locked.quota.ok_or_else(not_set)?;
-                    // The rules of the quota policy the year's quota was set under (set_quota
-                    // selects it on January 1st; published policies never overlap, so the
-                    // choice cannot change afterwards and needs no condition here).
-                    let policies = policies_of(a.conn(), &database, locked.tag_ids).await?;
-                    let pool_code = DivisionCode::parse(&app.pool).expect("a recorded pool");
-                    let jan_1 = NaiveDate::from_ymd_opt(app.year, 1, 1).expect("a recorded year");
-                    let Ok(policy) =
-                        policy::select(&policies, Program::ExpansionQuota, pool_code, jan_1)
-                    else {
-                        return Err(not_set());
-                    };
-                    let policy::Rules::ExpansionQuota(rules) = &policy.rules else {
-                        unreachable!("select returns a policy of the program asked for")
-                    };
-                    let amount = |d| policy::Amount::from_decimal(d).expect("a recorded amount");
-                    let usage = policy::quota::QuotaUsage {
-                        cap: amount(quota.cap),
-                        committed: amount(quota.committed),
-                        paid: amount(quota.paid),
-                        recovered: amount(quota.recovered),
-                    };
+                    let quota = quotas.get_mut(quota_tag.as_str()).and_then(|q| q.0.as_mut());
+                    let (rules, usage) = quota.ok_or_else(not_set)?;
                     // A pilot subsidy's category is its subject (`submit_pilot`).
                     let category =
                         policy::quota::SpendingCategory::of(&app.program).or_else(|| {
@@ -603,10 +720,12 @@ pub async fn review(
                         });
                     let money = policy::Money::from_decimal(app.amount).expect("a recorded amount");
                     rules
-                        .admit(funding, category, usage, money)
+                        .admit(funding, category, *usage, money)
                         .map_err(|r| ApplicationError::Refused(vec![r]))?;
-                    condition =
-                        Some(AppendCondition { tags: vec![quota_tag.clone()], after: read_at });
+                    // The approvals after this one in the attempt see its money committed.
+                    usage.committed =
+                        policy::Amount::from_decimal(usage.committed.value() + money.value())
+                            .expect("committed money stays an amount");
                     tags.push(quota_tag);
                 }
                 let e = ApplicationApproved {
@@ -619,20 +738,22 @@ pub async fn review(
                     reviewer: reviewer.to_string(),
                     approved_on: today,
                 };
-                (new_event(&stream, &e, reviewer, &app.pool, &app.county, tags, today), condition)
+                new_event(stream, &e, reviewer, &app.pool, &app.county, tags, today)
             }
         };
-        let appending = Append {
-            events: vec![event],
-            expected: vec![(stream.clone(), ExpectedVersion::Exact(version))],
-            condition,
-        };
-        app.status = match review {
+        if let Some(issuer) = &r.issuer {
+            event.metadata.token_id = Some(issuer.token_id.clone());
+            event.metadata.person = Some(issuer.person.clone());
+        }
+        let mut app = app.clone();
+        app.status = match r.review {
             Review::Approve => Status::Approved,
             Review::Reject { .. } => Status::Rejected,
         };
-        Ok(Decided::append(appending, app))
-    })
+        state.app = Some(app.clone());
+        let expected = state.version.take().map(ExpectedVersion::Exact);
+        Ok((event, app, expected))
+    }
 }
 
 /// Withdraws an application not yet paid (撤回). Its annual slot is freed, and so is any quota

@@ -11,6 +11,7 @@ pub mod periods;
 pub mod persons;
 pub mod settlements;
 pub mod setup;
+pub mod together;
 
 /// Attempts per command before a conflict is reported as such (a hot aggregate under heavy
 /// contention; each attempt re-reads).
@@ -139,6 +140,16 @@ impl<'t> Attempt<'t> {
         stream: &str,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let events = crate::store::read_stream(&mut self.tx, stream).await?;
+        self.saw(&events);
+        Ok(events)
+    }
+
+    /// Several streams in one round trip ([`crate::store::read_streams`]).
+    pub(crate) async fn read_streams(
+        &mut self,
+        streams: &[&str],
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let events = crate::store::read_streams(&mut self.tx, streams).await?;
         self.saw(&events);
         Ok(events)
     }

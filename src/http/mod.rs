@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod problem;
 pub mod rate;
 pub mod routes;
+pub mod together;
 pub mod unit;
 
 use std::sync::{Arc, OnceLock};
@@ -92,6 +93,8 @@ pub struct AppState {
     pub rate: Arc<rate::RateLimiter>,
     /// Commands sharing a commit: one pool's approvals ([`crate::commands::group`]).
     pub groups: Arc<crate::commands::group::Groups>,
+    /// Commands executed together: one pool's reviews ([`crate::commands::together`]).
+    pub reviews: Arc<crate::commands::together::Together<together::ReviewItem, Response>>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -103,6 +106,7 @@ impl AppState {
         let groups = crate::commands::group::Groups::new(pool.clone());
         AppState {
             groups,
+            reviews: crate::commands::together::Together::new(),
             pool,
             database,
             keys: Arc::new(keys),

@@ -57,7 +57,7 @@ enum Work {
 /// holds, or waiting for locks the other holds (two groups claiming the same keys in
 /// opposite orders; a group holding a key while it waits for a lock a unit holds): nothing is
 /// recorded, and the request may be retried.
-fn claim_failed(e: sqlx::Error) -> Problem {
+pub(super) fn claim_failed(e: sqlx::Error) -> Problem {
     match e.as_database_error().and_then(|d| d.code()).as_deref() {
         Some("40P01") => Problem::from(crate::store::AppendError::Contended),
         _ => Problem::from(e),
@@ -79,6 +79,18 @@ async fn stored(
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
+    answer_stored(key, request_fingerprint, &fingerprint, status, body)
+}
+
+/// The answer to a request whose key is stored with `fingerprint`, `status` and `body`: the
+/// stored response replayed if it was the same request, `idempotency_conflict` otherwise.
+pub(super) fn answer_stored(
+    key: &str,
+    request_fingerprint: &str,
+    fingerprint: &str,
+    status: i16,
+    body: serde_json::Value,
+) -> Result<Response, Problem> {
     if fingerprint != request_fingerprint {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -96,7 +108,7 @@ async fn stored(
     Ok(stored_response(status, body, true))
 }
 
-fn stored_response(status: i16, body: serde_json::Value, replayed: bool) -> Response {
+pub(super) fn stored_response(status: i16, body: serde_json::Value, replayed: bool) -> Response {
     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
     let mut response = (status, axum::Json(body)).into_response();
     if status.is_client_error() || status.is_server_error() {

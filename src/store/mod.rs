@@ -20,8 +20,8 @@ pub use append::{
 };
 pub(crate) use append::{classify, tag_lock_keys};
 pub use read::{
-    head, read_all, read_point, read_stream, read_tagged, sequence, RecordedEvent, TaggedRead,
-    READ_PAGE_LIMIT_MAX,
+    head, read_all, read_point, read_stream, read_streams, read_tagged, sequence, RecordedEvent,
+    TaggedRead, READ_PAGE_LIMIT_MAX,
 };
 pub use subscription::{read_after, LiveHead, Subscription, NOTIFY_CHANNEL, POLL_INTERVAL};
 

@@ -24,6 +24,13 @@ pub struct Api {
     pub keys: Keys,
     /// The server's groups of commands sharing a commit.
     pub groups: std::sync::Arc<fundledger::commands::group::Groups>,
+    /// The server's batches of reviews executed together.
+    pub reviews: std::sync::Arc<
+        fundledger::commands::together::Together<
+            fundledger::http::together::ReviewItem,
+            axum::response::Response,
+        >,
+    >,
 }
 
 #[derive(Debug, Clone)]
@@ -102,11 +109,12 @@ impl Api {
         let keys = Keys::generate();
         let state = AppState::new(db.pool.clone(), keys.clone(), limits);
         let groups = state.groups.clone();
+        let reviews = state.reviews.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api { addr, db, tokens, keys, groups }
+        Api { addr, db, tokens, keys, groups, reviews }
     }
 
     pub async fn get(&self, who: &str, path: &str) -> Reply {

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,8 +13,10 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use crate::commands::applications::{
     self as commands, application_stream, PersonApplication, Review, Submitted,
 };
+use crate::commands::Issuer;
 use crate::http::extract::{parse, policy_year, require, require_role, Command, Place, Query};
 use crate::http::problem::Problem;
+use crate::http::together::{self, ReviewItem};
 use crate::http::unit::Unit;
 use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
@@ -326,17 +328,49 @@ pub async fn review(
         }
     };
     let place = authorise_application(&state, &principal, &[Role::CountyReviewer], &id).await?;
-    // One pool's reviews share a commit (they queue on its quota lock): in a task of its own,
-    // so a client that hangs up cannot cancel a member half way and roll back the others.
-    let group = format!("review:{}", place.pool.as_deref().unwrap_or_default());
-    let work = async move {
-        let mut unit = Unit::begin_grouped(&state, &principal, &command, &group).await?;
-        let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
-            .await
-            .map(|a| application_json(&a));
-        Ok(unit.finish(StatusCode::OK, outcome).await)
+    let pool = place.pool.as_deref().unwrap_or_default();
+    if command.group.is_some() {
+        // A batch's item: in the group the batch holds, on its own.
+        let group = format!("review:{pool}");
+        let work = async move {
+            let mut unit = Unit::begin_grouped(&state, &principal, &command, &group).await?;
+            let outcome = commands::review(unit.db(), &id, &review, &principal.label, today())
+                .await
+                .map(|a| application_json(&a));
+            Ok(unit.finish(StatusCode::OK, outcome).await)
+        };
+        return tokio::spawn(work).await.map_err(|e| Problem::internal(&e))?;
+    }
+    if command.key_required && command.idempotency_key.is_none() {
+        return Err(Problem::idempotency_key_required());
+    }
+    // One pool's reviews are executed together (they queue on its quota lock): in a task of
+    // its own, so a client that hangs up cannot cancel the batch it leads.
+    let item = ReviewItem {
+        request: commands::ReviewRequest {
+            id,
+            review,
+            reviewer: principal.label.clone(),
+            issuer: Some(Issuer {
+                token_id: principal.token_id.to_string(),
+                person: principal.person.clone(),
+            }),
+        },
+        claim: command
+            .idempotency_key
+            .clone()
+            .map(|k| (principal.token_id, k, command.fingerprint)),
     };
-    tokio::spawn(work).await.map_err(|e| Problem::internal(&e))?
+    let key = format!("review:{pool}");
+    let work = async move {
+        let reviews = state.reviews.clone();
+        let execute = |items| async move { together::reviews(&state, items, today()).await };
+        reviews.run(&key, item, execute).await.unwrap_or_else(|a| {
+            tracing::error!(error = %a, "a review's batch was abandoned");
+            Problem::outcome_unknown().into_response()
+        })
+    };
+    tokio::spawn(work).await.map_err(|e| Problem::internal(&e))
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,

@@ -1,0 +1,166 @@
+//! Commands executed together (合并执行): concurrent commands with the same key (one pool's
+//! reviews) are handed to ONE of them, which executes them all at once, in one transaction,
+//! and answers each.
+//!
+//! Why, beside [`super::group`] (which runs each member's command on its own, in one shared
+//! transaction): a group still reads, locks and appends once per member, one member after
+//! another on one connection, so the pool's approvals were bounded by those round trips and
+//! PostgreSQL's work per statement. Executed together, a batch reads its applications in one
+//! statement, takes and reads the pool's quota once, and appends once
+//! ([`super::applications::review_together`]).
+//!
+//! How a batch forms: the first command with a key leads. While it executes, the commands
+//! that arrive with the same key queue. When it has answered its batch, it hands the lead to
+//! the first command queued, which executes everything queued by then (at most
+//! [`TOGETHER_MAX`]) as the next batch, and so on: each command leads at most one batch, so
+//! none waits for more than the batch before its own and its own.
+//!
+//! Callers run each command in a task of its own (`tokio::spawn`): a command dropped while it
+//! leads takes its batch's answers with it (they end in [`Abandoned`]), and one dropped while
+//! it waits for the lead could leave the queue without a leader.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// Most commands one batch takes: bounds the statement a batch appends with and the time the
+/// first of them waits for its answer.
+pub const TOGETHER_MAX: usize = 64;
+
+/// The batches of each key of this process.
+#[derive(Debug)]
+pub struct Together<I, O> {
+    queues: Mutex<HashMap<String, Queue<I, O>>>,
+    batches: AtomicU64,
+    members: AtomicU64,
+}
+
+/// How much executing together happened: `members / batches` is the mean batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TogetherStats {
+    pub batches: u64,
+    pub members: u64,
+}
+
+#[derive(Debug)]
+struct Queue<I, O> {
+    /// Commands waiting, in arrival order, each with where to send its turn (`None`: the
+    /// command that leads next, which takes its own answer from the batch it executes).
+    waiting: VecDeque<(I, Option<oneshot::Sender<Turn<O>>>)>,
+}
+
+#[derive(Debug)]
+enum Turn<O> {
+    Done(O),
+    Lead,
+}
+
+/// The command leading the batch this command was in ended before answering it (its task
+/// panicked or was dropped): whether the batch was recorded is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the command executing this one with others ended before answering; its outcome is unknown"
+)]
+pub struct Abandoned;
+
+impl<I, O> Together<I, O> {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Together { queues: Mutex::default(), batches: 0.into(), members: 0.into() })
+    }
+
+    /// The batches executed so far in this process, and their members.
+    pub fn stats(&self) -> TogetherStats {
+        TogetherStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            members: self.members.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Executes `item` together with the commands of `key` queued beside it: `execute` is
+    /// called with the batch (this command's item first) if this command leads it, and must
+    /// return one answer per item, in order.
+    pub async fn run<F, Fut>(&self, key: &str, item: I, execute: F) -> Result<O, Abandoned>
+    where
+        F: FnOnce(Vec<I>) -> Fut,
+        Fut: Future<Output = Vec<O>>,
+    {
+        let (sender, receiver) = oneshot::channel();
+        let leads = {
+            let mut queues = self.queues.lock().expect("not poisoned");
+            match queues.get_mut(key) {
+                // Someone leads: queue behind it.
+                Some(queue) => {
+                    queue.waiting.push_back((item, Some(sender)));
+                    false
+                }
+                None => {
+                    let waiting = VecDeque::from([(item, None)]);
+                    queues.insert(key.to_string(), Queue { waiting });
+                    true
+                }
+            }
+        };
+        if !leads {
+            match receiver.await {
+                Ok(Turn::Done(answer)) => return Ok(answer),
+                Ok(Turn::Lead) => {}
+                Err(_) => return Err(Abandoned),
+            }
+        }
+        // This command leads: its item is first in the queue (it was first in an empty queue,
+        // or was handed the lead at the front and nobody else takes from the queue meanwhile).
+        let mut lead = Lead { together: self, key, handed: false };
+        let (items, senders): (Vec<I>, Vec<_>) = {
+            let mut queues = self.queues.lock().expect("not poisoned");
+            let queue = queues.get_mut(key).expect("a leader's queue");
+            let n = queue.waiting.len().min(TOGETHER_MAX);
+            queue.waiting.drain(..n).unzip()
+        };
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.members.fetch_add(items.len() as u64, Ordering::Relaxed);
+        let mut answers = execute(items).await.into_iter();
+        let own = answers.next().ok_or(Abandoned);
+        for (answer, sender) in answers.zip(senders.into_iter().skip(1)) {
+            // A command that went away is not answered.
+            let _ = sender.expect("only the leader has no sender").send(Turn::Done(answer));
+        }
+        lead.hand_over();
+        own
+    }
+}
+
+/// The lead of a batch: handed to the next command queued when the batch is answered, or
+/// when the leader is dropped half way (its batch's senders are dropped with it).
+struct Lead<'a, I, O> {
+    together: &'a Together<I, O>,
+    key: &'a str,
+    handed: bool,
+}
+
+impl<I, O> Lead<'_, I, O> {
+    fn hand_over(&mut self) {
+        if std::mem::replace(&mut self.handed, true) {
+            return;
+        }
+        let mut queues = self.together.queues.lock().expect("not poisoned");
+        let queue = queues.get_mut(self.key).expect("a leader's queue");
+        while let Some((item, sender)) = queue.waiting.pop_front() {
+            let sender = sender.expect("only the leader has no sender");
+            if sender.send(Turn::Lead).is_ok() {
+                queue.waiting.push_front((item, None));
+                return;
+            }
+            // That command went away before its turn: its item goes with it.
+        }
+        queues.remove(self.key);
+    }
+}
+
+impl<I, O> Drop for Lead<'_, I, O> {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
