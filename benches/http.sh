@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # HTTP load: submissions/s and latency at 16 concurrent keep-alive connections (wrk), single
-# requests and /v1/batch, against `fundledger serve` (release build) on a private cluster;
-# then the store-level submissions figure of `cargo bench --bench commands` in the same run,
-# so the cost of the HTTP layer shows. Needs wrk (apt-get install wrk), curl and jq.
+# requests and /v1/batch, then approvals/s of the submitted applications (one pool's quota),
+# against `fundledger serve` (release build) on a private cluster; then the store-level figures
+# of `cargo bench --bench commands` in the same run, so the cost of the HTTP layer shows. Needs
+# wrk (apt-get install wrk), curl and jq.
 #
 # Run: benches/http.sh            (FUNDLEDGER_BENCH_SECS per measurement, default 20;
 #                                  FUNDLEDGER_BENCH_BATCH submissions per batch, default 100;
 #                                  FUNDLEDGER_BENCH_COMPARE=/path/to/an/older/fundledger: its
-#                                  single submissions too, on a cluster of its own, same run)
+#                                  single submissions and approvals too, on a cluster of its
+#                                  own, same run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUNDLEDGER_BENCH_SECS:-20}
@@ -30,6 +32,8 @@ fl() { "$BIN" "$@" --data-dir "$DATA"; }
 fl policy publish policies/*.toml >/dev/null
 ADMIN=$(fl token create --role admin --person bench-admin --label bench-admin | tail -1)
 CLERK=$(fl token create --role county_clerk --county 371502 --person bench-clerk --label bench-clerk | tail -1)
+FINANCE=$(fl token create --role city_finance --pool 371500 --person bench-finance --label bench-finance | tail -1)
+REVIEWER=$(fl token create --role county_reviewer --county 371502 --person bench-reviewer --label bench-reviewer | tail -1)
 # The binary itself, not through `fl`: $SERVER must be the server, not a subshell around it.
 # No per-token rate limit: the load is a few tokens standing for many clerks (tests/http_access.rs
 # tests the limiter).
@@ -41,6 +45,34 @@ post() { curl -sf -X POST "http://127.0.0.1:${3:-$PORT}$1" -H "Authorization: Be
   -H 'Content-Type: application/json' -d "$2" >/dev/null; }
 post /v1/pools '{"code":"371500","name":"聊城市"}'
 post /v1/counties '{"code":"371502","name":"东昌府区","pool":"371500"}'
+# A quota large enough for every approval: 15% of 1,000,000,000.00.
+quota() {
+    post /v1/pools/371500/historical-balance \
+        '{"as_of":"2023-12-31","amount":"1000000000.00","document":"聊人社字〔2024〕1号"}' "$1" "$2"
+    post /v1/pools/371500/quotas \
+        '{"year":2024,"ratio":"0.15","filing_document":"鲁人社字〔2024〕9号"}' "$1" "$2"
+}
+quota "$PORT" "$FINANCE"
+
+# approvals DATA_DIR PORT REVIEWER_TOKEN: approves the applications submitted so far, 16
+# connections, for half of ${SECS}s (so that the submitted applications last); prints wrk's
+# summary and the approvals recorded per second.
+APPROVE_SECS=$(( (SECS + 1) / 2 ))
+approvals() {
+    as_owner "$1/pg" "$(dirname "$(pg_ctl_bin)")/psql" -h "$1/socket" -U fundledger -d fundledger -Atc \
+        "SELECT application FROM application_status WHERE status = 'submitted'" >"$1/submitted.txt"
+    local submitted
+    submitted=$(wc -l <"$1/submitted.txt")
+    echo "($submitted applications submitted to approve)"
+    run wrk -t2 -c16 -d"${APPROVE_SECS}s" --timeout 30s --latency -s benches/http/review.lua \
+      "http://127.0.0.1:$2" -- "$3" "$1/submitted.txt"
+    local approved
+    approved=$(grep 'route=/v1/applications/{id}/review' "$1/serve.log" | grep -c 'status=200' || true)
+    echo "== approvals recorded (200): $approved in ${APPROVE_SECS}s = $((approved / APPROVE_SECS))/s"
+    if [ "$approved" -ge "$submitted" ]; then
+        echo "   (every submitted application was approved before the time ran out: a lower bound)"
+    fi
+}
 
 
 echo "== POST /v1/applications, 16 connections, ${SECS}s (each with its own Idempotency-Key)"
@@ -50,6 +82,12 @@ echo
 echo "== POST /v1/batch with $BATCH submissions each, 16 connections, ${SECS}s"
 run wrk -t2 -c16 -d"${SECS}s" --timeout 60s --latency -s benches/http/submit.lua \
   "http://127.0.0.1:$PORT" -- "$CLERK" "$BATCH" batch
+echo
+# wrk stops sending when its time is up, but the batches it sent last still run in the server
+# for a second or two: they finish before the approvals start.
+sleep 5
+echo "== POST /v1/applications/{id}/review (approve), 16 connections, ${APPROVE_SECS}s (one pool's quota)"
+approvals "$DATA" "$PORT" "$REVIEWER"
 echo
 echo "== submissions recorded (201) in the server log:"
 grep 'route=/v1/applications' "$DATA/serve.log" | grep -c 'status=201' || true
@@ -61,10 +99,10 @@ grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | grep -oE 'route=[^ ]+ .*sta
     sed -E 's/ .* status=/ status=/' | sort | uniq -c || true
 grep -E 'status=(4|5)[0-9][0-9]' "$DATA/serve.log" | head -2 || true
 echo
-echo "== store level, same machine: cargo bench --bench commands (submissions, empty log)"
+echo "== store level, same machine: cargo bench --bench commands (submissions and approvals, empty log)"
 bench_commands() {
     FUNDLEDGER_BENCH_PREFILL=0 FUNDLEDGER_BENCH_SECS=$SECS cargo bench -q --bench commands 2>&1 |
-        grep -iE 'submission|pgbench' || true
+        grep -iE 'submission|approval|pgbench' || true
 }
 run bench_commands
 
@@ -81,6 +119,8 @@ if [ -n "${FUNDLEDGER_BENCH_COMPARE:-}" ]; then
     old policy publish policies/*.toml >/dev/null
     OLD_ADMIN=$(old token create --role admin --person bench-admin --label bench-admin | tail -1)
     OLD_CLERK=$(old token create --role county_clerk --county 371502 --person bench-clerk --label bench-clerk | tail -1)
+    OLD_FINANCE=$(old token create --role city_finance --pool 371500 --person bench-finance --label bench-finance | tail -1)
+    OLD_REVIEWER=$(old token create --role county_reviewer --county 371502 --person bench-reviewer --label bench-reviewer | tail -1)
     OLD_PORT=$((PORT + 1))
     "$FUNDLEDGER_BENCH_COMPARE" serve --data-dir "$OLD" --listen "127.0.0.1:$OLD_PORT" \
         --db-connections 32 --token-rate 0 2>"$OLD/serve.log" &
@@ -88,10 +128,13 @@ if [ -n "${FUNDLEDGER_BENCH_COMPARE:-}" ]; then
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$OLD_PORT/readyz" >/dev/null && break; sleep 0.2; done
     post /v1/pools '{"code":"371500","name":"聊城市"}' "$OLD_PORT" "$OLD_ADMIN"
     post /v1/counties '{"code":"371502","name":"东昌府区","pool":"371500"}' "$OLD_PORT" "$OLD_ADMIN"
+    quota "$OLD_PORT" "$OLD_FINANCE"
     echo
     echo "== the same single submissions against $FUNDLEDGER_BENCH_COMPARE, 16 connections, ${SECS}s"
     run wrk -t2 -c16 -d"${SECS}s" --timeout 30s --latency -s benches/http/submit.lua \
       "http://127.0.0.1:$OLD_PORT" -- "$OLD_CLERK" 0 single
+    echo "== the same approvals against $FUNDLEDGER_BENCH_COMPARE, 16 connections, ${APPROVE_SECS}s"
+    approvals "$OLD" "$OLD_PORT" "$OLD_REVIEWER"
     echo "== its refused or failed requests (should be 0):"
     grep -E 'status=(4|5)[0-9][0-9]' "$OLD/serve.log" | grep -vc 'route=/v1/batch' || true
 fi

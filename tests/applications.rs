@@ -348,6 +348,18 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
     }
 }
 
+/// Waits until every connection of `pool` is back in it: a connection is returned by a task of
+/// its own after it is dropped, and a command acquiring before that opens a new one (whose
+/// set-up statements would be counted as the command's).
+async fn idle(pool: &sqlx::PgPool) {
+    for _ in 0..100 {
+        if pool.num_idle() == pool.size() as usize {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_connection() {
     let db = ledger().await;
@@ -358,6 +370,7 @@ async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_conn
     review(&db.pool, &first.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();
 
     let counter = statements::StatementCounter::install();
+    idle(&db.pool).await;
     counter.clear();
     let second = submit(&db.pool, &keys, &training(2), "clerk", today()).await.unwrap();
     let statements = counter.statements();
@@ -374,6 +387,7 @@ async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_conn
     // the pool's lock with, holding it, the read point, the quota row and the policies' ids;
     // the append with the read models' changes; COMMIT. Everything after the lock is what the
     // pool's other approvals wait for.
+    idle(&db.pool).await;
     counter.clear();
     review(&db.pool, &second.id, &Review::Approve, "reviewer 赵六", today()).await.unwrap();
     let statements = counter.statements();

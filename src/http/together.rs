@@ -125,9 +125,12 @@ async fn stored(
         let tokens: Vec<uuid::Uuid> = claims.iter().map(|c| c.0).collect();
         let keys: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
         let rows: Vec<(uuid::Uuid, String, String, i16, Value)> = sqlx::query_as(
+            // One index lookup per key whatever the estimates (a hash join would read the
+            // whole table on every batch).
             "SELECT k.token_id, k.key, k.fingerprint, k.status, k.response
                FROM unnest($1::uuid[], $2::text[]) AS c(token_id, key)
-               JOIN idempotency_keys k ON k.token_id = c.token_id AND k.key = c.key",
+              CROSS JOIN LATERAL (SELECT * FROM idempotency_keys i
+                                   WHERE i.token_id = c.token_id AND i.key = c.key OFFSET 0) k",
         )
         .bind(&tokens)
         .bind(&keys)

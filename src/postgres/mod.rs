@@ -437,10 +437,15 @@ pub async fn service_pool(
         .acquire_timeout(settings.acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
+                // No JIT compilation: a command's statements are short, and a plan whose
+                // estimate passes `jit_above_cost` (a generic plan over an array argument,
+                // estimated at many rows) was compiled again on every execution, 4 ms each,
+                // where the statement itself takes a quarter of one (BENCHMARKS.md).
                 conn.execute(
                     format!(
                         "SET idle_in_transaction_session_timeout = {idle_ms}; \
-                         SET statement_timeout = {statement_ms}; SET lock_timeout = {lock_ms}"
+                         SET statement_timeout = {statement_ms}; SET lock_timeout = {lock_ms}; \
+                         SET jit = off"
                     )
                     .as_str(),
                 )
