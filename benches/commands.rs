@@ -132,9 +132,15 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
         let third = submitted.len() / 3;
         let (alone, rest) = submitted.split_at(third);
         let (shared, together) = rest.split_at(third);
+        // Each way starts from the same state: what the one before wrote vacuumed, analysed and
+        // checkpointed (else the first after the submissions pays for their checkpoint).
+        settle(&owner).await;
         let together = approvals(&pool, together.to_vec(), duration, Approving::Together).await;
+        settle(&owner).await;
         let grouped = approvals(&pool, shared.to_vec(), duration, Approving::SharingCommits).await;
+        settle(&owner).await;
         let approvals = approvals(&pool, alone.to_vec(), duration, Approving::OneAtATime).await;
+        settle(&owner).await;
         let shape = pgbench_hot_row(&cluster, &db, duration);
         common::figure(&format!("submissions_{prefill}"), subs.per_s, subs.p50_ms, subs.p99_ms);
         common::figure(
@@ -285,6 +291,13 @@ async fn submissions(pool: &PgPool, keys: &Arc<Keys>, duration: Duration) -> (Ve
     }
     let r = rate(lat, started.elapsed());
     (ids, r)
+}
+
+/// Vacuums, analyses and checkpoints the database, as the owner.
+async fn settle(owner: &sqlx::postgres::PgConnectOptions) {
+    let mut conn = owner.connect().await.unwrap();
+    conn.execute("VACUUM ANALYZE").await.unwrap();
+    conn.execute("CHECKPOINT").await.unwrap();
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
