@@ -16,8 +16,9 @@
 //! none waits for more than the batch before its own and its own.
 //!
 //! Callers run each command in a task of its own (`tokio::spawn`): a command dropped while it
-//! leads takes its batch's answers with it (they end in [`Abandoned`]), and one dropped while
-//! it waits for the lead could leave the queue without a leader.
+//! leads takes its batch's answers with it (they end in [`Abandoned`]). One dropped while it
+//! waits passes the lead on if it had been handed it, so the queue never stays without a
+//! leader.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -104,7 +105,10 @@ impl<I, O> Together<I, O> {
             }
         };
         if !leads {
-            match receiver.await {
+            let mut waiting = Waiting { together: self, key, receiver, taken: false };
+            let turn = (&mut waiting.receiver).await;
+            waiting.taken = true;
+            match turn {
                 Ok(Turn::Done(answer)) => return Ok(answer),
                 Ok(Turn::Lead) => {}
                 Err(_) => return Err(Abandoned),
@@ -142,11 +146,22 @@ struct Lead<'a, I, O> {
 
 impl<I, O> Lead<'_, I, O> {
     fn hand_over(&mut self) {
-        if std::mem::replace(&mut self.handed, true) {
-            return;
+        if !std::mem::replace(&mut self.handed, true) {
+            self.together.hand_over(self.key, false);
         }
-        let mut queues = self.together.queues.lock().expect("not poisoned");
-        let queue = queues.get_mut(self.key).expect("a leader's queue");
+    }
+}
+
+impl<I, O> Together<I, O> {
+    /// Hands the lead of `key` to the first command queued that is still there, or closes the
+    /// queue when none is. `dropped_leader`: the command at the front was handed the lead and
+    /// went away before taking it; its item goes with it.
+    fn hand_over(&self, key: &str, dropped_leader: bool) {
+        let mut queues = self.queues.lock().expect("not poisoned");
+        let queue = queues.get_mut(key).expect("a leader's queue");
+        if dropped_leader {
+            queue.waiting.pop_front();
+        }
         while let Some((item, sender)) = queue.waiting.pop_front() {
             let sender = sender.expect("only the leader has no sender");
             if sender.send(Turn::Lead).is_ok() {
@@ -155,12 +170,99 @@ impl<I, O> Lead<'_, I, O> {
             }
             // That command went away before its turn: its item goes with it.
         }
-        queues.remove(self.key);
+        queues.remove(key);
+    }
+}
+
+/// A command waiting for its turn. Dropped before it took the turn (its task cancelled), it
+/// passes on a lead it had been handed.
+struct Waiting<'a, I, O> {
+    together: &'a Together<I, O>,
+    key: &'a str,
+    receiver: oneshot::Receiver<Turn<O>>,
+    /// The turn was taken (it is the command's own to act on).
+    taken: bool,
+}
+
+impl<I, O> Drop for Waiting<'_, I, O> {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        if let Ok(Turn::Lead) = self.receiver.try_recv() {
+            self.together.hand_over(self.key, true);
+        }
     }
 }
 
 impl<I, O> Drop for Lead<'_, I, O> {
     fn drop(&mut self) {
         self.hand_over();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Answers each item doubled, once `gate` opens.
+    async fn doubled(items: Vec<u32>, gate: Option<oneshot::Receiver<()>>) -> Vec<u32> {
+        if let Some(gate) = gate {
+            gate.await.unwrap();
+        }
+        items.into_iter().map(|i| i * 2).collect()
+    }
+
+    #[tokio::test]
+    async fn the_commands_queued_behind_a_leader_are_executed_together_by_the_first_of_them() {
+        let together = Together::<u32, u32>::new();
+        let (open, gate) = oneshot::channel();
+        let first = {
+            let together = together.clone();
+            tokio::spawn(async move { together.run("k", 1, |i| doubled(i, Some(gate))).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let others: Vec<_> = (2..=5)
+            .map(|n| {
+                let together = together.clone();
+                tokio::spawn(async move { together.run("k", n, |i| doubled(i, None)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(2));
+        for (n, other) in (2..=5).zip(others) {
+            assert_eq!(other.await.unwrap(), Ok(n * 2));
+        }
+        // The first alone, then the four queued behind it in one batch.
+        assert_eq!(together.stats(), TogetherStats { batches: 2, members: 5 });
+    }
+
+    #[tokio::test]
+    async fn a_command_dropped_after_it_was_handed_the_lead_passes_it_on() {
+        let together = Together::<u32, u32>::new();
+        let (open, gate) = oneshot::channel();
+        let first = {
+            let together = together.clone();
+            tokio::spawn(async move { together.run("k", 1, |i| doubled(i, Some(gate))).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The second queues (polled once) and is then never polled again.
+        let mut second = Box::pin(together.run("k", 2, |i| doubled(i, None)));
+        assert!(futures_util::poll!(second.as_mut()).is_pending());
+        let third = {
+            let together = together.clone();
+            tokio::spawn(async move { together.run("k", 3, |i| doubled(i, None)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first answers its batch and hands the lead to the second, which is dropped
+        // before it takes it: the third must still be answered.
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(2));
+        drop(second);
+        let third = tokio::time::timeout(Duration::from_secs(5), third).await;
+        assert_eq!(third.expect("the queue kept a leader").unwrap(), Ok(6));
+        assert!(together.queues.lock().unwrap().is_empty(), "the queue closed behind it");
     }
 }

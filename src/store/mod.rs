@@ -4,7 +4,8 @@
 //!   across streams (no event with these tags since the decision's read), locking only the
 //!   streams and tags involved.
 //! - [`sequence`] gives committed events their global, gapless, commit-ordered position.
-//! - [`read_stream`], [`read_all`] and [`read_tagged`] read in order.
+//! - [`read_stream`] (and [`read_streams`], several in one round trip), [`read_all`] and
+//!   [`read_tagged`] read in order.
 //! - [`Subscription`] follows the log live and never skips a committed event.
 //!
 //! Every function takes the connection or transaction it works in: the command handler owns
