@@ -1,6 +1,7 @@
-//! Command throughput: submissions (16 concurrent clients, many persons) and approvals against
-//! one pool's quota (the hot path), on an empty log and on a log prefilled with many events, so
-//! that a command's cost is seen not to grow with the log.
+//! Command throughput: submissions (16 concurrent clients, many persons; one at a time, then
+//! executed together as `POST /v1/applications` runs them, FUNDLEDGER_BENCH_LANES queues) and
+//! approvals against one pool's quota (the hot path), on an empty log and on a log prefilled
+//! with many events, so that a command's cost is seen not to grow with the log.
 //!
 //! Run: `cargo bench --bench commands` (FUNDLEDGER_BENCH_SECS per measurement, default 10;
 //! FUNDLEDGER_BENCH_PREFILL, a comma-separated list of log sizes, default "0,1000000").
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{
-    review, review_together, submit, PersonApplication, Review, ReviewRequest,
+    review, review_together, submit, submit_together, PersonApplication, Review, ReviewRequest,
+    SubmitRequest,
 };
 use fundledger::commands::group::Groups;
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
@@ -127,7 +129,24 @@ async fn run(duration: Duration, prefills: Vec<u64>) {
         setup(&pool).await;
         let keys = Arc::new(Keys::generate());
 
-        let (submitted, subs) = submissions(&pool, &keys, duration).await;
+        let (submitted, subs) = submissions(&pool, &keys, duration, None).await;
+        settle(&owner).await;
+        // As many queues as the server keeps (`http::together::SUBMISSION_LANES`), unless asked.
+        let lanes: u64 = std::env::var("FUNDLEDGER_BENCH_LANES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(fundledger::http::together::SUBMISSION_LANES);
+        let (_, subs_together) = submissions(&pool, &keys, duration, Some(lanes)).await;
+        common::figure(
+            &format!("submissions_together_{prefill}"),
+            subs_together.per_s,
+            subs_together.p50_ms,
+            subs_together.p99_ms,
+        );
+        println!(
+            "submissions executed together ({lanes} lanes, as POST /v1/applications runs them): {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            subs_together.per_s, subs_together.p50_ms, subs_together.p99_ms
+        );
         // A third of the submissions for each way of approving.
         let third = submitted.len() / 3;
         let (alone, rest) = submitted.split_at(third);
@@ -261,22 +280,54 @@ async fn setup(pool: &PgPool) {
     set_quota(pool, &liaocheng, 2024, Ratio::parse("0.15").unwrap(), "f", "f").await.unwrap();
 }
 
-async fn submissions(pool: &PgPool, keys: &Arc<Keys>, duration: Duration) -> (Vec<String>, Rate) {
+/// Submissions by 16 clients, each of its own persons, for `duration`: one at a time, or
+/// executed together in `lanes` queues (`commands::together`, as `POST /v1/applications`
+/// runs them), a client's persons always in the same lane.
+async fn submissions(
+    pool: &PgPool,
+    keys: &Arc<Keys>,
+    duration: Duration,
+    lanes: Option<u64>,
+) -> (Vec<String>, Rate) {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let together = Together::new();
     let tasks: Vec<_> = (0..CLIENTS as u64)
         .map(|c| {
-            let (pool, keys) = (pool.clone(), keys.clone());
+            let (pool, keys, together) = (pool.clone(), keys.clone(), together.clone());
             tokio::spawn(async move {
                 let (mut ids, mut lat) = (Vec::new(), Vec::new());
-                let mut n = c;
+                let mut n = c + lanes.map_or(0, |_| 1_000_000);
                 while Instant::now() < deadline {
                     let t0 = Instant::now();
-                    let s = submit(&pool, &keys, &training(n), "clerk", date("2024-11-20"))
-                        .await
-                        .unwrap();
+                    let today = date("2024-11-20");
+                    let id = match lanes {
+                        None => {
+                            submit(&pool, &keys, &training(n), "clerk", today).await.unwrap().id
+                        }
+                        Some(lanes) => {
+                            let request = SubmitRequest {
+                                app: training(n),
+                                clerk: "clerk".into(),
+                                issuer: None,
+                            };
+                            let (pool, keys) = (pool.clone(), keys.clone());
+                            let execute = |requests: Vec<SubmitRequest>| async move {
+                                let mut db = Db::from(&pool);
+                                match submit_together(&mut db, &keys, &requests, today).await {
+                                    Ok(outcomes) => outcomes
+                                        .into_iter()
+                                        .map(|o| o.map(|s| s.id).map_err(|e| e.to_string()))
+                                        .collect(),
+                                    Err(e) => requests.iter().map(|_| Err(e.to_string())).collect(),
+                                }
+                            };
+                            let lane = format!("submit:{}", c % lanes);
+                            together.run(&lane, request, execute).await.unwrap().unwrap()
+                        }
+                    };
                     lat.push(t0.elapsed().as_micros() as u64);
-                    ids.push(s.id);
+                    ids.push(id);
                     n += CLIENTS as u64;
                 }
                 (ids, lat)

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use fundledger::commands::applications::{
-    review, submit, ApplicationError, PersonApplication, Review,
+    review, submit, submit_together, ApplicationError, PersonApplication, Review, SubmitRequest,
 };
 use fundledger::commands::setup::{lock_balance, register_county, register_pool, set_quota};
+use fundledger::commands::Db;
 use fundledger::personal::Keys;
 use fundledger::postgres::testing::TestDatabase;
 use fundledger::publishing::{load_policy_file, publish};
@@ -399,4 +400,61 @@ async fn a_submission_takes_four_round_trips_and_an_approval_five_on_a_warm_conn
     .await
     .unwrap();
     assert_eq!(committed, "1200.00", "both approvals hold quota money");
+}
+
+/// Submissions executed together are decided in order, each against its person's history
+/// with the submissions before it in the same batch: the same person's second skill upgrade of
+/// one occupation and level, or a training beside it, is refused as it would be one at a time.
+#[tokio::test]
+async fn submissions_executed_together_see_the_ones_before_them_in_the_batch() {
+    let db = ledger().await;
+    let keys = Keys::generate();
+    let person = 78;
+    let su = |county: &str| {
+        let body = json!({
+            "county": county, "submitted_on": "2024-10-20",
+            "applicant": {"id_number": id_number(person), "name": "孙七"},
+            "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": true},
+            "certificate": {"occupation_code": "4-10-01-05", "level": 5, "number": "S1", "issued_on": "2024-10-01"}
+        });
+        PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap())
+    };
+    // Submitted after today: refused, and only it.
+    let future = PersonApplication::Training(
+        serde_json::from_value(json!({
+            "county": "371502", "submitted_on": "2027-01-04",
+            "applicant": {"id_number": id_number(79), "name": "李四"},
+            "eligibility": {"insured_months": 14, "receiving_unemployment_benefit": false},
+            "training": {"catalog": "urgent", "occupation_code": "4-10-01-05", "level": 5, "assessment": "certificate",
+                         "class_start_on": "2024-09-10", "hours": 40},
+            "funding": "expansion_pilot"
+        }))
+        .unwrap(),
+    );
+    let apps = [su("371002"), su("371003"), training(person), training(80), future];
+    let requests: Vec<SubmitRequest> = apps
+        .into_iter()
+        .map(|app| SubmitRequest { app, clerk: "clerk".into(), issuer: None })
+        .collect();
+    let before = count(&db).await;
+
+    let outcomes =
+        submit_together(&mut Db::from(&db.pool), &keys, &requests, today()).await.unwrap();
+    let codes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(_) => "accepted",
+            Err(e) => e.code(),
+        })
+        .collect();
+    assert_eq!(codes[0], "accepted", "{codes:?}");
+    for c in &codes[1..3] {
+        assert!(
+            ["occupation_level_already_subsidized", "training_and_skill_upgrade_exclusive"]
+                .contains(c),
+            "{codes:?}"
+        );
+    }
+    assert_eq!(&codes[3..], ["accepted", "validation_failed"], "{codes:?}");
+    assert_eq!(count(&db).await, before + 2);
 }

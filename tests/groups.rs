@@ -59,7 +59,7 @@ async fn one_pools_concurrent_approvals_share_commits_never_pass_the_cap_and_ans
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let ids = submitted(&api, 315..335).await;
-    let before = api.reviews.stats();
+    let before = api.together.stats();
 
     // Hold the first member at its key claim, so that the others pile up behind it: 30
     // requests, one group (GROUP_MEMBERS_MAX is 32), as large as groups get under load.
@@ -115,7 +115,7 @@ async fn one_pools_concurrent_approvals_share_commits_never_pass_the_cap_and_ans
     assert_eq!(q["committed"], "15000.00", "{q}");
     // They were executed together: the first alone (held at its key claim), the 29 others
     // queued behind it in one batch (TOGETHER_MAX is 64); the copies of a key in rounds.
-    let after = api.reviews.stats();
+    let after = api.together.stats();
     let (batches, members) = (after.batches - before.batches, after.members - before.members);
     assert_eq!((batches, members), (2, 30), "{batches} batches of {members} members");
 }

@@ -1,6 +1,7 @@
 //! Round trips of a command over HTTP, counted from sqlx's statement log on a warm
-//! connection: the unit of work runs the command in its own transaction without savepoints
-//! and claims the Idempotency-Key with the response in one statement at the end.
+//! connection: a submission is executed together with any others of its queue (here none), in
+//! one transaction without savepoints, and the Idempotency-Keys are claimed with the responses
+//! in one statement at the end.
 
 mod common;
 

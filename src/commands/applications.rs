@@ -63,7 +63,7 @@ impl PersonApplication {
         }
     }
 
-    fn applicant(&self) -> &Applicant {
+    pub fn applicant(&self) -> &Applicant {
         match self {
             PersonApplication::SkillUpgrade(a) => &a.applicant,
             PersonApplication::Training(a) => &a.applicant,
@@ -376,6 +376,15 @@ pub struct Submitted {
     pub decision: policy::Decision,
 }
 
+/// One submission among several submitted together ([`submit_together`]).
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    pub app: PersonApplication,
+    pub clerk: String,
+    /// The token and person the submission came with, stamped on its event.
+    pub issuer: Option<super::Issuer>,
+}
+
 /// Submits an application: the policy in force decides it against the person's history in
 /// every county and year; a refusal records nothing.
 pub async fn submit(
@@ -386,88 +395,186 @@ pub async fn submit(
     today: NaiveDate,
 ) -> Result<Submitted, ApplicationError> {
     let mut db = db.into();
+    let request =
+        SubmitRequest { app: app.clone(), clerk: clerk.to_string(), issuer: db.issuer().cloned() };
+    let mut outcomes =
+        submit_together(&mut db, keys, std::slice::from_ref(&request), today).await?;
+    outcomes.pop().expect("one outcome per submission")
+}
+
+/// Submits several applications in one attempt (合并执行): one statement takes every person's
+/// lock and reads, holding them, the persons' data keys and events, the counties' streams and
+/// the published policies' ids; each submission is decided in the order given against its
+/// person's history (with the submissions before it in the attempt); one append records them.
+/// Returns each submission's outcome in the order given: a refusal refuses that submission
+/// alone. The error is the attempt's: nothing was recorded for any submission.
+pub async fn submit_together(
+    db: &mut super::Db<'_>,
+    keys: &Keys,
+    requests: &[SubmitRequest],
+    today: NaiveDate,
+) -> Result<Vec<Result<Submitted, ApplicationError>>, ApplicationError> {
+    let database = db.database().to_string();
+    // What does not depend on the ledger, once: each submission's person and new stream.
+    let prepared: Vec<(PersonKey, Tag, String, String)> = requests
+        .iter()
+        .map(|r| {
+            let person_key = PersonKey::derive(keys, &r.app.applicant().id_number);
+            let person_tag = Tag::person(person_key.as_str());
+            let id = uuid::Uuid::now_v7().to_string();
+            let stream = application_stream(&id);
+            (person_key, person_tag, id, stream)
+        })
+        .collect();
+    let mut person_tags: Vec<Tag> = prepared.iter().map(|p| p.1.clone()).collect();
+    person_tags.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    person_tags.dedup();
+    let mut persons: Vec<&str> = prepared.iter().map(|p| p.0.as_str()).collect();
+    persons.sort_unstable();
+    persons.dedup();
+    let mut county_streams: Vec<String> =
+        requests.iter().map(|r| county_stream(&r.app.county())).collect();
+    county_streams.sort();
+    county_streams.dedup();
+    let county_refs: Vec<&str> = county_streams.iter().map(String::as_str).collect();
+    execute!(db, ApplicationError, |a| {
+        // One round trip: the persons' locks (one person's submissions queue: ten at once in
+        // two counties must see each other), then their data keys, their events, the counties'
+        // (their pools) and the ids of the published policies, read holding the locks (an
+        // erasure, which takes the same lock, comes wholly before or wholly after).
+        let read =
+            a.lock_read(&person_tags, &person_tags, &county_refs, POLICIES_TAG, &persons).await?;
+        let data_keys = a.data_keys_from(keys, &persons, &read)?;
+        let policies = policies_of(a.conn(), &database, read.tag_ids.clone()).await?;
+        // Each person's history: what was read, then the submissions before in this attempt.
+        let mut histories: std::collections::HashMap<&str, Vec<RecordedEvent>> = person_tags
+            .iter()
+            .map(|t| {
+                let mine = read.events.iter().filter(|e| e.tags.iter().any(|x| x == t.as_str()));
+                (t.as_str(), mine.cloned().collect())
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut appending = Append::default();
+        for (r, (person_key, person_tag, id, stream)) in requests.iter().zip(&prepared) {
+            let history = histories.get_mut(person_tag.as_str()).expect("every person read");
+            let decided = decide_submission(
+                r,
+                person_key,
+                person_tag,
+                id,
+                stream,
+                &read.events,
+                history,
+                &policies,
+                data_keys.of(person_key.as_str()),
+                today,
+            );
+            outcomes.push(decided.map(|(event, submitted)| {
+                history.push(recorded(&event));
+                appending.expected.push((stream.clone(), ExpectedVersion::NoStream));
+                appending.events.push(event);
+                submitted
+            }));
+        }
+        if appending.events.is_empty() {
+            return Ok(Decided { append: None, answer: outcomes });
+        }
+        let mut tags: Vec<Tag> = appending.events.iter().flat_map(|e| e.tags.clone()).collect();
+        tags.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+        tags.dedup();
+        tags.push(policies_tag());
+        appending.condition = Some(AppendCondition { tags, after: read.read_point });
+        Ok(Decided::append(appending, outcomes))
+    })
+}
+
+/// A new event as the folds of the same attempt read it (not yet recorded: no id, no
+/// position).
+fn recorded(e: &NewEvent) -> RecordedEvent {
+    RecordedEvent {
+        id: 0,
+        position: None,
+        stream_id: e.stream_id.clone(),
+        stream_version: 1,
+        event_type: e.event_type.clone(),
+        schema_version: e.schema_version,
+        data: e.data.clone(),
+        metadata: e.metadata.clone(),
+        tags: e.tags.iter().map(|t| t.as_str().to_string()).collect(),
+        business_date: e.business_date,
+        recorded_at: chrono::Utc::now(),
+    }
+}
+
+/// Decides one submission (pure): its event and what the command answers.
+#[allow(clippy::too_many_arguments)]
+fn decide_submission(
+    r: &SubmitRequest,
+    person_key: &PersonKey,
+    person_tag: &Tag,
+    id: &str,
+    stream: &str,
+    read: &[RecordedEvent],
+    history: &[RecordedEvent],
+    policies: &[policy::Policy],
+    data_key: &DataKey,
+    today: NaiveDate,
+) -> Result<(NewEvent, Submitted), ApplicationError> {
+    let app = &r.app;
     if app.submitted_on() > today {
         return Err(ApplicationError::FutureDate(app.submitted_on()));
     }
     let applicant = app.applicant();
-    let person_key = PersonKey::derive(keys, &applicant.id_number);
-    let person_tag = Tag::person(person_key.as_str());
     let (subject, level) = app.subject_and_level();
-    let id = uuid::Uuid::now_v7().to_string();
-    let stream = application_stream(&id);
-    let database = db.database().to_string();
-    let county_stream = county_stream(&app.county());
-    execute!(&mut db, ApplicationError, |a| {
-        // One round trip: the person's lock (one person's submissions queue: ten at once in two
-        // counties must see each other), then the person's data key, the person's events, the
-        // county's (its pool) and the ids of the published policies, read holding the lock (an
-        // erasure, which takes the same lock, comes wholly before or wholly after).
-        let person = std::slice::from_ref(&person_tag);
-        let persons = [person_key.as_str()];
-        let read =
-            a.lock_read(person, person, &[county_stream.as_str()], POLICIES_TAG, &persons).await?;
-        let data_keys = a.data_keys_from(keys, &persons, &read)?;
-        let data_key = data_keys.of(person_key.as_str());
-        let pool = county_pool_in(&read.events, &app.county())?;
-        let policies = policies_of(a.conn(), &database, read.tag_ids).await?;
-        let persons: Vec<RecordedEvent> =
-            read.events.into_iter().filter(|e| e.stream_id != county_stream).collect();
-        let history: Vec<PriorApplication> =
-            fold_applications(&persons).of_party(person_tag.as_str()).filter_map(prior).collect();
-        let policy = policy::select(&policies, app.program(), pool, app.business_date())
-            .map_err(|r| ApplicationError::Refused(vec![r]))?;
-        let decision = app.decide(&history, policy).map_err(ApplicationError::Refused)?;
-
-        let event = ApplicationSubmitted {
-            application: id.clone(),
-            program: app.program().as_str().to_string(),
-            county: app.county().to_string(),
-            pool: pool.to_string(),
-            submitted_on: app.submitted_on(),
-            year: app.submitted_on().year(),
-            submitted_by: clerk.to_string(),
-            enterprise: None,
-            person: Some(PersonRecord {
-                key: person_key.as_str().to_string(),
-                // Under the person's data key (erasure destroys it), bound to this
-                // application's stream: a sealed value copied into another record does not
-                // open there.
-                id_number_sealed: data_key
-                    .seal(Field::IdNumber, &stream, &applicant.id_number.to_string())
-                    .as_str()
-                    .to_string(),
-                name_sealed: data_key
-                    .seal(Field::Name, &stream, &applicant.name)
-                    .as_str()
-                    .to_string(),
-                id_number_masked: applicant.id_number.masked(),
-                name_masked: mask_name(&applicant.name),
-            }),
-            subject: subject.clone(),
-            level: level.map(|l| l.number()),
-            details: sealed_details(data_key, &stream, app.details()),
-            decision: decision_record(&decision),
-            payee: app.payee(),
-            screened: false,
-        };
-        let appending = Append {
-            events: vec![new_event(
-                &stream,
-                &event,
-                clerk,
-                &pool.to_string(),
-                &app.county().to_string(),
-                vec![person_tag.clone()],
-                app.submitted_on(),
-            )],
-            expected: vec![(stream.clone(), ExpectedVersion::NoStream)],
-            condition: Some(AppendCondition {
-                tags: vec![person_tag.clone(), policies_tag()],
-                after: read.read_point,
-            }),
-        };
-        Ok(Decided::append(appending, Submitted { id: id.clone(), pool, decision }))
-    })
+    let pool = county_pool_in(read, &app.county())?;
+    let prior: Vec<PriorApplication> =
+        fold_applications(history).of_party(person_tag.as_str()).filter_map(prior).collect();
+    let policy = policy::select(policies, app.program(), pool, app.business_date())
+        .map_err(|r| ApplicationError::Refused(vec![r]))?;
+    let decision = app.decide(&prior, policy).map_err(ApplicationError::Refused)?;
+    let event = ApplicationSubmitted {
+        application: id.to_string(),
+        program: app.program().as_str().to_string(),
+        county: app.county().to_string(),
+        pool: pool.to_string(),
+        submitted_on: app.submitted_on(),
+        year: app.submitted_on().year(),
+        submitted_by: r.clerk.clone(),
+        enterprise: None,
+        person: Some(PersonRecord {
+            key: person_key.as_str().to_string(),
+            // Under the person's data key (erasure destroys it), bound to this application's
+            // stream: a sealed value copied into another record does not open there.
+            id_number_sealed: data_key
+                .seal(Field::IdNumber, stream, &applicant.id_number.to_string())
+                .as_str()
+                .to_string(),
+            name_sealed: data_key.seal(Field::Name, stream, &applicant.name).as_str().to_string(),
+            id_number_masked: applicant.id_number.masked(),
+            name_masked: mask_name(&applicant.name),
+        }),
+        subject,
+        level: level.map(|l| l.number()),
+        details: sealed_details(data_key, stream, app.details()),
+        decision: decision_record(&decision),
+        payee: app.payee(),
+        screened: false,
+    };
+    let mut event = new_event(
+        stream,
+        &event,
+        &r.clerk,
+        &pool.to_string(),
+        &app.county().to_string(),
+        vec![person_tag.clone()],
+        app.submitted_on(),
+    );
+    if let Some(issuer) = &r.issuer {
+        event.metadata.token_id = Some(issuer.token_id.clone());
+        event.metadata.person = Some(issuer.person.clone());
+    }
+    Ok((event, Submitted { id: id.to_string(), pool, decision }))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

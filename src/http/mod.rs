@@ -93,8 +93,9 @@ pub struct AppState {
     pub rate: Arc<rate::RateLimiter>,
     /// Commands sharing a commit: one pool's approvals ([`crate::commands::group`]).
     pub groups: Arc<crate::commands::group::Groups>,
-    /// Commands executed together: one pool's reviews ([`crate::commands::together`]).
-    pub reviews: Arc<crate::commands::together::Together<together::ReviewItem, Response>>,
+    /// Commands executed together: one pool's reviews, persons' submissions
+    /// ([`crate::commands::together`], [`together`]).
+    pub together: Arc<crate::commands::together::Together<together::Item, Response>>,
     openapi: Arc<serde_json::Value>,
     router: Arc<OnceLock<Router>>,
 }
@@ -106,7 +107,7 @@ impl AppState {
         let groups = crate::commands::group::Groups::new(pool.clone());
         AppState {
             groups,
-            reviews: crate::commands::together::Together::new(),
+            together: crate::commands::together::Together::new(),
             pool,
             database,
             keys: Arc::new(keys),

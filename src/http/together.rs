@@ -1,12 +1,14 @@
 //! The unit of work of requests executed together ([`crate::commands::together`]): one
 //! transaction holding a batch's events, and each request's Idempotency-Key with its response.
+//! One pool's reviews are executed together (their key: `review:<pool>`), and so are
+//! submissions of persons' applications ([`SUBMISSION_LANES`] queues).
 //!
 //! As for a request on its own ([`super::unit`]), a key is claimed with its response at the
-//! end, in the transaction that records the work: here the batch's keys in one statement.
-//! Before the work, the keys already stored are read and their requests answered from them
-//! (replayed, or `idempotency_conflict`) without running. A key claimed by a concurrent
-//! transaction after that read is found at the claim: the whole batch is rolled back and run
-//! again, and the second run finds the key stored. Two requests of one batch with the same key
+//! end, in the transaction that records the work: here the batch's keys in one statement. A key
+//! stored already (a request sent again), or claimed by a concurrent transaction meanwhile, is
+//! found at the claim: the whole batch is rolled back and run again, this time reading the
+//! stored keys first and answering their requests from them (replayed, or
+//! `idempotency_conflict`) without running them. Two requests of one batch with the same key
 //! run in rounds, one after the other: the second finds the first's answer.
 
 use std::collections::{HashMap, HashSet};
@@ -19,21 +21,40 @@ use serde_json::Value;
 use super::problem::Problem;
 use super::unit::{answer_stored, claim_failed, stored_response};
 use super::AppState;
-use crate::commands::applications::{review_together, ReviewRequest};
+use crate::commands::applications::{
+    review_together, submit_together, ReviewRequest, SubmitRequest,
+};
 use crate::commands::{Db, COMMAND_ATTEMPTS_MAX};
+
+/// Queues of submissions executed together: a person's submissions always in the same one.
+/// Two leaders at a time keep PostgreSQL's work on both cores of the development machine where
+/// one would leave one idle (one lane and four measured no better in `benches/commands.rs`).
+pub const SUBMISSION_LANES: u64 = 2;
 
 /// An Idempotency-Key as a request claims it: (token, key, fingerprint).
 pub type Claim = (uuid::Uuid, String, String);
 
-/// One review as a batch takes it.
+/// One request as a batch takes it.
 #[derive(Debug)]
-pub struct ReviewItem {
-    pub request: ReviewRequest,
+pub struct Item {
+    pub request: Request,
     pub claim: Option<Claim>,
 }
 
-/// Answers a batch of reviews, each with its response, in order.
-pub async fn reviews(state: &AppState, items: Vec<ReviewItem>, today: NaiveDate) -> Vec<Response> {
+/// The commands executed together.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Review(ReviewRequest),
+    /// A person's application, with the program and county its answer repeats.
+    Submit {
+        request: SubmitRequest,
+        program: String,
+        county: String,
+    },
+}
+
+/// Answers a batch of requests, each with its response, in order.
+pub async fn execute(state: &AppState, items: Vec<Item>, today: NaiveDate) -> Vec<Response> {
     let mut answers: Vec<Option<Response>> = items.iter().map(|_| None).collect();
     let mut left: Vec<usize> = (0..items.len()).collect();
     while !left.is_empty() {
@@ -42,8 +63,8 @@ pub async fn reviews(state: &AppState, items: Vec<ReviewItem>, today: NaiveDate)
         let (round, later): (Vec<usize>, Vec<usize>) = left.into_iter().partition(|&i| {
             items[i].claim.as_ref().is_none_or(|(token, key, _)| keys.insert((*token, key)))
         });
-        let round_items: Vec<&ReviewItem> = round.iter().map(|&i| &items[i]).collect();
-        for (i, answer) in round.iter().zip(reviews_once(state, &round_items, today).await) {
+        let round_items: Vec<&Item> = round.iter().map(|&i| &items[i]).collect();
+        for (i, answer) in round.iter().zip(once(state, &round_items, today).await) {
             answers[*i] = Some(answer);
         }
         left = later;
@@ -51,14 +72,18 @@ pub async fn reviews(state: &AppState, items: Vec<ReviewItem>, today: NaiveDate)
     answers.into_iter().map(|a| a.expect("every request answered")).collect()
 }
 
-/// One round of [`reviews`]: no two requests with the same key.
-async fn reviews_once(state: &AppState, items: &[&ReviewItem], today: NaiveDate) -> Vec<Response> {
+/// One round of [`execute`]: no two requests with the same key.
+async fn once(state: &AppState, items: &[&Item], today: NaiveDate) -> Vec<Response> {
     let all = |p: Problem| items.iter().map(|_| p.clone().into_response()).collect();
+    // The first attempt claims the keys at the end only: a request seen before is rare, and
+    // reading the stored keys first would cost every batch a round trip.
+    let mut read_stored = false;
     for _ in 0..COMMAND_ATTEMPTS_MAX {
-        match attempt(state, items, today).await {
+        match attempt(state, items, today, read_stored).await {
             Ok(Some(answers)) => return answers,
-            // A key claimed meanwhile by another transaction: run again.
-            Ok(None) => continue,
+            // A key claimed already, or meanwhile by another transaction: run again, answering
+            // those requests from their stored keys.
+            Ok(None) => read_stored = true,
             Err(p) => return all(p),
         }
     }
@@ -66,26 +91,28 @@ async fn reviews_once(state: &AppState, items: &[&ReviewItem], today: NaiveDate)
 }
 
 /// One transaction: the answers, or `None` when a key was found claimed at the end (nothing
-/// recorded).
+/// recorded). With `read_stored`, the requests whose keys are stored are answered from them
+/// first and not run.
 async fn attempt(
     state: &AppState,
-    items: &[&ReviewItem],
+    items: &[&Item],
     today: NaiveDate,
+    read_stored: bool,
 ) -> Result<Option<Vec<Response>>, Problem> {
     let mut tx = state.pool.begin().await?;
-    let mut answers: Vec<Option<Response>> = stored(&mut tx, items).await?;
+    let mut answers: Vec<Option<Response>> = match read_stored {
+        true => stored(&mut tx, items).await?,
+        false => items.iter().map(|_| None).collect(),
+    };
     let running: Vec<usize> = (0..items.len()).filter(|&i| answers[i].is_none()).collect();
-    let requests: Vec<ReviewRequest> = running.iter().map(|&i| items[i].request.clone()).collect();
-    let outcomes = review_together(&mut Db::unit(&mut tx, &state.database), &requests, today)
-        .await
-        .map_err(Problem::from)?;
+    let requests: Vec<&Request> = running.iter().map(|&i| &items[i].request).collect();
+    let outcomes = run(state, &mut tx, &requests, today).await?;
     let mut claims = Vec::new();
     let mut responses = Vec::new();
     for (&i, outcome) in running.iter().zip(outcomes) {
         let (status, body) = match outcome {
-            Ok(app) => (StatusCode::OK, super::routes::applications::application_json(&app)),
-            Err(e) => {
-                let problem = Problem::from(e);
+            Ok(answer) => answer,
+            Err(problem) => {
                 if problem.status().is_server_error() {
                     // Not kept under the key: a retry runs again.
                     answers[i] = Some(problem.into_response());
@@ -114,10 +141,64 @@ async fn attempt(
     Ok(Some(answers.into_iter().map(|a| a.expect("every request answered")).collect()))
 }
 
+/// Runs the requests in the unit's transaction, each kind as one attempt (a batch holds one
+/// kind: its key says which): each request's answer, or its refusal.
+async fn run(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    requests: &[&Request],
+    today: NaiveDate,
+) -> Result<Vec<Result<(StatusCode, Value), Problem>>, Problem> {
+    use super::routes::applications::{application_json, submitted_json};
+    let mut answers: Vec<Option<Result<(StatusCode, Value), Problem>>> =
+        requests.iter().map(|_| None).collect();
+    let mut db = Db::unit(conn, &state.database);
+    let reviews: Vec<(usize, &ReviewRequest)> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Request::Review(r) => Some((i, r)),
+            Request::Submit { .. } => None,
+        })
+        .collect();
+    if !reviews.is_empty() {
+        let batch: Vec<ReviewRequest> = reviews.iter().map(|(_, r)| (*r).clone()).collect();
+        let outcomes = review_together(&mut db, &batch, today).await.map_err(Problem::from)?;
+        for ((i, _), outcome) in reviews.iter().zip(outcomes) {
+            answers[*i] = Some(
+                outcome.map(|a| (StatusCode::OK, application_json(&a))).map_err(Problem::from),
+            );
+        }
+    }
+    let submissions: Vec<(usize, &SubmitRequest, &str, &str)> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Request::Submit { request, program, county } => {
+                Some((i, request, &**program, &**county))
+            }
+            Request::Review(_) => None,
+        })
+        .collect();
+    if !submissions.is_empty() {
+        let batch: Vec<SubmitRequest> = submissions.iter().map(|s| s.1.clone()).collect();
+        let outcomes =
+            submit_together(&mut db, &state.keys, &batch, today).await.map_err(Problem::from)?;
+        for ((i, _, program, county), outcome) in submissions.iter().zip(outcomes) {
+            answers[*i] = Some(
+                outcome
+                    .map(|s| (StatusCode::CREATED, submitted_json(&s, program, county)))
+                    .map_err(Problem::from),
+            );
+        }
+    }
+    Ok(answers.into_iter().map(|a| a.expect("every request run")).collect())
+}
+
 /// The answers of the requests whose keys are stored already (one statement).
 async fn stored(
     conn: &mut sqlx::PgConnection,
-    items: &[&ReviewItem],
+    items: &[&Item],
 ) -> Result<Vec<Option<Response>>, Problem> {
     let claims: Vec<&Claim> = items.iter().filter_map(|i| i.claim.as_ref()).collect();
     let mut found: HashMap<(uuid::Uuid, String), (String, i16, Value)> = HashMap::new();

@@ -24,10 +24,10 @@ pub struct Api {
     pub keys: Keys,
     /// The server's groups of commands sharing a commit.
     pub groups: std::sync::Arc<fundledger::commands::group::Groups>,
-    /// The server's batches of reviews executed together.
-    pub reviews: std::sync::Arc<
+    /// The server's batches of commands executed together.
+    pub together: std::sync::Arc<
         fundledger::commands::together::Together<
-            fundledger::http::together::ReviewItem,
+            fundledger::http::together::Item,
             axum::response::Response,
         >,
     >,
@@ -109,12 +109,12 @@ impl Api {
         let keys = Keys::generate();
         let state = AppState::new(db.pool.clone(), keys.clone(), limits);
         let groups = state.groups.clone();
-        let reviews = state.reviews.clone();
+        let together = state.together.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api { addr, db, tokens, keys, groups, reviews }
+        Api { addr, db, tokens, keys, groups, together }
     }
 
     pub async fn get(&self, who: &str, path: &str) -> Reply {

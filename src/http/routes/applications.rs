@@ -16,7 +16,7 @@ use crate::commands::applications::{
 use crate::commands::Issuer;
 use crate::http::extract::{parse, policy_year, require, require_role, Command, Place, Query};
 use crate::http::problem::Problem;
-use crate::http::together::{self, ReviewItem};
+use crate::http::together::{self, Item};
 use crate::http::unit::Unit;
 use crate::http::{authorise_stream, money, today, AppState};
 use crate::personal::PersonKey;
@@ -221,7 +221,7 @@ fn status_json(r: &projections::applications::StatusRow) -> Value {
     })
 }
 
-fn submitted_json(s: &Submitted, program: &str, county: &str) -> Value {
+pub(crate) fn submitted_json(s: &Submitted, program: &str, county: &str) -> Value {
     json!({
         "id": s.id,
         "status": "submitted",
@@ -271,6 +271,35 @@ pub async fn submit(
         }
     };
     require(&principal, &[Role::CountyClerk], &Place::county(None, &county))?;
+    if let (Parsed::Person(app), None) = (&parsed, &command.group) {
+        // A person's application is executed together with the others of its lane (a
+        // person's always in the same one).
+        if command.key_required && command.idempotency_key.is_none() {
+            return Err(Problem::idempotency_key_required());
+        }
+        let person = PersonKey::derive(&state.keys, &app.applicant().id_number);
+        let lane = person.as_str().bytes().fold(0u64, |h, b| h.wrapping_mul(31) + u64::from(b))
+            % together::SUBMISSION_LANES;
+        let item = Item {
+            request: together::Request::Submit {
+                request: commands::SubmitRequest {
+                    app: app.clone(),
+                    clerk: principal.label.clone(),
+                    issuer: Some(Issuer {
+                        token_id: principal.token_id.to_string(),
+                        person: principal.person.clone(),
+                    }),
+                },
+                program,
+                county,
+            },
+            claim: command
+                .idempotency_key
+                .clone()
+                .map(|k| (principal.token_id, k, command.fingerprint)),
+        };
+        return Ok(executed_together(state, format!("submit:{lane}"), item).await);
+    }
     let mut unit = begin_unit!(state, principal, command);
     let outcome = match &parsed {
         Parsed::Person(app) => {
@@ -346,8 +375,8 @@ pub async fn review(
     }
     // One pool's reviews are executed together (they queue on its quota lock): in a task of
     // its own, so a client that hangs up cannot cancel the batch it leads.
-    let item = ReviewItem {
-        request: commands::ReviewRequest {
+    let item = Item {
+        request: together::Request::Review(commands::ReviewRequest {
             id,
             review,
             reviewer: principal.label.clone(),
@@ -355,22 +384,27 @@ pub async fn review(
                 token_id: principal.token_id.to_string(),
                 person: principal.person.clone(),
             }),
-        },
+        }),
         claim: command
             .idempotency_key
             .clone()
             .map(|k| (principal.token_id, k, command.fingerprint)),
     };
-    let key = format!("review:{pool}");
+    Ok(executed_together(state, format!("review:{pool}"), item).await)
+}
+
+/// Executes `item` together with the requests queued under `key` ([`together`]), in a task of
+/// its own, so that a client that hangs up cannot drop the batch it leads.
+async fn executed_together(state: AppState, key: String, item: Item) -> Response {
     let work = async move {
-        let reviews = state.reviews.clone();
-        let execute = |items| async move { together::reviews(&state, items, today()).await };
-        reviews.run(&key, item, execute).await.unwrap_or_else(|a| {
-            tracing::error!(error = %a, "a review's batch was abandoned");
+        let queues = state.together.clone();
+        let execute = |items| async move { together::execute(&state, items, today()).await };
+        queues.run(&key, item, execute).await.unwrap_or_else(|a| {
+            tracing::error!(error = %a, "a batch of requests executed together was abandoned");
             Problem::outcome_unknown().into_response()
         })
     };
-    tokio::spawn(work).await.map_err(|e| Problem::internal(&e))
+    tokio::spawn(work).await.unwrap_or_else(|e| Problem::internal(&e).into_response())
 }
 
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", request_body = WithdrawBody,
