@@ -300,15 +300,7 @@ async fn one_occupation_and_level_is_subsidised_once_under_concurrent_requests()
     let keys = Arc::new(Keys::generate());
     // 4-10-01-05 (养老护理员) at level 5: skill upgrade in Weihai twice, training in Liaocheng.
     let person = 77;
-    let su = |county: &str| {
-        let body = json!({
-            "county": county, "submitted_on": "2024-10-20",
-            "applicant": {"id_number": id_number(person), "name": "孙七"},
-            "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": true},
-            "certificate": {"occupation_code": "4-10-01-05", "level": 5, "number": "S1", "issued_on": "2024-10-01"}
-        });
-        PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap())
-    };
+    let su = |county: &str| skill_upgrade(county, person, "4-10-01-05", 5);
     let tr = {
         let body = json!({
             "county": "371502", "submitted_on": "2024-10-20",
@@ -410,15 +402,7 @@ async fn submissions_executed_together_see_the_ones_before_them_in_the_batch() {
     let db = ledger().await;
     let keys = Keys::generate();
     let person = 78;
-    let su = |county: &str| {
-        let body = json!({
-            "county": county, "submitted_on": "2024-10-20",
-            "applicant": {"id_number": id_number(person), "name": "孙七"},
-            "eligibility": {"insured_months": 26, "receiving_unemployment_benefit": true},
-            "certificate": {"occupation_code": "4-10-01-05", "level": 5, "number": "S1", "issued_on": "2024-10-01"}
-        });
-        PersonApplication::SkillUpgrade(serde_json::from_value(body).unwrap())
-    };
+    let su = |county: &str| skill_upgrade(county, person, "4-10-01-05", 5);
     // Submitted after today: refused, and only it.
     let future = PersonApplication::Training(
         serde_json::from_value(json!({

@@ -214,8 +214,10 @@ mod tests {
         items.into_iter().map(|i| i * 2).collect()
     }
 
-    #[tokio::test]
-    async fn the_commands_queued_behind_a_leader_are_executed_together_by_the_first_of_them() {
+    type Leader = tokio::task::JoinHandle<Result<u32, Abandoned>>;
+
+    /// A queue whose first command (1) leads and holds its batch until the sender is used.
+    async fn held_leader() -> (Arc<Together<u32, u32>>, Leader, oneshot::Sender<()>) {
         let together = Together::<u32, u32>::new();
         let (open, gate) = oneshot::channel();
         let first = {
@@ -223,6 +225,12 @@ mod tests {
             tokio::spawn(async move { together.run("k", 1, |i| doubled(i, Some(gate))).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
+        (together, first, open)
+    }
+
+    #[tokio::test]
+    async fn the_commands_queued_behind_a_leader_are_executed_together_by_the_first_of_them() {
+        let (together, first, open) = held_leader().await;
         let others: Vec<_> = (2..=5)
             .map(|n| {
                 let together = together.clone();
@@ -241,13 +249,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_dropped_after_it_was_handed_the_lead_passes_it_on() {
-        let together = Together::<u32, u32>::new();
-        let (open, gate) = oneshot::channel();
-        let first = {
-            let together = together.clone();
-            tokio::spawn(async move { together.run("k", 1, |i| doubled(i, Some(gate))).await })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (together, first, open) = held_leader().await;
         // The second queues (polled once) and is then never polled again.
         let mut second = Box::pin(together.run("k", 2, |i| doubled(i, None)));
         assert!(futures_util::poll!(second.as_mut()).is_pending());
