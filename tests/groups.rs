@@ -399,3 +399,57 @@ async fn a_key_claimed_meanwhile_by_another_request_runs_the_batch_again_and_rec
     let app = api.get("clerk", &format!("/v1/applications/{}", ids[0])).await.json();
     assert_eq!(app["status"], "submitted", "{app}");
 }
+
+/// Persons' submissions over HTTP are executed together: ten copies of one person's training
+/// sent at once under different keys, in one batch with submissions of other persons, record
+/// that person's training once; each other copy is refused naming its rule and field, and
+/// records nothing. The others are all recorded.
+#[tokio::test]
+async fn one_persons_submissions_in_one_batch_are_recorded_once() {
+    let api = Arc::new(Api::start().await);
+    set_up(&api).await;
+    let before_events = events(&api).await;
+    let before = api.together.stats();
+    let send = |person: u32, key: String| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            (person, api.post_keyed("clerk", "/v1/applications", &key, &training(person)).await)
+        })
+    };
+    // Hold the first batches at their key claims: ten other persons first, so that each queue
+    // is led by one of them, and everything sent after queues behind and meets in one batch.
+    let mut holder = api.db.pool.begin().await.unwrap();
+    holder.execute("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE").await.unwrap();
+    let mut tasks: Vec<_> = (0..10).map(|i| send(960 + i, format!("lead-{i}"))).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20u32 {
+        // Even: person 950 each time; odd: persons 971.. one each.
+        let person = if i % 2 == 0 { 950 } else { 970 + i };
+        tasks.push(send(person, format!("same-person-{i}")));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.rollback().await.unwrap();
+    let (mut recorded, mut refused) = (0, 0);
+    for t in tasks {
+        let (person, r) = t.await.unwrap();
+        match (person, r.status) {
+            (950, 201) => recorded += 1,
+            (950, _) => {
+                assert_eq!(r.status, 409, "{}", r.text);
+                assert_eq!(r.code(), "occupation_level_already_subsidized", "{}", r.text);
+                let fields = r.json()["errors"].as_array().cloned().unwrap_or_default();
+                assert!(!fields.is_empty() && fields[0]["field"].is_string(), "{}", r.text);
+                refused += 1;
+            }
+            (_, status) => assert_eq!(status, 201, "person {person}: {}", r.text),
+        }
+    }
+    assert_eq!((recorded, refused), (1, 9));
+    assert_eq!(events(&api).await, before_events + 21, "one for person 950, 20 for the others");
+    let after = api.together.stats();
+    let (batches, members) = (after.batches - before.batches, after.members - before.members);
+    assert_eq!(members, 30, "all went through the queues");
+    // Each queue: its first request alone, then the rest in one batch (or two, if a queue's
+    // lead went to a request sent after the pause).
+    assert!(batches <= 6, "{batches} batches");
+}

@@ -442,10 +442,10 @@ pub async fn submit_together(
         // two counties must see each other), then their data keys, their events, the counties'
         // (their pools) and the ids of the published policies, read holding the locks (an
         // erasure, which takes the same lock, comes wholly before or wholly after).
-        let read =
+        let mut read =
             a.lock_read(&person_tags, &person_tags, &county_refs, POLICIES_TAG, &persons).await?;
         let data_keys = a.data_keys_from(keys, &persons, &read)?;
-        let policies = policies_of(a.conn(), &database, read.tag_ids.clone()).await?;
+        let policies = policies_of(a.conn(), &database, std::mem::take(&mut read.tag_ids)).await?;
         // Each person's history: what was read, then the submissions before in this attempt.
         let mut histories: std::collections::HashMap<&str, Vec<RecordedEvent>> = person_tags
             .iter()
